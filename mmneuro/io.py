@@ -1,0 +1,76 @@
+"""Atomic writes and NetCDF I/O shared by every stage (the data contract is in docs/data_contract.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import xarray as xr
+
+from mmneuro.errors import InputError
+
+NETCDF_ENGINE = "h5netcdf"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A crash or a kill mid-write leaves no file at ``path`` that looks complete.
+    Works for files and for directories (the caller creates what it needs at the temp path).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` to ``path`` atomically (h5netcdf engine). Dict/list attrs are stored as JSON."""
+    ds = ds.copy()
+    ds.attrs = {k: _attr_value(v) for k, v in ds.attrs.items()}
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
+    return Path(path)
+
+
+def read_netcdf(path: str | Path) -> xr.Dataset:
+    """Load a stage's NetCDF file fully into memory; a missing or unreadable file is an InputError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
+            return ds.load()
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"not a readable NetCDF file ({err})") from err
+
+
+def json_attr(ds: xr.Dataset, key: str):
+    """Decode an attribute written by :func:`write_netcdf` from a dict or list."""
+    return json.loads(ds.attrs[key])
+
+
+def _attr_value(value):
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return int(value)
+    if value is None:
+        return ""
+    return value
