@@ -1,0 +1,7 @@
+"""`python -m mmneuro` is the `mmneuro` command (used by the workflow, whatever PATH holds)."""
+
+import sys
+
+from mmneuro.cli import main
+
+sys.exit(main())

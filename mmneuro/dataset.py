@@ -1,0 +1,123 @@
+"""Dataset assembly: per-session ``syllables.nc`` + ``counts.nc`` -> one ``dataset.nc`` with a saved split.
+
+Sessions are concatenated along ``syllable``. A session may lack a modality (an audio-only
+recording): its missing variables are NaN and the ``has_audio`` / ``has_neural`` masks say so.
+The train/val/test split is drawn per session (so every session is represented in every part)
+from the seed, and saved in the file so all later stages use the same one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from mmneuro.errors import InputError
+from mmneuro.io import read_netcdf
+
+PER_SYLLABLE_COORDS = ("session", "onset_s", "offset_s")
+
+
+def assemble(
+    sessions: list[tuple[str, str | Path | None, str | Path | None]],
+    *,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Join and concatenate sessions.
+
+    sessions: (session id, syllables.nc path or None, counts.nc path or None) per session.
+    Returns the ``dataset.nc`` Dataset of docs/data_contract.md.
+    """
+    if not sessions:
+        raise InputError("dataset", "no sessions to assemble")
+    if val_fraction + test_fraction >= 1:
+        raise InputError("dataset", f"val_fraction + test_fraction must be < 1 (got {val_fraction + test_fraction})")
+    parts = [_join_session(sid, syl, cnt) for sid, syl, cnt in sessions]
+    _check_consistent(parts, sessions, "unit", "counts")
+    _check_consistent(parts, sessions, "freq_hz", "spectrogram")
+    parts = _fill_missing_modalities(parts)
+    rng = np.random.default_rng(seed)
+    for part in parts:
+        part.coords["split"] = ("syllable", _split_labels(part.sizes["syllable"], val_fraction, test_fraction, rng))
+    ds = xr.concat(parts, dim="syllable", data_vars="all", coords="minimal", compat="equals", join="exact")
+    ds.attrs = {
+        "params": {"val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed},
+        "sessions": [sid for sid, _, _ in sessions],
+        "audio_params": parts[0].attrs.get("audio_params", ""),
+        "neural_params": parts[0].attrs.get("neural_params", ""),
+    }
+    return ds
+
+
+def _join_session(session: str, syllables_path, counts_path) -> xr.Dataset:
+    if syllables_path is None and counts_path is None:
+        raise InputError(session, "session has neither syllables.nc nor counts.nc")
+    syl = read_netcdf(syllables_path) if syllables_path is not None else None
+    cnt = read_netcdf(counts_path) if counts_path is not None else None
+    if cnt is not None:
+        # Unit QC (firing rate, ...) differs between sessions; it stays in each counts.nc.
+        cnt = cnt.drop_vars([c for c in cnt.coords if cnt[c].dims == ("unit",) and c != "unit"])
+    if cnt is None:
+        # An audio-only session: the syllable table is the audio stage's.
+        ds = syl[["spectrogram"]].copy()
+    elif syl is None:
+        ds = cnt[[v for v in ("counts", "total_counts") if v in cnt]].copy()
+    else:
+        missing = np.setdiff1d(cnt["syllable"].values, syl["syllable"].values)
+        if missing.size:
+            raise InputError(counts_path, f"{missing.size} syllable id(s) not in {syllables_path}, e.g. {missing[0]}")
+        syl = syl.sel(syllable=cnt["syllable"].values)
+        ds = xr.merge(
+            [syl[["spectrogram"]], cnt[[v for v in ("counts", "total_counts") if v in cnt]].drop_vars(
+                [c for c in cnt.coords if c in syl.coords and c != "syllable"])],
+            compat="override",
+        )
+    ds.coords["has_audio"] = ("syllable", np.full(ds.sizes["syllable"], syl is not None, dtype=np.int8))
+    ds.coords["has_neural"] = ("syllable", np.full(ds.sizes["syllable"], cnt is not None, dtype=np.int8))
+    ds.coords["session"] = ("syllable", np.full(ds.sizes["syllable"], session, dtype=object))
+    ds.attrs = {
+        "audio_params": syl.attrs.get("params", "") if syl is not None else "",
+        "neural_params": cnt.attrs.get("params", "") if cnt is not None else "",
+    }
+    return ds
+
+
+def _check_consistent(parts, sessions, coord: str, var: str) -> None:
+    """Sessions combined into one model must share units (and spectrogram frequency axes)."""
+    ref = next((p for p in parts if var in p), None)
+    if ref is None:
+        return
+    for part, (sid, _, _) in zip(parts, sessions):
+        if var in part and not np.array_equal(part[coord].values, ref[coord].values):
+            first = sessions[parts.index(ref)][0]
+            raise InputError(
+                sid, f"its {coord} values differ from session {first}'s; sessions in one dataset must share them"
+            )
+
+
+def _fill_missing_modalities(parts: list[xr.Dataset]) -> list[xr.Dataset]:
+    """Give every part every variable (NaN where a modality is absent) so they concatenate."""
+    templates = {v: next(p[v] for p in parts if v in p) for v in ("spectrogram", "counts", "total_counts")
+                 if any(v in p for p in parts)}
+    filled = []
+    for part in parts:
+        part = part.copy()
+        for name, template in templates.items():
+            if name not in part:
+                shape = (part.sizes["syllable"],) + template.shape[1:]
+                dims = template.dims
+                coords = {d: template[d] for d in dims[1:] if d in template.coords}
+                part[name] = xr.DataArray(np.full(shape, np.nan, dtype=np.float32), dims=dims, coords=coords)
+            elif name in ("counts", "total_counts") and any(name not in p for p in parts):
+                part[name] = part[name].astype(np.float32)
+        filled.append(part)
+    return filled
+
+
+def _split_labels(n: int, val_fraction: float, test_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
+    labels = np.array(["train"] * (n - n_val - n_test) + ["val"] * n_val + ["test"] * n_test, dtype=object)
+    return labels[rng.permutation(n)]

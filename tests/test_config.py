@@ -1,0 +1,99 @@
+"""Config validation: defaults, and one clear error naming the key and problem for each mistake."""
+
+import pytest
+import yaml
+
+from mmneuro.config import load_config, load_sessions
+from mmneuro.errors import InputError
+
+HEADER = "session\taudio\tneural\tneural_format\tsync_audio\tsync_neural\tclock_offset_s\tclock_drift\n"
+
+
+@pytest.fixture
+def session_files(tmp_path):
+    for name in ("a.wav", "sa.npy", "sn.npy"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "phy").mkdir()
+    return tmp_path
+
+
+def write_config(tmp_path, config: dict):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_defaults_are_filled(tmp_path):
+    config = load_config(write_config(tmp_path, {"sessions": "s.tsv", "neural": {"bin_s": 0.005}}))
+    assert config["neural"]["bin_s"] == 0.005  # user's value kept
+    assert config["neural"]["pre_s"] == 0.05  # default filled in
+    assert config["models"] == ["mvae", "mmvae", "mopoe"]
+    assert config["audio"]["preset"] == "mouse"
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ({"sessions": "s.tsv", "neural": {"bin_s": -0.01}}, "neural.bin_s: must be > 0"),
+        ({"sessions": "s.tsv", "demo": {"duration_s": -5}}, "demo.duration_s: must be > 0 (got -5)"),
+        ({"sessions": "s.tsv", "models": ["mvae", "vq"]}, "models.1: 'vq' is not one of"),
+        ({"sessions": "s.tsv", "nueral": {}}, "'nueral' was unexpected"),
+        ({}, "'sessions' is a required property"),
+    ],
+)
+def test_bad_config_names_key_and_problem(tmp_path, config, expected):
+    with pytest.raises(InputError) as err:
+        load_config(write_config(tmp_path, config))
+    assert str(tmp_path / "config.yaml") in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(InputError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_sessions_resolve_relative_to_table(session_files):
+    table = session_files / "sessions.tsv"
+    table.write_text(HEADER + "s1\ta.wav\tphy\tphy\tsa.npy\tsn.npy\t\t\n" + "s2\ta.wav\t\t\t\t\t\t\n")
+    s1, s2 = load_sessions(table)
+    assert s1.audio == session_files / "a.wav" and s1.neural == session_files / "phy"
+    assert s1.clock_offset_s is None and s1.sync_audio == session_files / "sa.npy"
+    assert s2.neural is None and s2.neural_format is None  # audio-only session
+
+
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        ("s1\tmissing.wav\tphy\tphy\t\t\t0.1\t\n", "line 2 (session s1): audio: file not found"),
+        ("s1\ta.wav\tphy\tkilosort9\t\t\t0.1\t\n", "neural_format: 'kilosort9' is not one of phy, nwb, table"),
+        ("s1\ta.wav\tphy\tphy\t\t\tabc\t\n", "clock_offset_s: 'abc' is not a number"),
+        ("s1\ta.wav\tphy\tphy\t\t\t\t\n", "give clock_offset_s"),
+        ("s1\ta.wav\tphy\tphy\tsa.npy\t\t\t\n", "sync_audio and sync_neural must be given together"),
+        ("s 1\ta.wav\t\t\t\t\t\t\n", "is not a valid id"),
+    ],
+)
+def test_bad_sessions_table(session_files, row, expected):
+    table = session_files / "sessions.tsv"
+    table.write_text(HEADER + row)
+    with pytest.raises(InputError) as err:
+        load_sessions(table)
+    assert str(table) in str(err.value) and expected in str(err.value)
+
+
+def test_duplicate_sessions(session_files):
+    table = session_files / "sessions.tsv"
+    table.write_text(HEADER + "s1\ta.wav\t\t\t\t\t\t\n" * 2)
+    with pytest.raises(InputError, match="duplicate session id"):
+        load_sessions(table)
+
+
+def test_example_sessions_table_and_demo_config_parse():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sessions = load_sessions(root / "config/sessions.example.tsv", check_files=False)
+    assert [s.neural_format for s in sessions] == ["phy", "nwb", None]
+    assert sessions[1].sync_neural.name == "day2_ephys_ttl.npy"
+    config = load_config(root / "config/config.yaml")
+    assert config["sessions"] == "data/demo/sessions.tsv"
