@@ -1,0 +1,21 @@
+# mmneuro workflow: per-session audio and neural preprocessing -> dataset -> one training job per
+# model -> analysis -> report. Rules live in workflow/rules/, one file per stage; they call the
+# `mmneuro` command (python -m mmneuro), so everything they do can also be run by hand.
+#
+#   snakemake --cores 2 --configfile config/config.yaml
+#   snakemake --report results/report.html
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/audio.smk"
+include: "workflow/rules/neural.smk"
+include: "workflow/rules/dataset.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,24 @@
+# Audio stage: WAV -> detected syllables -> fixed-shape spectrograms (mmneuro.audio).
+
+
+rule audio:
+    input:
+        wav=lambda w: SESSIONS[w.session].audio,
+    output:
+        nc=f"{RESULTS}/{{session}}/syllables.nc",
+        csv=f"{RESULTS}/{{session}}/syllables.csv",
+    params:
+        preset=config["audio"]["preset"],
+        overrides=set_args(config["audio"]["set"]),
+        channel=(f"--channel {config['audio']['channel']}" if config["audio"]["channel"] is not None else ""),
+    log:
+        f"{RESULTS}/logs/audio/{{session}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/audio/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=30,
+    shell:
+        "{MMNEURO} audio {input.wav:q} --session {wildcards.session} --out {output.nc:q} "
+        "--preset {params.preset} {params.overrides} {params.channel} > {log:q} 2>&1"

@@ -1,0 +1,35 @@
+# Dataset assembly: all sessions -> one dataset.nc with the train/val/test split saved in it.
+
+
+def dataset_session_args():
+    args = []
+    for s, info in SESSIONS.items():
+        if info.audio is None:
+            continue  # syllables come from the audio stage
+        counts = f"{session_dir(s)}/counts.nc" if info.neural is not None else "-"
+        args.append(f"--session {s} {session_dir(s)}/syllables.nc {counts}")
+    return " ".join(args)
+
+
+rule dataset:
+    input:
+        syllables=[f"{session_dir(s)}/syllables.nc" for s, i in SESSIONS.items() if i.audio is not None],
+        counts=[f"{session_dir(s)}/counts.nc" for s in neural_sessions()],
+    output:
+        f"{RESULTS}/dataset.nc",
+    params:
+        sessions=dataset_session_args(),
+        split=(
+            f"--val-fraction {config['dataset']['val_fraction']} "
+            f"--test-fraction {config['dataset']['test_fraction']} --seed {config['seed']}"
+        ),
+    log:
+        f"{RESULTS}/logs/dataset.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dataset.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "{MMNEURO} dataset {params.sessions} --out {output:q} {params.split} > {log:q} 2>&1"

@@ -1,0 +1,37 @@
+# Neural stage: spike-sorted units -> spike counts binned around each syllable (mmneuro.neural).
+
+
+def clock_args(session):
+    s = SESSIONS[session]
+    if s.sync_audio is not None:
+        return f"--sync-audio {shlex.quote(str(s.sync_audio))} --sync-neural {shlex.quote(str(s.sync_neural))}"
+    return f"--offset-s {s.clock_offset_s} --drift {s.clock_drift or 0.0}"
+
+
+rule neural:
+    input:
+        units=lambda w: SESSIONS[w.session].neural,
+        syllables=f"{RESULTS}/{{session}}/syllables.nc",
+        sync=lambda w: [p for p in (SESSIONS[w.session].sync_audio, SESSIONS[w.session].sync_neural) if p],
+    output:
+        f"{RESULTS}/{{session}}/counts.nc",
+    params:
+        fmt=lambda w: SESSIONS[w.session].neural_format,
+        clock=lambda w: clock_args(w.session),
+        labels=",".join(config["neural"]["labels"]),
+        window=(
+            f"--pre-s {config['neural']['pre_s']} --post-s {config['neural']['post_s']} "
+            f"--bin-s {config['neural']['bin_s']} --latency-s {config['neural']['latency_s']} "
+            f"--warp-bins {config['neural']['warp_bins']}"
+        ),
+    log:
+        f"{RESULTS}/logs/neural/{{session}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/neural/{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        "{MMNEURO} neural {input.units:q} --format {params.fmt} --syllables {input.syllables:q} "
+        "--out {output:q} --labels {params.labels} {params.clock} {params.window} > {log:q} 2>&1"

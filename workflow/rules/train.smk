@@ -1,0 +1,29 @@
+# Training: one job per model listed in the config (mmneuro.train). Uses the GPU when the job has one.
+
+
+def train_settings(model):
+    return {**config["train"], "seed": config["seed"], **config["model_overrides"].get(model, {})}
+
+
+rule train:
+    input:
+        f"{RESULTS}/dataset.nc",
+    output:
+        weights=f"{RESULTS}/models/{{model}}/weights.pt",
+        config=f"{RESULTS}/models/{{model}}/config.json",
+        metrics=f"{RESULTS}/models/{{model}}/metrics.csv",
+    params:
+        overrides=lambda w: set_args(train_settings(w.model)),
+        out=f"{RESULTS}/models/{{model}}",
+    log:
+        f"{RESULTS}/logs/train/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{model}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=120,
+        gpu=0,
+    shell:
+        "{MMNEURO} train {input:q} --model {wildcards.model} --out {params.out:q} "
+        "--device auto {params.overrides} > {log:q} 2>&1"
