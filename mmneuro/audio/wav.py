@@ -1,0 +1,111 @@
+"""Checked, streamed WAV reading (soundfile): one channel as float32, in chunks or by time span.
+
+Integer WAVs are scaled to [-1, 1] by soundfile; the stage only ever uses levels relative to the
+recording's noise floor, so int16 and float WAVs of the same sound give the same results.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+from mmneuro.errors import InputError
+
+WAV_FORMATS = ("WAV", "WAVEX", "W64", "RF64")
+
+
+@dataclass(frozen=True)
+class WavInfo:
+    """What the stage needs to know about a WAV file (``channel``: the one analysed)."""
+
+    path: Path
+    sample_rate_hz: int
+    n_frames: int
+    n_channels: int
+    channel: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.sample_rate_hz
+
+
+def open_wav(path: str | Path, channel: int | None, max_freq_hz: float) -> WavInfo:
+    """Check ``path`` is a complete WAV whose rate covers ``max_freq_hz`` and pick its channel.
+
+    channel: 0-based index; None is allowed only for mono files. Raises InputError otherwise.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        info = sf.info(str(path))
+    except (sf.SoundFileError, RuntimeError) as err:
+        raise InputError(path, f"not a readable WAV file ({err})") from None
+    if info.format not in WAV_FORMATS:
+        raise InputError(path, f"not a WAV file (format {info.format})")
+    _check_not_truncated(path)
+    if info.channels > 1 and channel is None:
+        raise InputError(path, f"has {info.channels} channels; choose one with the 'channel' "
+                               f"parameter (--channel N, 0-based)")
+    channel = 0 if channel is None else channel
+    if not 0 <= channel < info.channels:
+        raise InputError(path, f"channel {channel} requested but the file has {info.channels}")
+    if info.samplerate < 2 * max_freq_hz:
+        raise InputError(path, f"sampling rate {info.samplerate} Hz is too low for the band's upper "
+                               f"edge max_freq_hz={max_freq_hz:g} (needs >= {2 * max_freq_hz:g} Hz)")
+    return WavInfo(path, int(info.samplerate), int(info.frames), int(info.channels), channel)
+
+
+def read_span(wav: WavInfo, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) of the chosen channel as float32, zero-padded outside the file."""
+    out = np.zeros(stop - start, dtype=np.float32)
+    lo, hi = max(start, 0), min(stop, wav.n_frames)
+    if hi > lo:
+        with sf.SoundFile(str(wav.path)) as f:
+            f.seek(lo)
+            out[lo - start:hi - start] = _channel(wav, f.read(hi - lo, dtype="float32", always_2d=True))
+    return out
+
+
+def iter_chunks(wav: WavInfo, step: int, overlap: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, samples)`` chunks of ``step + overlap`` samples starting every ``step``.
+
+    Consecutive chunks share ``overlap`` samples, so a fixed-length frame grid laid over each chunk
+    continues exactly across chunk edges. Only one chunk is held in memory at a time.
+    """
+    with sf.SoundFile(str(wav.path)) as f:
+        for start in range(0, wav.n_frames, step):
+            f.seek(start)
+            block = _channel(wav, f.read(step + overlap, dtype="float32", always_2d=True))
+            if not np.isfinite(block).all():
+                raise InputError(wav.path, f"non-finite samples (NaN/inf) near t={start / wav.sample_rate_hz:.3f} s")
+            yield start, block
+
+
+def _channel(wav: WavInfo, block: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(block[:, wav.channel])
+
+
+def _check_not_truncated(path: Path) -> None:
+    """libsndfile silently shortens a truncated WAV; compare the RIFF data chunk with the file size."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return  # RF64/W64 or other layouts: leave the checks to libsndfile
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                # 0 and 0xFFFFFFFF mark streamed WAVs whose writer never filled in the size.
+                if chunk_size not in (0, 0xFFFFFFFF) and pos + 8 + chunk_size > size:
+                    raise InputError(path, f"truncated WAV: data chunk declares {chunk_size} bytes but "
+                                           f"only {size - pos - 8} are present")
+                return
+            pos += 8 + chunk_size + (chunk_size & 1)
