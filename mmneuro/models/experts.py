@@ -1,0 +1,162 @@
+"""Experts: one encoder q(z | x_m) and one decoder p(x_m | z) per modality.
+
+Encoders return a :class:`DiagGaussian` whose log-variance is softly bounded to
+[LOGVAR_MIN, LOGVAR_MAX], so no encoder output can make σ² underflow to 0 or overflow.
+Decoders accept z with any leading axes (..., D) and return (..., *shape).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mmneuro.models.fusion import DiagGaussian
+from mmneuro.models.likelihoods import make_likelihood
+
+# σ ∈ [e^-6, e^4] ≈ [0.0025, 55]: a posterior std far below any useful resolution of z is noise,
+# and one far above the N(0, I) prior's scale is meaningless.
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
+
+
+def bounded_logvar(raw: torch.Tensor) -> torch.Tensor:
+    """Soft clamp: ≈ identity inside [LOGVAR_MIN, LOGVAR_MAX], smooth saturation outside (never NaN)."""
+    lower = LOGVAR_MIN + F.softplus(raw - LOGVAR_MIN)
+    return LOGVAR_MAX - F.softplus(LOGVAR_MAX - lower)
+
+
+class GaussianHead(nn.Module):
+    """Linear map from features to (mean, bounded log-variance) of a D-dimensional Gaussian."""
+
+    def __init__(self, in_features: int, latent_dim: int):
+        super().__init__()
+        self.linear = nn.Linear(in_features, 2 * latent_dim)
+
+    def forward(self, h: torch.Tensor) -> DiagGaussian:
+        mean, raw = self.linear(h).chunk(2, dim=-1)
+        return DiagGaussian(mean, bounded_logvar(raw))
+
+
+def _activation(name: str) -> nn.Module:
+    return {"sigmoid": nn.Sigmoid(), "identity": nn.Identity(), "softplus": nn.Softplus()}[name]
+
+
+def _conv_depth(shape: tuple[int, ...], channels: tuple[int, ...]) -> tuple[int, int]:
+    _, f, t = shape
+    n = len(channels)
+    for size in (f, t):
+        if size < 2**n or size & (size - 1):
+            raise ValueError(f"conv expert needs power-of-two image sides >= {2**n}, got {shape}")
+    return f >> n, t >> n
+
+
+class ConvEncoder(nn.Module):
+    """Image (N, C, F, T) → features; stride-2 4×4 convolutions halve each side per layer."""
+
+    def __init__(self, shape: tuple[int, int, int], channels: tuple[int, ...], hidden: int):
+        super().__init__()
+        f, t = _conv_depth(shape, channels)
+        layers, c_in = [], shape[0]
+        for c_out in channels:
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU()]
+            c_in = c_out
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * f * t, hidden), nn.SiLU())
+        self.out_features = hidden
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class ConvDecoder(nn.Module):
+    """z (N, D) → image (N, C, F, T), mirror of :class:`ConvEncoder` with transposed convolutions."""
+
+    def __init__(self, shape: tuple[int, int, int], channels: tuple[int, ...], hidden: int, latent_dim: int,
+                 out_activation: str = "sigmoid"):
+        super().__init__()
+        f, t = _conv_depth(shape, channels)
+        rev = tuple(reversed(channels))
+        layers: list[nn.Module] = [nn.Linear(latent_dim, hidden), nn.SiLU(), nn.Linear(hidden, rev[0] * f * t),
+                                   nn.SiLU(), nn.Unflatten(1, (rev[0], f, t))]
+        for c_in, c_out in zip(rev, rev[1:] + (shape[0],)):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU()]
+        layers[-1] = _activation(out_activation)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class MLPEncoder(nn.Module):
+    """Counts (N, *shape) → features; ``log1p`` input transform tames heavy-tailed spike counts."""
+
+    def __init__(self, shape: tuple[int, ...], hidden: tuple[int, ...], input_transform: str = "log1p"):
+        super().__init__()
+        layers, n_in = [nn.Flatten()], math.prod(shape)
+        for n_out in hidden:
+            layers += [nn.Linear(n_in, n_out), nn.SiLU()]
+            n_in = n_out
+        self.net = nn.Sequential(*layers)
+        self.input_transform = input_transform
+        self.out_features = n_in
+
+    def forward(self, x):
+        if self.input_transform == "log1p":
+            x = torch.log1p(x.clamp_min(0.0))
+        return self.net(x)
+
+
+class MLPDecoder(nn.Module):
+    """z (N, D) → (N, *shape) decoder output (a rate pre-activation or a Gaussian mean)."""
+
+    def __init__(self, shape: tuple[int, ...], hidden: tuple[int, ...], latent_dim: int,
+                 out_activation: str = "identity"):
+        super().__init__()
+        layers, n_in = [], latent_dim
+        for n_out in reversed(hidden):
+            layers += [nn.Linear(n_in, n_out), nn.SiLU()]
+            n_in = n_out
+        layers += [nn.Linear(n_in, math.prod(shape)), _activation(out_activation), nn.Unflatten(1, tuple(shape))]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class Expert(nn.Module):
+    """Encoder + Gaussian head + decoder + likelihood for one modality with observations of ``shape``.
+
+    ``settings`` (see :class:`mmneuro.models.model.ExpertConfig`): network ``"conv"`` or ``"mlp"``,
+    ``channels``/``hidden`` sizes, ``likelihood`` name and ``likelihood_params``, ``out_activation``.
+    """
+
+    def __init__(self, shape: tuple[int, ...], latent_dim: int, network: str, likelihood: str,
+                 likelihood_params: dict | None = None, channels: tuple[int, ...] = (32, 32, 64, 64),
+                 hidden: tuple[int, ...] = (256, 256), out_activation: str | None = None,
+                 input_transform: str = "log1p"):
+        super().__init__()
+        self.shape = tuple(shape)
+        if out_activation is None:
+            # Poisson/NB links apply their own positivity; Gaussian/Laplace means of [0, 1] images use a sigmoid
+            out_activation = "sigmoid" if (network == "conv" and likelihood in ("gaussian", "laplace")) else "identity"
+        if network == "conv":
+            self.encoder = ConvEncoder(self.shape, tuple(channels), hidden[0])
+            self.decoder = ConvDecoder(self.shape, tuple(channels), hidden[0], latent_dim, out_activation)
+        elif network == "mlp":
+            self.encoder = MLPEncoder(self.shape, tuple(hidden), input_transform)
+            self.decoder = MLPDecoder(self.shape, tuple(hidden), latent_dim, out_activation)
+        else:
+            raise ValueError(f"unknown expert network {network!r}; expected 'conv' or 'mlp'")
+        self.head = GaussianHead(self.encoder.out_features, latent_dim)
+        self.likelihood = make_likelihood(likelihood, self.shape, likelihood_params)
+
+    def encode(self, x: torch.Tensor) -> DiagGaussian:
+        """x (N, *shape) → q(z | x) with mean/logvar (N, D)."""
+        return self.head(self.encoder(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (..., D) → decoder output (..., *shape); leading axes are flattened into one batch."""
+        lead = z.shape[:-1]
+        out = self.decoder(z.reshape(-1, z.shape[-1]))
+        return out.reshape(*lead, *self.shape)

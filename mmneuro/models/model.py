@@ -1,0 +1,371 @@
+"""The multimodal VAE: experts + fusion + objective chosen by ``ModelConfig.kind``.
+
+kinds: ``mvae`` (PoE, Wu & Goodman 2018), ``mmvae`` (MoE + IWAE/DReG, Shi et al. 2019),
+``mopoe`` (mixture of PoEs, Sutter et al. 2021), ``vae`` (one modality, plain ELBO).
+Inputs are dicts name → tensor: ``"audio"`` (N, 1, F, T) in [0, 1], ``"neural"`` (N, U, B) or
+(N, U) counts. A sample's modality is missing if it is absent from the dict, masked out by
+``present``, or contains NaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mmneuro.errors import InputError
+from mmneuro.io import atomic_path
+from mmneuro.models.experts import Expert
+from mmneuro.models.fusion import (
+    DiagGaussian,
+    MixturePosterior,
+    mixture_of_experts,
+    mixture_of_products,
+    nonempty_subsets,
+    product_of_experts,
+    standard_normal_log_prob,
+)
+from mmneuro.models.objectives import mixture_elbo, mixture_iwae, subset_elbos
+
+KINDS = ("mvae", "mmvae", "mopoe", "vae")
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
+
+
+@dataclass
+class ExpertConfig:
+    """One modality's expert. ``shape``: one observation's shape, e.g. [1, 128, 128] or [units, bins]."""
+
+    shape: list[int]
+    network: str = "mlp"  # "conv" (images) | "mlp"
+    likelihood: str = "poisson"  # gaussian | laplace | poisson | negbinom
+    likelihood_params: dict = field(default_factory=dict)  # e.g. {"scale": 0.1, "learn_scale": true}, {"link": "exp"}
+    channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])  # conv: one stride-2 layer each
+    hidden: list[int] = field(default_factory=lambda: [256, 256])  # mlp layers; conv: hidden[0] dense units
+    out_activation: str | None = None  # None: sigmoid for conv Gaussian/Laplace, identity otherwise
+    input_transform: str = "log1p"  # mlp encoder input: log1p (counts) | none
+
+
+def default_expert(name: str, shape: list[int]) -> ExpertConfig:
+    """Defaults: audio → conv + Gaussian (σ = 0.1) on the [0, 1] image; anything else → MLP + Poisson."""
+    if name == "audio":
+        return ExpertConfig(shape=list(shape), network="conv", likelihood="gaussian",
+                            likelihood_params={"scale": 0.1, "learn_scale": False})
+    return ExpertConfig(shape=list(shape), network="mlp", likelihood="poisson", likelihood_params={"link": "softplus"})
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model; round-trips through JSON (:meth:`to_dict`/:meth:`from_dict`)."""
+
+    kind: str = "mvae"
+    latent_dim: int = 16
+    modalities: dict[str, ExpertConfig] = field(default_factory=dict)  # order = modality order
+    K: int = 10  # importance samples (MMVAE)
+    iwae_variant: str = "loose"  # loose | tight
+    dreg: bool = True
+    beta: float = 1.0  # final KL weight
+    beta_start: float = 0.0  # KL weight at the start of the warm-up
+    beta_warmup_epochs: float = 0.0  # linear warm-up length (epochs); 0 = no annealing
+    mvae_random_subsets: int = 0  # extra random subsets (size 2..M-1) per MVAE step
+    poe_prior_expert: bool = True  # MVAE: N(0, I) expert in every PoE
+    mopoe_prior_expert: bool = False  # MoPoE: N(0, I) expert in the subset PoEs
+    likelihood_weighting: str | dict = "rescale"  # rescale | none | {modality: weight}
+    preprocessing: dict = field(default_factory=dict)  # stored as-is (params the data was made with)
+
+    def __post_init__(self):
+        self.modalities = {k: v if isinstance(v, ExpertConfig) else ExpertConfig(**v)
+                           for k, v in self.modalities.items()}
+        if self.kind not in KINDS:
+            raise InputError("kind", f"unknown model kind {self.kind!r}; expected one of {KINDS}")
+        if not self.modalities:
+            raise InputError("modalities", "the model needs at least one modality")
+        if self.kind == "vae" and len(self.modalities) != 1:
+            raise InputError("modalities", f"kind 'vae' takes exactly one modality, got {list(self.modalities)}")
+        if self.iwae_variant not in ("loose", "tight"):
+            raise InputError("iwae_variant", f"expected 'loose' or 'tight', got {self.iwae_variant!r}")
+        if int(self.K) < 1 or int(self.latent_dim) < 1:
+            raise InputError("K/latent_dim", "must be positive integers")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise InputError("model config", f"unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+    def beta_at(self, epoch: float) -> float:
+        """KL weight after ``epoch`` (fractional) epochs: linear from beta_start to beta over the warm-up."""
+        if self.beta_warmup_epochs <= 0:
+            return float(self.beta)
+        frac = min(1.0, max(0.0, epoch / self.beta_warmup_epochs))
+        return float(self.beta_start + (self.beta - self.beta_start) * frac)
+
+    def likelihood_weights(self) -> dict[str, float]:
+        """Per-modality weights on log p(x_m | z). ``rescale`` (MultiVae's default, after Javaloy et
+        al. 2022): w_m = max_m' |x_m'| / |x_m| with |x| the number of elements, so a 1000-count
+        modality is not drowned by a 16384-pixel image."""
+        if isinstance(self.likelihood_weighting, dict):
+            return {m: float(self.likelihood_weighting.get(m, 1.0)) for m in self.modalities}
+        if self.likelihood_weighting == "none":
+            return {m: 1.0 for m in self.modalities}
+        if self.likelihood_weighting == "rescale":
+            sizes = {m: math.prod(e.shape) for m, e in self.modalities.items()}
+            return {m: max(sizes.values()) / n for m, n in sizes.items()}
+        raise InputError("likelihood_weighting", f"expected 'rescale', 'none' or a dict, got {self.likelihood_weighting!r}")
+
+
+@dataclass
+class Posterior:
+    """The fused posterior (``.mean``/``.variance`` (N, D); mixture moments for MoE/MoPoE) and its parts."""
+
+    fused: DiagGaussian | MixturePosterior
+    unimodal: dict[str, DiagGaussian]
+    present: dict[str, torch.Tensor]
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.fused.mean
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return self.fused.variance
+
+    def sample(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """K samples (K, N, D) from the fused posterior (no gradient)."""
+        with torch.no_grad():
+            if isinstance(self.fused, MixturePosterior):
+                return self.fused.sample(k, generator)
+            return self.fused.rsample(k, generator)
+
+
+class MultimodalVAE(nn.Module):
+    """Experts per modality, fused and trained as ``config.kind`` says. Build with ``MultimodalVAE(config)``."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.modalities = list(config.modalities)
+        self.experts = nn.ModuleDict({
+            name: Expert(tuple(e.shape), config.latent_dim, e.network, e.likelihood, e.likelihood_params,
+                         tuple(e.channels), tuple(e.hidden), e.out_activation, e.input_transform)
+            for name, e in config.modalities.items()})
+        self.weights = config.likelihood_weights()
+
+    # ---- inputs -------------------------------------------------------------------------
+    def _prepare(self, x: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None):
+        """→ (inputs with missing entries zero-filled, presence (M, N) bool)."""
+        unknown = set(x) - set(self.modalities)
+        if unknown:
+            raise InputError("x", f"unknown modalities {sorted(unknown)}; the model has {self.modalities}")
+        if not x:
+            raise InputError("x", "no modality given")
+        n = next(iter(x.values())).shape[0]
+        device = next(self.parameters()).device
+        xs, masks = {}, []
+        for name in self.modalities:
+            shape = self.experts[name].shape
+            if name not in x:
+                xs[name] = torch.zeros(n, *shape, device=device)
+                masks.append(torch.zeros(n, dtype=torch.bool, device=device))
+                continue
+            value = x[name].to(device=device, dtype=torch.float32)
+            if tuple(value.shape[1:]) != shape:
+                raise InputError(name, f"expected shape (N, {', '.join(map(str, shape))}), got {tuple(value.shape)}")
+            finite = torch.isfinite(value.flatten(1)).all(1)
+            mask = finite if present is None or name not in present else finite & present[name].to(device).bool()
+            xs[name] = torch.where(mask.view(-1, *[1] * len(shape)), value, 0.0)
+            masks.append(mask)
+        return xs, torch.stack(masks)
+
+    # ---- encoding -----------------------------------------------------------------------
+    def _encode_unimodal(self, xs: dict[str, torch.Tensor], present: torch.Tensor) -> DiagGaussian:
+        """Each present modality's encoder runs once; a modality absent from the whole batch is skipped."""
+        means, logvars = [], []
+        for i, name in enumerate(self.modalities):
+            if present[i].any():
+                q = self.experts[name].encode(xs[name])
+            else:
+                zeros = torch.zeros(present.shape[1], self.config.latent_dim, device=present.device)
+                q = DiagGaussian(zeros, zeros)
+            means.append(q.mean)
+            logvars.append(q.logvar)
+        return DiagGaussian(torch.stack(means), torch.stack(logvars))
+
+    def _fuse(self, unimodal: DiagGaussian, present: torch.Tensor):
+        kind = self.config.kind
+        if kind == "mmvae":
+            return mixture_of_experts(unimodal, present)
+        if kind == "mopoe":
+            return mixture_of_products(unimodal, present, self.config.mopoe_prior_expert)
+        return product_of_experts(unimodal, present, self.config.poe_prior_expert)
+
+    def encode(self, x: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> Posterior:
+        """Fused posterior q(z | present modalities); ``.unimodal[name]`` gives each expert's q(z | x_m)."""
+        xs, mask = self._prepare(x, present)
+        unimodal = self._encode_unimodal(xs, mask)
+        return Posterior(self._fuse(unimodal, mask), {m: unimodal[i] for i, m in enumerate(self.modalities)},
+                         {m: mask[i] for i, m in enumerate(self.modalities)})
+
+    # ---- decoding -----------------------------------------------------------------------
+    def decode(self, z: torch.Tensor) -> dict[str, torch.distributions.Distribution]:
+        """z (..., D) → p(x_m | z) per modality, batch shape (...), event shape = the modality's shape."""
+        return {m: self.experts[m].likelihood.distribution(self.experts[m].decode(z)) for m in self.modalities}
+
+    def _decode_mean(self, z: torch.Tensor, name: str) -> torch.Tensor:
+        expert = self.experts[name]
+        return expert.likelihood.mean(expert.decode(z))
+
+    def _log_lik_fn(self, xs: dict[str, torch.Tensor], present: torch.Tensor, weighted: bool = True):
+        """Build ``log_lik(z, targets)`` for the objectives (see mmneuro.models.objectives)."""
+
+        def log_lik(z: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+            s = z.shape[0]
+            rows = []
+            for i, name in enumerate(self.modalities):
+                expert = self.experts[name]
+                sel = None if targets is None else targets[:, i].nonzero().flatten()
+                if not present[i].any() or (sel is not None and sel.numel() == 0):
+                    rows.append(torch.zeros(s, z.shape[1], device=z.device))
+                    continue
+                zs = z if sel is None else z[sel]
+                lp = expert.likelihood.log_prob(expert.decode(zs), xs[name])  # (S', N)
+                lp = torch.where(present[i], lp * (self.weights[name] if weighted else 1.0), 0.0)
+                if sel is not None and sel.numel() < s:
+                    lp = torch.zeros(s, z.shape[1], device=z.device, dtype=lp.dtype).index_put((sel,), lp)
+                rows.append(lp)
+            return torch.stack(rows, 1)
+
+        return log_lik
+
+    # ---- training objective -------------------------------------------------------------
+    def loss(self, x: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None, beta: float | None = None,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean over samples of the per-sample loss for ``config.kind``; returns (loss, {term: mean value}).
+
+        ``beta`` (KL weight, default ``config.beta``) applies to the ELBO objectives; IWAE (MMVAE) has none.
+        """
+        cfg = self.config
+        beta = cfg.beta if beta is None else beta
+        xs, mask = self._prepare(x, present)
+        if not mask.any(0).all():
+            raise InputError("x", "a sample has no modality present")
+        unimodal = self._encode_unimodal(xs, mask)
+        log_lik = self._log_lik_fn(xs, mask)
+        m = len(self.modalities)
+        if cfg.kind in ("mvae", "vae"):
+            subsets = [tuple(range(m))]
+            if cfg.kind == "mvae" and m > 1:
+                subsets += [(i,) for i in range(m)]
+                middle = [s for s in nonempty_subsets(m) if 1 < len(s) < m]
+                if self.training and cfg.mvae_random_subsets and middle:
+                    rng = random.Random(int(torch.randint(0, 2**31, (1,), generator=generator)))
+                    subsets += rng.sample(middle, min(cfg.mvae_random_subsets, len(middle)))
+            per_sample, terms = subset_elbos(unimodal, mask, log_lik, subsets, beta, cfg.poe_prior_expert, generator)
+            terms = {self._rename(k): v for k, v in terms.items()}
+        elif cfg.kind == "mmvae":
+            mixture = mixture_of_experts(unimodal, mask)
+            per_sample, terms = mixture_iwae(mixture, log_lik, int(cfg.K), cfg.iwae_variant, cfg.dreg, generator)
+        else:
+            mixture = mixture_of_products(unimodal, mask, cfg.mopoe_prior_expert)
+            per_sample, terms = mixture_elbo(mixture, log_lik, beta, generator)
+        summary = {k: float(v.detach().mean()) for k, v in terms.items()}
+        return per_sample.mean(), summary
+
+    def _rename(self, term: str) -> str:
+        """'recon_0+1' → 'recon_audio+neural'."""
+        kind, _, idx = term.partition("_")
+        return f"{kind}_" + "+".join(self.modalities[int(i)] for i in idx.split("+"))
+
+    # ---- generation and evaluation ------------------------------------------------------
+    @torch.no_grad()
+    def reconstruct(self, x: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Decoded means of every modality from the fused posterior mean."""
+        z = self.encode(x, present).mean
+        return {m: self._decode_mean(z, m) for m in self.modalities}
+
+    @torch.no_grad()
+    def cross_generate(self, x: dict[str, torch.Tensor], src: list[str], dst: str) -> torch.Tensor:
+        """Mean of p(x_dst | z) at the posterior mean given only the ``src`` modalities: (N, *shape_dst)."""
+        self._check_names(list(src) + [dst])
+        z = self.encode({m: x[m] for m in src}).mean
+        return self._decode_mean(z, dst)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, mean: bool = True) -> dict[str, torch.Tensor]:
+        """Joint generation: z ~ N(0, I), then each modality's decoded mean (or a draw if ``mean`` is False)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
+        if mean:
+            return {m: self._decode_mean(z, m) for m in self.modalities}
+        return {m: d.sample() for m, d in self.decode(z).items()}
+
+    @torch.no_grad()
+    def log_likelihood(self, x: dict[str, torch.Tensor], target: str, given: list[str] | tuple = (), K: int = 100,
+                       chunk: int = 50, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Importance-sampled log p(x_target | x_given) per sample (N,), unweighted likelihoods; NaN where
+        x_target is missing.
+
+        given non-empty: log (1/K) Σ_k p(x_t | z_k), z_k ~ q(z | x_given) (the fused posterior stands in
+        for p(z | x_given), as in MultiVae's conditional NLL). given empty: the IWAE estimate
+        log (1/K) Σ_k p(x_t | z_k) p(z_k) / q(z_k | x_t), z_k ~ q(z | x_t).
+        """
+        given = list(given)
+        self._check_names(given + [target])
+        if target in given:
+            raise InputError("given", f"the target {target!r} cannot also be given")
+        xs, mask = self._prepare({m: x[m] for m in [target] + given}, None)
+        t = self.modalities.index(target)
+        post = self.encode({m: x[m] for m in (given or [target])})
+        log_lik = self._log_lik_fn(xs, mask, weighted=False)
+        chunks = []
+        for start in range(0, K, chunk):
+            z = post.sample(min(chunk, K - start), generator)  # (k, N, D)
+            lw = log_lik(z, None)[:, t]
+            if not given:
+                lw = lw + standard_normal_log_prob(z) - post.fused.log_prob(z)
+            chunks.append(lw)
+        estimate = torch.logsumexp(torch.cat(chunks), 0) - math.log(K)
+        return torch.where(mask[t], estimate, math.nan)  # no estimate where the target is missing
+
+    def _check_names(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self.modalities:
+                raise InputError(name, f"unknown modality; the model has {self.modalities}")
+
+    # ---- persistence --------------------------------------------------------------------
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``config.json`` and ``weights.pt`` (state dict) into out_dir, each atomically."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out_dir / CONFIG_FILE) as tmp:
+            tmp.write_text(json.dumps({"model": self.config.to_dict()}, indent=2))
+        with atomic_path(out_dir / WEIGHTS_FILE) as tmp:
+            torch.save(self.state_dict(), tmp)
+        return out_dir
+
+
+def load_model(out_dir: str | Path, map_location: str = "cpu") -> MultimodalVAE:
+    """Rebuild a model from ``out_dir/config.json`` and load ``out_dir/weights.pt``."""
+    out_dir = Path(out_dir)
+    config_path, weights_path = out_dir / CONFIG_FILE, out_dir / WEIGHTS_FILE
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise InputError(path, "file not found (not a trained model directory?)")
+    try:
+        config = ModelConfig.from_dict(json.loads(config_path.read_text())["model"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(config_path, f"not a model config ({err})") from err
+    model = MultimodalVAE(config)
+    model.load_state_dict(torch.load(weights_path, map_location=map_location, weights_only=True))
+    model.eval()
+    return model
