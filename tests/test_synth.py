@@ -97,6 +97,24 @@ def test_band_units_fire_more_in_their_band_and_match_the_oracle(session):
     assert abs(observed - expected) < 4 * np.sqrt(expected), (observed, expected)
 
 
+def test_responses_start_after_each_units_latency(session):
+    _, truth, spikes = session
+    onsets = _to_neural(truth, [s["onset_s"] for s in truth["syllables"]])
+    tuned = [u for u in truth["units"] if u["feature"] and u["label"] == "good"]
+    before = after = expected_before = expected_after = 0.0
+    for u in tuned:
+        t = spikes[u["unit"]]
+        lat = u["latency_s"]
+        before += np.sum(np.searchsorted(t, onsets + lat) - np.searchsorted(t, onsets))
+        after += np.sum(np.searchsorted(t, onsets + 2 * lat) - np.searchsorted(t, onsets + lat))
+        expected_before += u["baseline_hz"] * lat * len(onsets)
+        r = np.array([planted_rate(u, s) for s in truth["syllables"]])
+        expected_after += np.sum(r / (1 + r * u["refractory_s"])) * lat  # dead-time thinning
+    assert abs(before - expected_before) < 4 * np.sqrt(expected_before)
+    assert abs(after - expected_after) < 4 * np.sqrt(expected_after)
+    assert expected_after > 2 * expected_before  # the check above can tell the two apart
+
+
 @pytest.mark.parametrize("cluster", ["duration", "fm_slope"])
 def test_duration_and_slope_units_follow_their_feature(session, cluster):
     _, truth, spikes = session
@@ -242,6 +260,7 @@ def test_pynwb_reads_the_same_units(session):
 
 def test_sync_pulses_give_back_the_planted_offset_and_drift(session):
     path, truth, _ = session
+    assert 0.01 <= truth["clock"]["offset_s"] <= 0.5 and 0 < abs(truth["clock"]["drift"]) <= 20e-6
     audio, neural = np.load(path / "sync_audio_s.npy"), np.load(path / "sync_neural_s.npy")
     assert abs(len(audio) - len(neural)) == len(truth["sync"]["dropped_indices"]) >= 1
     # Match by the offset that pairs the most pulses (irregular intervals make it unique), then fit
