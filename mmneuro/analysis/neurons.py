@@ -1,0 +1,194 @@
+"""Latent <-> neuron statistics: correlations with a shuffle null and FDR, encoding models, unit clusters.
+
+All functions take plain arrays: latents ``z`` (syllable, latent) and rates (syllable, unit) in Hz.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def correlation(x: np.ndarray, y: np.ndarray, method: str = "pearson") -> np.ndarray:
+    """Correlation of every column of ``x`` (N, A) with every column of ``y`` (N, B): (A, B).
+
+    ``spearman`` is Pearson on ranks (average ranks for ties). A constant column gives 0, not NaN.
+    """
+    if method == "spearman":
+        from scipy.stats import rankdata
+
+        x, y = rankdata(x, axis=0), rankdata(y, axis=0)
+    elif method != "pearson":
+        raise ValueError(f"unknown correlation method {method!r}")
+    return _standardise(x).T @ _standardise(y) / len(x)
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(sd > 0, sd, np.inf)
+
+
+def shuffle_null_pvalues(x: np.ndarray, y: np.ndarray, *, method: str = "pearson", null: str = "circular",
+                         n_permutations: int = 1000, groups: np.ndarray | None = None,
+                         seed: int = 0, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Observed correlations (A, B) and two-sided shuffle p-values (A, B).
+
+    ``permutation`` permutes the rows of ``y``; ``circular`` shifts ``y`` by a random lag within each
+    group (a session, rows in onset order), which keeps slow trends and within-bout autocorrelation in
+    the null. p = (1 + #{|r_null| >= |r_obs|}) / (1 + n_permutations) (Phipson & Smyth 2010), so p > 0.
+    """
+    from tqdm import tqdm
+
+    if method == "spearman":
+        from scipy.stats import rankdata
+
+        x, y = rankdata(x, axis=0), rankdata(y, axis=0)
+    xs, ys = _standardise(x), _standardise(y)
+    n = len(xs)
+    observed = xs.T @ ys / n
+    groups = np.zeros(n, dtype=int) if groups is None else np.asarray(groups)
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    rng = np.random.default_rng(seed)
+    exceed = np.zeros_like(observed)
+    for _ in tqdm(range(n_permutations), desc="shuffle null", disable=not progress, leave=False):
+        if null == "permutation":
+            order = rng.permutation(n)
+        elif null == "circular":
+            order = np.arange(n)
+            for idx in members:
+                order[idx] = np.roll(idx, rng.integers(1, max(len(idx), 2)))
+        else:
+            raise ValueError(f"unknown null {null!r}")
+        exceed += np.abs(xs.T @ ys[order] / n) >= np.abs(observed) - 1e-12
+    return observed, (1.0 + exceed) / (1.0 + n_permutations)
+
+
+def fdr_bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values (same shape as ``p``): q_(i) = min_{j>=i} p_(j) m / j, capped at 1."""
+    flat = np.asarray(p, dtype=np.float64).ravel()
+    m = flat.size
+    order = np.argsort(flat)
+    scaled = flat[order] * m / np.arange(1, m + 1)
+    q_sorted = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    q = np.empty(m)
+    q[order] = q_sorted
+    return q.reshape(np.shape(p))
+
+
+def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Poisson deviance per column: 2 sum_n [y log(y/mu) - (y - mu)], with 0 log 0 = 0."""
+    y = np.asarray(y, dtype=np.float64)
+    mu = np.maximum(np.asarray(mu, dtype=np.float64), 1e-9)
+    term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+    return 2.0 * np.sum(term - (y - mu), axis=0)
+
+
+def deviance_explained(y: np.ndarray, mu: np.ndarray, mu_null: np.ndarray | None = None) -> np.ndarray:
+    """Fraction of Poisson deviance explained per column, 1 - D(y, mu) / D(y, mu_null).
+
+    ``mu_null`` defaults to each column's mean of ``y`` (the intercept-only model); on held-out
+    data it can be a training-set mean, and the result can then be negative.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if mu_null is None:
+        mu_null = np.broadcast_to(y.mean(axis=0), y.shape)
+    d0 = poisson_deviance(y, mu_null)
+    return 1.0 - poisson_deviance(y, mu) / np.where(d0 > 0, d0, np.nan)
+
+
+def r_squared(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Coefficient of determination per column, 1 - SS_res / SS_tot."""
+    y = np.asarray(y, dtype=np.float64)
+    ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
+    return 1.0 - np.sum((y - pred) ** 2, axis=0) / np.where(ss_tot > 0, ss_tot, np.nan)
+
+
+def pearson_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Pearson r between matching columns of ``y`` and ``pred`` (N, U) -> (U,)."""
+    return np.einsum("nu,nu->u", _standardise(y), _standardise(pred)) / len(y)
+
+
+def encoding_model(z: np.ndarray, counts: np.ndarray, exposure_s: np.ndarray, *, kind: str = "poisson",
+                   alpha: float = 1.0, folds: int = 5, seed: int = 0, progress: bool = False) -> dict:
+    """Cross-validated encoding model per unit: counts ~ latents.
+
+    z (N, D); counts (N, U) spikes; exposure_s (N,) window length (s). ``poisson``: a GLM with log link
+    and a log(exposure) offset, fitted as rate = counts/exposure with sample weight = exposure (the
+    same likelihood up to a constant); ``ridge``: ridge regression of the rate. Inputs are
+    standardised within each training fold. Returns out-of-fold predicted counts (N, U), and per unit
+    ``deviance_explained`` (vs the training folds' mean rate) and ``r2`` of the counts.
+    """
+    from sklearn.linear_model import PoissonRegressor, Ridge
+    from sklearn.model_selection import KFold
+    from tqdm import tqdm
+
+    n, n_units = counts.shape
+    rate = counts / exposure_s[:, None]
+    pred = np.zeros((n, n_units))
+    null = np.zeros((n, n_units))
+    splits = list(KFold(n_splits=min(folds, n), shuffle=True, random_state=seed).split(z))
+    for train, test in tqdm(splits, desc="encoding model", disable=not progress, leave=False):
+        mean, sd = z[train].mean(0), z[train].std(0)
+        sd = np.where(sd > 0, sd, 1.0)
+        ztr, zte = (z[train] - mean) / sd, (z[test] - mean) / sd
+        w = exposure_s[train]
+        null[test] = (counts[train].sum(0) / w.sum()) * exposure_s[test, None]
+        for u in range(n_units):
+            if kind == "poisson":
+                # sklearn penalises the *mean* deviance; alpha/N puts the penalty on the summed
+                # deviance, like Ridge's, so one alpha means the same for both kinds
+                model = PoissonRegressor(alpha=alpha / len(train), max_iter=300)
+            elif kind == "ridge":
+                model = Ridge(alpha=alpha)
+            else:
+                raise ValueError(f"unknown encoding model {kind!r}")
+            model.fit(ztr, rate[train, u], sample_weight=w)
+            # a linear model can predict negative rates; floor at 1% of the mean rate so one such
+            # syllable does not dominate the Poisson deviance (the GLM's exp link never needs it)
+            floor = 0.01 * null[test[0], u] / exposure_s[test[0]] + 1e-9
+            pred[test, u] = np.maximum(model.predict(zte), floor) * exposure_s[test]
+    return {"pred": pred, "deviance_explained": deviance_explained(counts, pred, null),
+            "r2": r_squared(counts, pred)}
+
+
+def cluster_profiles(profiles: np.ndarray, *, n_clusters: int = 0, max_clusters: int = 12) -> dict:
+    """Ward hierarchical clustering of units by their latent-correlation profiles (U, D).
+
+    ``n_clusters`` = 0 picks k in 2..max_clusters maximising the mean silhouette (Rousseeuw 1987)
+    on Euclidean distances. Returns ``labels`` (U,) numbered 1..k in dendrogram order,
+    ``linkage`` (scipy linkage matrix), ``k`` and ``silhouette`` (k -> score, criterion runs only).
+    """
+    from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
+    from sklearn.metrics import silhouette_score
+
+    n_units = len(profiles)
+    if n_units < 3:
+        return {"labels": np.ones(n_units, dtype=int), "linkage": None, "k": 1, "silhouette": {}}
+    tree = linkage(profiles, method="ward")
+    scores = {}
+    if n_clusters:
+        k = min(n_clusters, n_units)
+    else:
+        for kk in range(2, min(max_clusters, n_units - 1) + 1):
+            labels = fcluster(tree, kk, criterion="maxclust")
+            if len(np.unique(labels)) > 1:
+                scores[kk] = float(silhouette_score(profiles, labels))
+        k = max(scores, key=scores.get) if scores else 1
+    raw = fcluster(tree, k, criterion="maxclust")
+    # renumber so cluster 1 is leftmost in the dendrogram (figures and tables agree)
+    first_seen = {}
+    for leaf in leaves_list(tree):
+        first_seen.setdefault(raw[leaf], len(first_seen) + 1)
+    labels = np.array([first_seen[c] for c in raw])
+    return {"labels": labels, "linkage": tree, "k": int(len(first_seen)), "silhouette": scores}
+
+
+def defining_latents(profiles: np.ndarray, labels: np.ndarray, n: int = 2) -> dict[int, list[tuple[int, float]]]:
+    """Per cluster, the ``n`` latents with the largest |mean correlation| over its units:
+    ``{cluster: [(latent index, mean r), ...]}``."""
+    out = {}
+    for c in np.unique(labels):
+        mean = profiles[labels == c].mean(axis=0)
+        top = np.argsort(-np.abs(mean))[:n]
+        out[int(c)] = [(int(d), float(mean[d])) for d in top]
+    return out

@@ -1,0 +1,81 @@
+"""Planted-truth scoring and cross-prediction baselines against hand-computed answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmneuro.analysis.crosspred import (
+    image_error_rows, mean_rate_baseline, oracle_counts, ridge_baseline, score_table, summary)
+from mmneuro.analysis.scoring import (
+    band_recovery, cluster_agreement, match_onsets, planted_syllables, segmentation_scores)
+
+
+def test_match_onsets_is_one_to_one_and_closest_first():
+    planted = np.array([1.0, 2.0, 3.0])
+    detected = np.array([1.004, 1.001, 2.5, 3.009])
+    np.testing.assert_array_equal(match_onsets(detected, planted, 0.01), [-1, 0, -1, 2])
+    s = segmentation_scores(detected, planted, 0.01)
+    assert (s["n_matched"], s["precision"], s["recall"]) == (2, 0.5, 2 / 3)
+    assert s["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+
+
+TRUTH = {
+    "clusters": [{"name": "band_45k", "band_hz": [40e3, 50e3]}, {"name": "band_90k", "band_hz": [85e3, 95e3]},
+                 {"name": "untuned", "band_hz": None}],
+    "units": [{"unit": u, "cluster": c} for u, c in
+              [(0, "band_45k"), (1, "band_45k"), (2, "band_90k"), (3, "band_90k"), (4, "untuned"), (5, "untuned")]],
+    "syllables": [{"onset_s": 1.0}, {"onset_s": 2.0}],
+}
+
+
+def test_cluster_scores():
+    units = np.array([0, 1, 2, 3, 4, 5, 99])  # 99: not in the truth, ignored
+    assert cluster_agreement(units, np.array([7, 7, 3, 3, 1, 1, 1]), TRUTH) == {"n_units": 6, "ari": 1.0}
+    assert cluster_agreement(units, np.array([7, 3, 7, 3, 1, 1, 1]), TRUTH)["ari"] < 0.2
+    table = pd.DataFrame({"cluster": [7, 3, 1], "band_center_khz": [46.0, 81.0, 60.0]})
+    rec = band_recovery(units, np.array([7, 7, 3, 3, 1, 1, 1]), table, TRUTH).set_index("planted_cluster")
+    assert rec.loc["band_45k", "error_khz"] == pytest.approx(1.0) and rec.loc["band_45k", "within_tolerance"]
+    assert rec.loc["band_90k", "error_khz"] == pytest.approx(-9.0) and not rec.loc["band_90k", "within_tolerance"]
+    assert len(rec) == 2  # the untuned cluster has no band
+
+
+def test_planted_syllables_per_session():
+    out = planted_syllables(np.array(["a", "a", "b"]), np.array([2.001, 1.5, 1.0]), {"a": TRUTH}, 0.01)
+    assert out == [TRUTH["syllables"][1], None, None]
+
+
+def test_oracle_counts_closed_form():
+    unit = {"unit": 0, "baseline_hz": 5.0, "gain_hz": 50.0, "latency_s": 0.01, "feature": "mean_freq_hz",
+            "center": 60e3, "width": 5e3}
+    at_center = {"onset_s": 1.0, "offset_s": 1.1, "mean_freq_hz": 60e3}
+    far = {"onset_s": 3.0, "offset_s": 3.05, "mean_freq_hz": 90e3}
+    # window [0, 0.12] after the detected onset (1 ms late); response [0.009, 0.009 + 0.1 + 0.02]
+    got = oracle_counts([unit], [at_center, far, None], np.array([1.001, 3.0, 5.0]),
+                        (np.zeros(3), np.array([0.12, 0.07, 0.07])), tail_s=0.02)
+    assert got[0, 0] == pytest.approx(5 * 0.12 + 50 * (0.12 - 0.009))
+    assert got[1, 0] == pytest.approx(5 * 0.07 + 50 * np.exp(-18) * (0.07 - 0.01))
+    assert np.isnan(got[2, 0])
+
+
+def test_baselines_and_scores():
+    rng = np.random.default_rng(0)
+    n, f, t = 400, 6, 5
+    images = rng.random((n, f, t))
+    exposure = np.full(n, 0.1)
+    drive = 3 + 20 * images[:, 2, :].mean(1)  # counts depend linearly on one image row
+    counts = rng.poisson(np.column_stack([drive, np.full(n, 4.0)]))
+    train, test = slice(0, 300), slice(300, None)
+    mean = mean_rate_baseline(counts[train], exposure[train], exposure[test])
+    np.testing.assert_allclose(mean[0], counts[train].mean(0))
+    ridge = ridge_baseline(images[train], counts[train], images[test], n_components=30, alphas=(0.1, 1, 10))
+    table = score_table(counts[test], {"mean_rate": mean, "ridge": ridge, "truth": np.column_stack(
+        [drive, np.full(n, 4.0)])[test]}, np.array([10, 11]))
+    s = table.set_index(["method", "unit"])
+    assert s.loc[("ridge", 10), "pearson_r"] > 0.5 > abs(s.loc[("ridge", 11), "pearson_r"])
+    assert s.loc[("ridge", 10), "deviance_explained"] > s.loc[("mean_rate", 10), "deviance_explained"]
+    assert s.loc[("truth", 10), "deviance_explained"] >= s.loc[("ridge", 10), "deviance_explained"] - 0.05
+    perfect = score_table(counts[test].astype(float) + 0.0, {"self": counts[test] + 1e-12}, np.array([10, 11]))
+    assert perfect["pearson_r"].to_list() == pytest.approx([1, 1]) and perfect["deviance_explained"].to_list() == pytest.approx([1, 1])
+    img = image_error_rows(images[test], {"self": images[test], "mean": np.broadcast_to(images.mean(0), images[test].shape)})
+    assert img.loc[0, "mse"] == 0 and img.loc[0, "pearson_r"] == pytest.approx(1.0)
+    assert set(summary(pd.concat([table, img]))["direction"]) == {"audio->neural", "neural->audio"}
