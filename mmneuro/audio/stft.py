@@ -96,3 +96,13 @@ def noise_floor_db(wav: WavInfo, grid: FrameGrid, params: dict) -> np.ndarray:
     if not blocks:
         return np.zeros(n_band, dtype=np.float32)
     return np.median(np.concatenate(blocks), axis=0).astype(np.float32)
+
+
+def frames_centred_at(samples: np.ndarray, first_sample: int, centres: np.ndarray,
+                      grid: FrameGrid) -> np.ndarray:
+    """Frames (n, nperseg) centred on absolute sample indices ``centres``.
+
+    ``samples`` holds the audio from absolute sample ``first_sample`` on and must cover every frame.
+    """
+    starts = np.asarray(centres, dtype=np.int64) - grid.nperseg // 2 - first_sample
+    return samples[starts[:, None] + np.arange(grid.nperseg)]

@@ -1,0 +1,52 @@
+"""`mmneuro audio WAV --session ID --out PATH.nc`: syllables.nc plus the syllable table as CSV."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from mmneuro.audio.presets import DEFAULT_PRESET, PARAMETERS, PRESETS, parse_assignments, resolve_params
+from mmneuro.errors import InputError
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("wav", type=Path, help="WAV recording (int or float samples, any rate >= 2x max_freq_hz)")
+    parser.add_argument("--session", required=True, help="session id ([A-Za-z0-9_.-]+)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output NetCDF (.nc); the syllable table goes beside it as .csv")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
+                        help=f"parameter preset (default {DEFAULT_PRESET}); see docs/audio.md")
+    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
+                        help=f"override one parameter (repeatable); keys: {', '.join(PARAMETERS)}")
+    parser.add_argument("--annotations", type=Path, default=None,
+                        help="CSV with onset_s, offset_s (and optionally syllable): use it instead of segmenting")
+    parser.add_argument("--channel", type=int, default=None,
+                        help="channel of a multi-channel WAV (0-based); same as --set channel=N")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    from mmneuro.audio.syllables import syllable_dataset, syllable_table
+    from mmneuro.io import atomic_path, write_netcdf
+
+    if args.out.suffix != ".nc":
+        raise InputError(args.out, "output must end in .nc (the syllable table is written beside it as .csv)")
+    overrides = parse_assignments(args.overrides)
+    if args.channel is not None:
+        overrides["channel"] = args.channel
+    params = resolve_params(args.preset, overrides)
+
+    started = time.perf_counter()
+    ds = syllable_dataset(args.wav, args.session, params, annotations=args.annotations,
+                          progress=not args.no_progress)
+    write_netcdf(ds, args.out)
+    with atomic_path(args.out.with_suffix(".csv")) as tmp:
+        syllable_table(ds).to_csv(tmp, index=False)
+    elapsed = time.perf_counter() - started
+
+    duration_s = ds.attrs["audio_duration_s"]
+    print(f"audio {args.session}: {ds.sizes['syllable']} syllables in {duration_s / 3600:.3f} h of audio, "
+          f"{elapsed:.1f} s ({duration_s / max(elapsed, 1e-9):.0f}x real time) -> {args.out}")
+    return 0
+
