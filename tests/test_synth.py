@@ -82,9 +82,9 @@ def test_band_units_fire_more_in_their_band_and_match_the_oracle(session):
     for u in band_units:
         counts, length = _response_counts(truth, u, spikes[u["unit"]])
         rate = counts / length
-        near = np.abs(freqs - u["center"]) < 0.5 * u["width"]
+        near = np.abs(freqs - u["center"]) < u["width"]
         far = np.abs(freqs - u["center"]) > 3 * u["width"]
-        assert near.sum() >= 3, u
+        assert near.sum() >= 2, u
         assert rate[near].mean() > rate[far].mean() + 0.4 * u["gain_hz"], u
     # Pooled over units, observed counts follow the oracle: expected = rate * window, less the
     # loss to the 2 ms dead time (rate r is thinned to r / (1 + r * 0.002)).
@@ -266,11 +266,11 @@ def test_sync_pulses_give_back_the_planted_offset_and_drift(session):
     # Match by the offset that pairs the most pulses (irregular intervals make it unique), then fit
     # t_neural = offset + (1 + drift) * t_audio by least squares on the matched pairs.
     candidates = (neural[:, None] - audio[None, :3]).ravel()
-    n_match = [np.sum(np.min(np.abs(neural[:, None] - (audio[None, :] + c)), axis=0) < 1e-3)
+    n_match = [np.sum(np.min(np.abs(neural[:, None] - (audio[None, :] + c)), axis=0) < 10e-3)
                for c in candidates]
     rough = candidates[int(np.argmax(n_match))]
     j = np.argmin(np.abs(neural[:, None] - (audio[None, :] + rough)), axis=0)
-    ok = np.abs(neural[j] - audio - rough) < 1e-3
+    ok = np.abs(neural[j] - audio - rough) < 10e-3  # drift moves pulses ~1 ms/min
     assert ok.sum() == min(len(audio), len(neural))
     slope, intercept = np.polyfit(audio[ok], neural[j][ok], 1)
     assert abs(intercept - truth["clock"]["offset_s"]) < 40e-6

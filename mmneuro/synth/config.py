@@ -25,6 +25,7 @@ class SynthConfig:
     duration_s: tuple[float, float] = (0.02, 0.20)
     mean_freq_hz: tuple[float, float] = (35_000.0, 105_000.0)
     sweep_bandwidth_hz: tuple[float, float] = (5_000.0, 25_000.0)  # |end - start| of up/down/jump
+    contour_range_hz: tuple[float, float] = (30_000.0, 120_000.0)  # every contour stays inside (bw shrunk)
     shape_probabilities: tuple[tuple[str, float], ...] = (
         ("up", 0.3), ("down", 0.3), ("flat", 0.2), ("jump", 0.2))
     harmonic_probability: float = 0.3

@@ -39,19 +39,18 @@ def _draw_contour(rng: np.random.Generator, dur: float, c: SynthConfig) -> dict:
     shape = str(rng.choice(names, p=probs / probs.sum()))
     mean = rng.uniform(*c.mean_freq_hz)
     bw = rng.uniform(*c.sweep_bandwidth_hz)
-    jump_fraction = 0.0
-    if shape == "up":
-        start, end = mean - bw / 2, mean + bw / 2
-    elif shape == "down":
-        start, end = mean + bw / 2, mean - bw / 2
-    elif shape == "flat":
-        start = end = mean
-    else:
-        # Two steps f1 (fraction p of the time) then f2 = f1 +- bw, placed so p*f1 + (1-p)*f2 = mean.
-        jump_fraction = rng.uniform(0.3, 0.7)
-        step = bw * (1.0 if rng.random() < 0.5 else -1.0)
-        start = mean - (1 - jump_fraction) * step
-        end = start + step
+    jump_fraction = rng.uniform(0.3, 0.7) if shape == "jump" else 0.5
+    direction = -1.0 if shape == "down" or (shape == "jump" and rng.random() < 0.5) else 1.0
+    # The contour spans mean - below * bw .. mean + above * bw; shrink bw to keep it in contour_range_hz.
+    below, above = (1 - jump_fraction, jump_fraction) if direction > 0 else (jump_fraction, 1 - jump_fraction)
+    floor, ceiling = c.contour_range_hz
+    bw = 0.0 if shape == "flat" else min(bw, (mean - floor) / below, (ceiling - mean) / above)
+    # start/end placed so the time-average frequency is exactly `mean`: for a sweep the midpoint,
+    # for a jump (two steps, the first lasting jump_fraction) p * start + (1 - p) * end = mean.
+    start = mean - direction * (1 - jump_fraction) * bw
+    end = start + direction * bw
+    if shape != "jump":
+        jump_fraction = 0.0
     harmonic = bool(rng.random() < c.harmonic_probability) and 2 * max(start, end) < 0.96 * c.audio_rate_hz / 2
     amplitude = float(np.exp(rng.uniform(np.log(c.amplitude[0]), np.log(c.amplitude[1]))))
     return {
