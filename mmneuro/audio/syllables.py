@@ -123,7 +123,7 @@ def _to_dataset(wav: WavInfo, session, params, ids, table, images, features) -> 
     per_syllable = {"onset_s": onset, "offset_s": offset, "duration_s": offset - onset, **features}
     coords = {
         "syllable": ("syllable", ids),
-        "session": ("syllable", np.full(len(ids), session, dtype=str) if len(ids) else np.array([], str)),
+        "session": ("syllable", np.array([session] * len(ids), dtype=str)),
         **{name: ("syllable", np.asarray(values, np.float64)) for name, values in per_syllable.items()},
         "freq_hz": ("freq", image_freq_hz(params)),
         "time_s": ("time", image_time_s(params)),
