@@ -129,9 +129,10 @@ class MixturePosterior:
         be given weight 0 by the objective; each present component contributes exactly K samples.
         """
         comp = self.components
-        eps = torch.randn((k, *comp.mean.shape), generator=generator, dtype=comp.mean.dtype,
-                          device=comp.mean.device)
-        return (comp.mean + comp.stddev * eps).transpose(0, 1)
+        # one (K, N, D) draw per component in order, the same stream as sampling each expert in turn
+        eps = torch.stack([torch.randn((k, *comp.mean.shape[1:]), generator=generator, dtype=comp.mean.dtype,
+                                       device=comp.mean.device) for _ in range(comp.mean.shape[0])])
+        return comp.mean.unsqueeze(1) + comp.stddev.unsqueeze(1) * eps
 
 
 def nonempty_subsets(m: int) -> list[tuple[int, ...]]:

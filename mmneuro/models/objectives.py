@@ -88,41 +88,64 @@ def mixture_iwae(mixture: MixturePosterior, log_lik: LogLik, k: int, variant: st
         modalities outside the log;
       * ``tight`` (stratified IWAE, Morningstar et al. 2021): log Σ_c α_c (1/K) Σ_k w_{c,k}.
     Both are ≤ log p(X); K = 1 with one component is the ELBO.
-    ``dreg``: the doubly reparameterised gradient (Tucker et al. 2019), as in Shi et al.'s code:
-    q's parameters are detached inside log w, the normalised weights w̃ multiply the loss, and a
-    hook multiplies the gradient reaching z once more by w̃ (so encoder gradients carry w̃²).
+
+    ``dreg``: doubly reparameterised gradients (Tucker et al. 2019): the score-function part of
+    the encoder gradient is replaced by a pathwise one, through detached posterior parameters in
+    log w and a gradient hook on z. ``tight``: as in Shi et al.'s code, every q_c is detached and
+    the hook multiplies the gradient at z by w̃ (encoder gradients carry w̃²). ``loose``: that
+    recipe is biased (each stratum's log-mean-exp is normalised separately, so the strata are not
+    exchangeable; tests show it). Per stratum c only q_c's own score term is rewritten: q_c is
+    detached in log q_mix (the other components keep their direct gradient), the hook factor is
+    1 − r_c(1 − w̃) with r_c = α_c q_c/q_mix, plus the pathwise term −w̃ r_c ∇_z log r_c
+    (Tucker's identity E_q[f ∇_φ log q] = E[∇_z f ∂z/∂φ] with f = w̃ r_c). One component: w̃².
     The returned loss *value* is always −bound; only its gradient changes with ``dreg``.
-    Returns (loss (N,), terms ``bound`` and ``ess`` per sample).
+    Returns (loss (N,), terms ``bound`` and ``ess`` (effective sample size) per sample).
     """
+    if variant not in ("loose", "tight"):
+        raise ValueError(f"unknown IWAE variant {variant!r}; expected 'loose' or 'tight'")
     alpha = mixture.weights  # (C, N)
     c, n = alpha.shape
+    present = alpha > 0
+    log_alpha = torch.where(present, alpha.log(), -math.inf)
+    comps = mixture.components
     z = mixture.stratified_rsample(k, generator=generator)  # (C, K, N, D)
-    q = MixturePosterior(mixture.components.detach(), alpha) if dreg else mixture
-    log_px = log_lik(z.reshape(c * k, n, -1), None).sum(1).reshape(c, k, n)
-    lw = log_px + standard_normal_log_prob(z) - q.log_prob(z)  # (C, K, N)
-    present = (alpha > 0).unsqueeze(1)
-    # absent components get a finite placeholder (masked below): −inf here would turn the
-    # backward pass of logsumexp into 0·NaN
-    lw = torch.where(present, lw, 0.0)
+    z_lw = z.clone() if dreg else z  # the path into log w, where the DReG hook sits
+    lq = comps.log_prob(z_lw.unsqueeze(-3))  # (C strata, K, C components, N)
+    if dreg:
+        lq_detached = comps.detach().log_prob(z_lw.unsqueeze(-3))
+        keep = torch.zeros(c, 1, c, 1, dtype=torch.bool, device=z.device)
+        if variant == "loose":
+            keep = ~torch.eye(c, dtype=torch.bool, device=z.device).view(c, 1, c, 1)
+        lq = torch.where(keep, lq, lq_detached)
+    log_q_mix = torch.logsumexp(lq + log_alpha, 2)  # (C, K, N)
+    log_px = log_lik(z_lw.reshape(c * k, n, -1), None).sum(1).reshape(c, k, n)
+    # absent strata get a finite placeholder (masked below): −inf here would turn the backward
+    # pass of logsumexp into 0·NaN
+    stratum = present.unsqueeze(1)
+    lw = torch.where(stratum, log_px + standard_normal_log_prob(z_lw) - log_q_mix, 0.0)
     if variant == "loose":
-        per_comp = torch.logsumexp(lw, 1) - math.log(k)  # (C, N)
-        bound = _weighted(alpha, per_comp)
+        bound = _weighted(alpha, torch.logsumexp(lw, 1) - math.log(k))
         log_norm = lw - torch.logsumexp(lw, 1, keepdim=True)
         outer = alpha.unsqueeze(1)
-    elif variant == "tight":
-        scaled = torch.where(present, lw + alpha.log().unsqueeze(1), -math.inf)
+    else:
+        scaled = torch.where(stratum, lw + log_alpha.unsqueeze(1), -math.inf)
         bound = torch.logsumexp(scaled.flatten(0, 1), 0) - math.log(k)
-        log_norm = scaled - torch.logsumexp(scaled.flatten(0, 1), 0)
+        log_norm = scaled - bound.unsqueeze(0) - math.log(k)
         outer = torch.ones_like(alpha).unsqueeze(1)
-    else:
-        raise ValueError(f"unknown IWAE variant {variant!r}; expected 'loose' or 'tight'")
-    w_norm = torch.where(present, log_norm.exp(), 0.0).detach()  # (C, K, N)
+    w_norm = torch.where(stratum, log_norm.exp(), 0.0).detach()  # (C, K, N)
     ess = 1.0 / (w_norm**2).sum((0, 1)).clamp_min(1e-30)
-    if dreg:
-        if z.requires_grad:
-            z.register_hook(lambda grad: grad * w_norm.unsqueeze(-1))
-        surrogate = torch.where(present, outer * w_norm * lw, 0.0).sum((0, 1))
-        loss = -(surrogate + (bound - surrogate).detach())
-    else:
-        loss = -bound
+    if not dreg:
+        return -bound, {"bound": bound.detach(), "ess": ess}
+    surrogate = torch.where(stratum, outer * w_norm * lw, 0.0).sum((0, 1))
+    factor = w_norm
+    if variant == "loose":
+        lq_z = comps.detach().log_prob(z.unsqueeze(-3))  # only z carries gradient here
+        own = torch.diagonal(lq_z, dim1=0, dim2=2).permute(2, 0, 1)  # (C, K, N): log q_c(z_{c,k})
+        log_r = torch.where(stratum, log_alpha.unsqueeze(1) + own - torch.logsumexp(lq_z + log_alpha, 2), 0.0)
+        r = log_r.exp().detach()
+        factor = 1.0 - r * (1.0 - w_norm)
+        surrogate = surrogate - torch.where(stratum, outer * w_norm * r * log_r, 0.0).sum((0, 1))
+    if z_lw.requires_grad:
+        z_lw.register_hook(lambda grad: grad * factor.unsqueeze(-1))
+    loss = -(surrogate + (bound - surrogate).detach())
     return loss, {"bound": bound.detach(), "ess": ess}
