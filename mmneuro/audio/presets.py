@@ -21,7 +21,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "window_s": (0.004096, "STFT window length (Hann); 1024 samples at 250 kHz"),
     "hop_s": (0.002048, "STFT hop between frames; 512 samples at 250 kHz"),
     # noise floor and level scale
-    "floor_sample_s": (60.0, "audio (s) sampled evenly across the file to estimate the noise floor"),
+    "floor_sample_s": (30.0, "audio (s) sampled evenly across the file to estimate the noise floor"),
     "floor_snippet_s": (1.0, "length of each evenly spaced snippet used for the noise floor"),
     "level_lo_db": (6.0, "dB above the noise floor mapped to 0 (AVA's spec_min_val, made relative)"),
     "level_hi_db": (30.0, "dB above the noise floor mapped to 1 (AVA's spec_max_val, made relative)"),

@@ -1,0 +1,138 @@
+"""Benchmark of the audio stage: throughput (x real time) and peak RSS, vs vocalpy's AVA segmenter.
+
+    .venv/bin/python benchmarks/bench_audio.py [--minutes 10 60] [--no-peer]
+
+Writes 250 kHz int16 recordings (white + low-frequency noise, one 20-200 ms tone sweep per second
+on average) to a temporary directory, deleted afterwards. Each measurement runs in a fresh
+subprocess, which reports its own peak RSS, so runs do not inherit each other's memory:
+  - ours: segmentation + spectrograms + features (``syllable_dataset``) and the NetCDF/CSV write;
+    "in-process" times the library call only, "whole process" includes start-up and imports;
+  - peer: ``vocalpy.segment.ava`` (segmentation only) with AVA's mouse settings, smallest file only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SR = 250_000
+
+OURS = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from mmneuro.audio import syllable_dataset, segment_file
+from mmneuro.audio.syllables import syllable_table
+from mmneuro.io import write_netcdf
+wav, out = sys.argv[1], sys.argv[2]
+t1 = time.perf_counter()
+n_seg = len(segment_file(wav))
+t2 = time.perf_counter()
+ds = syllable_dataset(wav, "bench")
+t3 = time.perf_counter()
+write_netcdf(ds, out)
+syllable_table(ds).to_csv(out + ".csv", index=False)
+t4 = time.perf_counter()
+print(json.dumps({"segment_s": t2 - t1, "dataset_s": t3 - t2, "write_s": t4 - t3,
+                  "n_syllables": int(ds.sizes["syllable"]), "n_segmented": n_seg,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+PEER = """
+import json, resource, sys, time
+import vocalpy
+t1 = time.perf_counter()
+sound = vocalpy.Sound.read(sys.argv[1])
+seg = vocalpy.segment.ava(sound, nperseg=1024, noverlap=512, min_freq=30e3, max_freq=110e3,
+                          spect_min_val=2.0, spect_max_val=6.0, thresh_lowest=1.5, thresh_min=2.0,
+                          thresh_max=2.5, min_dur=0.03, max_dur=0.2, use_softmax_amp=False,
+                          smoothing_timescale=0.007)
+t2 = time.perf_counter()
+print(json.dumps({"segment_s": t2 - t1, "n_syllables": int(len(seg.start_inds)),
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def write_recording(path: Path, minutes: float, seed: int = 0) -> int:
+    """Write the benchmark WAV in 10 s chunks (bounded memory); returns the number of calls."""
+    import soundfile as sf
+    from scipy.signal import butter, sosfilt
+
+    rng = np.random.default_rng(seed)
+    n_total = int(minutes * 60 * SR)
+    chunk = 10 * SR
+    sos = butter(4, 8_000, fs=SR, output="sos")
+    zi = np.zeros((sos.shape[0], 2))
+    n_calls = 0
+    with sf.SoundFile(path, "w", samplerate=SR, channels=1, subtype="PCM_16", format="WAV") as f:
+        for lo in range(0, n_total, chunk):
+            n = min(chunk, n_total - lo)
+            x = 0.01 * rng.standard_normal(n)
+            low, zi = sosfilt(sos, rng.standard_normal(n), zi=zi)
+            x += 0.2 * low
+            # Calls placed within the chunk so none crosses a chunk edge of the generator.
+            for start in np.sort(rng.uniform(0.1, n / SR - 0.3, rng.poisson(n / SR))):
+                dur = rng.uniform(0.02, 0.2)
+                f0, f1 = rng.uniform(40_000, 100_000, 2)
+                t = np.arange(int(dur * SR)) / SR
+                i = int(start * SR)
+                x[i:i + len(t)] += rng.uniform(0.03, 0.3) * np.sin(2 * np.pi * (f0 * t + 0.5 * (f1 - f0) / dur * t**2))
+                n_calls += 1
+            f.write(np.round(np.clip(x, -1, 1) * 32767).astype(np.int16))
+    return n_calls
+
+
+def run_child(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh interpreter; its last stdout line is JSON. Adds the wall time."""
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc {proc.returncode}",
+                "wall_s": wall}
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "wall_s": wall}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 60.0])
+    parser.add_argument("--no-peer", action="store_true", help="skip vocalpy (needs ~10 GiB for 10 min)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_audio_") as tmp:
+        for minutes in args.minutes:
+            wav = Path(tmp) / f"rec_{minutes:g}min.wav"
+            n_calls = write_recording(wav, minutes)
+            audio_s = minutes * 60
+            ours = run_child(OURS, str(wav), str(Path(tmp) / "out.nc"))
+            rows.append({"tool": "mmneuro", "minutes": minutes, "planted": n_calls, **ours,
+                         "x_realtime_process": audio_s / ours["wall_s"],
+                         "x_realtime_inprocess": audio_s / ours.get("dataset_s", float("nan")),
+                         "x_realtime_segment_only": audio_s / ours.get("segment_s", float("nan"))})
+            print(json.dumps(rows[-1]), flush=True)
+            if not args.no_peer and minutes == min(args.minutes):
+                peer = run_child(PEER, str(wav))
+                rows.append({"tool": "vocalpy.segment.ava", "minutes": minutes, "planted": n_calls, **peer,
+                             "x_realtime_process": audio_s / peer["wall_s"],
+                             "x_realtime_inprocess": audio_s / peer.get("segment_s", float("nan"))})
+                print(json.dumps(rows[-1]), flush=True)
+            wav.unlink()
+    print("\n| tool | audio | syllables (planted) | x real time, whole process | x real time, in-process "
+          "| segmentation only | peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        seg = r.get("x_realtime_segment_only")
+        print(f"| {r['tool']} | {r['minutes']:g} min | {r.get('n_syllables', '-')} ({r['planted']}) "
+              f"| {r['x_realtime_process']:.0f}x | {r['x_realtime_inprocess']:.0f}x "
+              f"| {'-' if seg is None else f'{seg:.0f}x'} | {r.get('peak_rss_mib', float('nan')):.0f} MiB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
