@@ -1,0 +1,24 @@
+"""`mmneuro analyse MODEL_DIR DATASET.nc --out DIR`: every analysis of one trained model (cheap imports)."""
+
+from __future__ import annotations
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("model_dir", help="trained model folder (config.json, weights.pt, metrics.csv)")
+    parser.add_argument("dataset", help="dataset.nc from `mmneuro dataset`")
+    parser.add_argument("--out", required=True, help="analysis folder to write, e.g. results/analysis/mvae")
+    parser.add_argument("--truth", nargs="*", default=[], metavar="SESSION_DIR",
+                        help="demo session folders with ground_truth.json: adds scores.json")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="analysis settings (docs/analysis.md), e.g. n_clusters=7 n_permutations=500")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def main(args) -> int:
+    from mmneuro.analysis.pipeline import analyse
+    from mmneuro.analysis.settings import AnalysisSettings, parse_overrides
+
+    settings = AnalysisSettings().replace(parse_overrides(args.overrides))
+    analyse(args.model_dir, args.dataset, args.out, truth_dirs=args.truth, settings=settings,
+            progress=not args.quiet)
+    return 0

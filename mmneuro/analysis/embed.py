@@ -1,0 +1,97 @@
+"""Everything that runs the trained model: inputs from dataset.nc, posteriors, decoder means.
+
+The model is a ``mmneuro.models.MultimodalVAE`` (``encode(x, present)`` -> posterior with
+``.mean``/``.variance``; ``decode(z)`` -> distributions; ``cross_generate(x, src, dst)``).
+All calls run in batches under ``torch.no_grad`` and return numpy arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from mmneuro.errors import InputError
+
+CONDITIONINGS = {"joint": ("audio", "neural"), "audio": ("audio",), "neural": ("neural",)}
+
+
+def model_inputs(ds: xr.Dataset, model, where: str = "dataset") -> dict[str, np.ndarray]:
+    """The model's input arrays from a dataset.nc Dataset: ``audio`` (N, 1, F, T) from ``spectrogram``,
+    ``neural`` (N, U, B) from ``counts`` or (N, U) from ``total_counts`` (whichever the neural expert's
+    shape says). A shape that does not match the model is an InputError naming ``where``."""
+    out = {}
+    for name in model.modalities:
+        shape = tuple(model.experts[name].shape)
+        if name == "audio":
+            arr = ds["spectrogram"].transpose("syllable", "freq", "time").values[:, None]
+        elif name == "neural":
+            var = "counts" if len(shape) == 2 else "total_counts"
+            dims = ("syllable", "unit", "bin") if var == "counts" else ("syllable", "unit")
+            arr = ds[var].transpose(*dims).values
+        else:
+            raise InputError(where, f"the model has a modality {name!r} that the analysis does not know")
+        if tuple(arr.shape[1:]) != shape:
+            raise InputError(where, f"{name} data have shape {tuple(arr.shape[1:])} but the model was trained on {shape}")
+        out[name] = np.asarray(arr, dtype=np.float32)
+    return out
+
+
+def _batches(n: int, batch_size: int):
+    for start in range(0, n, batch_size):
+        yield slice(start, min(n, start + batch_size))
+
+
+def posterior_moments(model, x: dict[str, np.ndarray], given: tuple[str, ...], batch_size: int = 256):
+    """Posterior mean and variance (N, D) given only the ``given`` modalities."""
+    import torch
+
+    means, variances = [], []
+    n = len(next(iter(x.values())))
+    with torch.no_grad():
+        for sl in _batches(n, batch_size):
+            post = model.encode({m: torch.from_numpy(x[m][sl]) for m in given if m in x})
+            means.append(post.mean.numpy())
+            variances.append(post.variance.numpy())
+    return np.concatenate(means), np.concatenate(variances)
+
+
+def embeddings(model, ds: xr.Dataset, x: dict[str, np.ndarray], batch_size: int = 256) -> xr.Dataset:
+    """Posterior ``mean`` and ``variance`` of every syllable under each conditioning the model supports:
+    variables (conditioning, syllable, latent), with the dataset's per-syllable coordinates."""
+    names = [c for c, mods in CONDITIONINGS.items() if all(m in model.modalities for m in mods)]
+    moments = [posterior_moments(model, x, CONDITIONINGS[c], batch_size) for c in names]
+    per_syllable = {k: v for k, v in ds.coords.items() if v.dims == ("syllable",)}
+    return xr.Dataset(
+        {"mean": (("conditioning", "syllable", "latent"), np.stack([m for m, _ in moments])),
+         "variance": (("conditioning", "syllable", "latent"), np.stack([v for _, v in moments]))},
+        coords={**per_syllable, "conditioning": names, "latent": np.arange(moments[0][0].shape[1])},
+        attrs={"description": "posterior moments of z given the modalities named by `conditioning`"},
+    )
+
+
+def decoder_mean(model, name: str, batch_size: int = 256):
+    """A function z (K, D) numpy -> the decoder's mean of modality ``name`` (K, *shape), channel axis of
+    a 1-channel image squeezed, so audio comes back as (K, F, T)."""
+    import torch
+
+    def run(z: np.ndarray) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for sl in _batches(len(z), batch_size):
+                out.append(model.decode(torch.from_numpy(np.asarray(z[sl], np.float32)))[name].mean.numpy())
+        arr = np.concatenate(out)
+        return arr[:, 0] if name == "audio" and arr.ndim == 4 else arr
+
+    return run
+
+
+def cross_generate(model, x: dict[str, np.ndarray], src: str, dst: str, batch_size: int = 256) -> np.ndarray:
+    """Decoder mean of ``dst`` at the posterior mean given ``src`` only: (N, *shape); audio as (N, F, T)."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for sl in _batches(len(x[src]), batch_size):
+            out.append(model.cross_generate({src: torch.from_numpy(x[src][sl])}, [src], dst).numpy())
+    arr = np.concatenate(out)
+    return arr[:, 0] if dst == "audio" and arr.ndim == 4 else arr

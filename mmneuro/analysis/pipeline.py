@@ -1,0 +1,360 @@
+"""``analyse``: one trained model + dataset.nc (+ demo ground truth) -> the analysis folder.
+
+Output files (docs/analysis.md): embeddings.nc, latent_neuron.nc, clusters.csv, latent_band.csv,
+cluster_band.csv, crosspred.csv, synergy.csv, scores.json (with --truth), summary.json, figures/*.png.
+The folder is built beside its destination and renamed into place, so a failure leaves none.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from mmneuro.analysis import bands, crosspred, embed, neurons, scoring, synergy
+from mmneuro.analysis.settings import AnalysisSettings
+from mmneuro.errors import InputError
+from mmneuro.io import atomic_path, json_attr, read_netcdf, write_netcdf
+
+DEFAULT_LATENCY_S = 0.02  # the neural stage's default, used if dataset.nc does not record it
+
+
+@dataclass
+class Data:
+    """The syllables an analysis uses: the held-out part and the training part, as model inputs."""
+
+    ds: xr.Dataset  # the analysed split (both modalities present)
+    train: xr.Dataset
+    x: dict[str, np.ndarray]
+    x_train: dict[str, np.ndarray]
+    counts: np.ndarray  # (N, U) spikes per window, the neural modality summed over bins
+    exposure_s: np.ndarray  # (N,) window length
+    window_s: tuple[np.ndarray, np.ndarray]  # window start/end relative to onset (s)
+    train_counts: np.ndarray
+    train_exposure_s: np.ndarray
+
+
+def analyse(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: AnalysisSettings | None = None,
+            progress: bool = True) -> Path:
+    """Run every analysis of one model and write the analysis folder ``out_dir``; returns it."""
+    import torch
+
+    from mmneuro.models import load_model
+
+    settings = settings or AnalysisSettings()
+    settings.check()
+    torch.manual_seed(settings.seed)
+    started = time.perf_counter()
+    model = load_model(model_dir)
+    ds = read_netcdf(dataset_path)
+    truths = _load_truths(truth_dirs)
+    data = _select(ds, model, settings, str(dataset_path))
+    log = _logger(progress)
+
+    log("embeddings")
+    x_all = embed.model_inputs(_both_modalities(ds), model, str(dataset_path))
+    emb = embed.embeddings(model, _both_modalities(ds), x_all, settings.batch_size)
+    emb_split = emb.sel(syllable=data.ds["syllable"].values)
+    z = emb_split["mean"].sel(conditioning=settings.conditioning).values
+
+    log("latent <-> neuron correlations")
+    lat_neu, profiles = _latent_neuron(z, data, settings, progress)
+    clusters = neurons.cluster_profiles(profiles, n_clusters=settings.n_clusters, max_clusters=settings.max_clusters)
+    defining = neurons.defining_latents(profiles, clusters["labels"], settings.defining_latents)
+
+    log("bands and traversals")
+    band_tables = _bands(model, data, z, clusters["labels"], defining, settings)
+
+    log("cross-prediction")
+    units = data.ds["unit"].values
+    truth_units = _truth_units(truths, units)
+    cross = _crosspred(model, data, settings, truths, truth_units)
+
+    log("synergy")
+    syn = _synergy(model, data, settings, progress)
+
+    cluster_table = _cluster_table(units, clusters, defining, band_tables["cluster_band"])
+    scores = _scores(ds, data, units, clusters["labels"], band_tables["cluster_band"], cross, syn, truths, settings)
+    summary = _summary(ds, data, model, model_dir, settings, clusters, time.perf_counter() - started)
+
+    log("figures")
+    from mmneuro.report import figures
+
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_netcdf(emb, tmp / "embeddings.nc")
+        write_netcdf(lat_neu, tmp / "latent_neuron.nc")
+        cluster_table.to_csv(tmp / "clusters.csv", index=False)
+        band_tables["latent_band"].to_csv(tmp / "latent_band.csv", index=False)
+        band_tables["cluster_band"].to_csv(tmp / "cluster_band.csv", index=False)
+        cross["table"].to_csv(tmp / "crosspred.csv", index=False)
+        syn.to_csv(tmp / "synergy.csv", index=False)
+        if truths:
+            (tmp / "scores.json").write_text(json.dumps(scores, indent=1, default=_json_default) + "\n")
+        figures.write_all(tmp / "figures", model=model, model_dir=Path(model_dir), data=data, emb=emb_split,
+                          settings=settings, lat_neu=lat_neu, clusters=clusters, traversal=band_tables["traversal"],
+                          cross=cross)
+        summary["runtime_s"] = round(time.perf_counter() - started, 1)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+    log(f"done in {time.perf_counter() - started:.0f} s -> {out_dir}")
+    return out_dir
+
+
+def _logger(enabled: bool):
+    def log(message: str) -> None:
+        if enabled:
+            print(f"analyse: {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def _load_truths(truth_dirs) -> dict[str, dict]:
+    from mmneuro.synth import load_ground_truth
+
+    truths = {}
+    for d in truth_dirs:
+        truth = load_ground_truth(d)
+        truths[truth["session"]] = truth
+    return truths
+
+
+def _both_modalities(ds: xr.Dataset) -> xr.Dataset:
+    keep = np.ones(ds.sizes["syllable"], bool)
+    for flag in ("has_audio", "has_neural"):
+        if flag in ds.coords:
+            keep &= ds[flag].values.astype(bool)
+    return ds.isel(syllable=keep)
+
+
+def _select(ds: xr.Dataset, model, settings: AnalysisSettings, where: str) -> Data:
+    """The analysed split and the training split, with the counts and windows they are scored on."""
+    for var in ("spectrogram", "total_counts", "counts", "split"):
+        if var not in ds.variables:
+            raise InputError(where, f"no variable {var!r}: not a dataset.nc from `mmneuro dataset`")
+    both = _both_modalities(ds)
+    split = both["split"].values
+    part = both if settings.split == "all" else both.isel(syllable=split == settings.split)
+    train = both.isel(syllable=split == "train")
+    if part.sizes["syllable"] < 10 or train.sizes["syllable"] < 10:
+        raise InputError(where, f"too few syllables with both modalities ({part.sizes['syllable']} in split "
+                                f"{settings.split!r}, {train.sizes['syllable']} in train; need 10 each)")
+    x, x_train = embed.model_inputs(part, model, where), embed.model_inputs(train, model, where)
+    binned = "neural" in model.modalities and len(model.experts["neural"].shape) == 2
+    c, e, w = _counts(part, binned, ds)
+    ct, et, _ = _counts(train, binned, ds)
+    return Data(part, train, x, x_train, c, e, w, ct, et)
+
+
+def _counts(ds: xr.Dataset, binned: bool, full: xr.Dataset):
+    """Spikes per syllable window (N, U), the window's length (s) and its (start, end) after onset."""
+    if binned:
+        counts = ds["counts"].sum("bin").transpose("syllable", "unit").values.astype(np.float64)
+        start, end = float(ds["bin_start_s"].values[0]), float(ds["bin_end_s"].values[-1])
+        n = ds.sizes["syllable"]
+        return counts, np.full(n, end - start), (np.full(n, start), np.full(n, end))
+    latency = _neural_params(full).get("latency_s", DEFAULT_LATENCY_S)
+    end = ds["offset_s"].values - ds["onset_s"].values + latency
+    counts = ds["total_counts"].transpose("syllable", "unit").values.astype(np.float64)
+    return counts, end, (np.zeros_like(end), end)
+
+
+def _neural_params(ds: xr.Dataset) -> dict:
+    try:
+        return json_attr(ds, "neural_params") or {}
+    except (KeyError, ValueError, TypeError):
+        return {}
+
+
+def _latent_neuron(z: np.ndarray, data: Data, settings: AnalysisSettings, progress: bool):
+    """Correlations (Pearson, Spearman) with shuffle p and BH q (over every latent x unit per method),
+    plus the encoding model's scores; returns the Dataset and the Pearson profiles (unit, latent)."""
+    rates = data.counts / data.exposure_s[:, None]
+    order = np.lexsort((data.ds["onset_s"].values, data.ds["session"].values))
+    groups = data.ds["session"].values[order]
+    methods = ("pearson", "spearman")
+    r, p = zip(*(neurons.shuffle_null_pvalues(z[order], rates[order], method=m, null=settings.null,
+                                              n_permutations=settings.n_permutations, groups=groups,
+                                              seed=settings.seed, progress=progress) for m in methods))
+    q = [neurons.fdr_bh(pm) for pm in p]
+    enc = neurons.encoding_model(z, data.counts, data.exposure_s, kind=settings.encoding,
+                                 alpha=settings.encoding_alpha, folds=settings.cv_folds, seed=settings.seed,
+                                 progress=progress)
+    coords = {"correlation": list(methods), "latent": np.arange(z.shape[1]), "unit": data.ds["unit"].values}
+    dims = ("correlation", "latent", "unit")
+    out = xr.Dataset(
+        {"r": (dims, np.stack(r)), "p": (dims, np.stack(p)), "q": (dims, np.stack(q)),
+         "significant": (dims, (np.stack(q) <= settings.fdr_q).astype(np.int8)),
+         "encoding_deviance_explained": ("unit", enc["deviance_explained"]),
+         "encoding_r2": ("unit", enc["r2"]),
+         "mean_rate_hz": ("unit", rates.mean(axis=0))},
+        coords=coords,
+        attrs={"null": settings.null, "n_permutations": settings.n_permutations, "fdr_q": settings.fdr_q,
+               "conditioning": settings.conditioning, "split": settings.split, "encoding": settings.encoding,
+               "n_syllables": len(z),
+               "description": "correlation of posterior-mean latents with each unit's rate (spikes/s) "
+                              "over held-out syllables; p from a shuffle null, q Benjamini-Hochberg"},
+    )
+    return out, np.stack(r)[0].T
+
+
+def _features(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    out = {}
+    for name in bands.FEATURES:
+        if name == "duration_s" and name not in ds.coords and "offset_s" in ds.coords:
+            out[name] = ds["offset_s"].values - ds["onset_s"].values
+        elif name in ds.coords:
+            out[name] = ds[name].values.astype(np.float64)
+    return {k: v for k, v in out.items() if np.isfinite(v).all()}
+
+
+def _bands(model, data: Data, z: np.ndarray, labels: np.ndarray, defining, settings: AnalysisSettings) -> dict:
+    s = settings
+    freq_hz = data.ds["freq_hz"].values
+    edges = bands.band_edges_hz(s.band_min_hz, s.band_max_hz, s.band_width_hz)
+    centers = (edges[:-1] + edges[1:]) / 2
+    energies = bands.band_energy(data.ds["spectrogram"].transpose("syllable", "freq", "time").values, freq_hz, edges)
+    features = _features(data.ds)
+    traversal = None
+    if "audio" in model.modalities:
+        traversal = bands.traversal_frequencies(
+            embed.decoder_mean(model, "audio", s.batch_size), z.mean(0), z.std(0), sd_range=s.traversal_sd,
+            steps=s.traversal_steps, freq_hz=freq_hz, lo_hz=s.band_min_hz, hi_hz=s.band_max_hz)
+    latent_band = bands.latent_band_table(z, energies, centers, features, traversal)
+    rates = data.counts / data.exposure_s[:, None]
+    cluster_band = bands.cluster_band_table(rates, labels, energies, centers, features, defining, latent_band)
+    return {"latent_band": latent_band, "cluster_band": cluster_band, "traversal": traversal}
+
+
+def _truth_units(truths: dict[str, dict], units: np.ndarray) -> list[dict] | None:
+    """The planted unit dicts in the dataset's unit order (units are shared by all sessions)."""
+    if not truths:
+        return None
+    by_id = {int(u["unit"]): u for u in next(iter(truths.values()))["units"]}
+    missing = [int(u) for u in units if int(u) not in by_id]
+    if missing:
+        raise InputError("--truth", f"unit(s) {missing[:5]} of the dataset are not in the ground truth")
+    return [by_id[int(u)] for u in units]
+
+
+def _crosspred(model, data: Data, settings: AnalysisSettings, truths, truth_units) -> dict:
+    """audio -> neural per unit (model and baselines) and neural -> audio image error."""
+    s = settings
+    images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
+    train_images = data.train["spectrogram"].transpose("syllable", "freq", "time").values
+    preds = {}
+    if {"audio", "neural"} <= set(model.modalities):
+        out = embed.cross_generate(model, data.x, "audio", "neural", s.batch_size)
+        preds["model (audio->neural)"] = out.reshape(len(out), out.shape[1], -1).sum(-1)
+    preds["mean_rate"] = crosspred.mean_rate_baseline(data.train_counts, data.train_exposure_s, data.exposure_s)
+    preds["ridge (spectrogram PCA)"] = crosspred.ridge_baseline(
+        train_images, data.train_counts, images, n_components=s.pca_components, alphas=s.ridge_alphas, seed=s.seed)
+    if truth_units is not None:
+        planted = scoring.planted_syllables(data.ds["session"].values, data.ds["onset_s"].values, truths,
+                                            s.match_tolerance_s)
+        tail = float(next(iter(truths.values())).get("response_tail_s", 0.0))
+        preds["oracle (planted rate)"] = crosspred.oracle_counts(truth_units, planted, data.ds["onset_s"].values,
+                                                                 data.window_s, tail)
+    table = crosspred.score_table(data.counts, preds, data.ds["unit"].values)
+    images_pred = {}
+    if {"audio", "neural"} <= set(model.modalities):
+        images_pred["model (neural->audio)"] = embed.cross_generate(model, data.x, "neural", "audio", s.batch_size)
+        images_pred["model (audio->audio)"] = embed.cross_generate(model, data.x, "audio", "audio", s.batch_size)
+    images_pred["mean spectrogram"] = np.broadcast_to(train_images.mean(0), images.shape)
+    table = pd.concat([table, crosspred.image_error_rows(images, images_pred)], ignore_index=True)
+    return {"table": table, "predictions": preds, "images": images_pred}
+
+
+def _synergy(model, data: Data, settings: AnalysisSettings, progress: bool) -> pd.DataFrame:
+    if not {"audio", "neural"} <= set(model.modalities):
+        return pd.DataFrame()
+    n = min(settings.synergy_max_syllables, len(data.counts))
+    rows = np.random.default_rng(settings.seed).choice(len(data.counts), n, replace=False)
+    x = {m: v[np.sort(rows)] for m, v in data.x.items()}
+    table = synergy.synergy_table(model, x, k=settings.synergy_k, seed=settings.seed, progress=progress)
+    table.insert(0, "model", model.config.kind)
+    return table
+
+
+def _cluster_table(units, clusters: dict, defining, cluster_band: pd.DataFrame) -> pd.DataFrame:
+    band = cluster_band.set_index("cluster")["band_center_khz"]
+    labels = clusters["labels"]
+    return pd.DataFrame({
+        "unit": units.astype(int), "cluster": labels,
+        "defining_latents": ["; ".join(f"z{d} ({r:+.2f})" for d, r in defining[int(c)]) for c in labels],
+        "cluster_band_center_khz": [band[int(c)] for c in labels],
+    })
+
+
+def _scores(ds, data: Data, units, labels, cluster_band, cross, syn, truths, settings) -> dict:
+    if not truths:
+        return {}
+    first = next(iter(truths.values()))
+    seg = {}
+    for session, truth in truths.items():
+        detected = ds["onset_s"].values[ds["session"].values == session]
+        seg[session] = scoring.segmentation_scores(detected, np.array([s_["onset_s"] for s_ in truth["syllables"]]),
+                                                   settings.match_tolerance_s)
+    rec = scoring.band_recovery(units, labels, cluster_band, first)
+    summ = crosspred.summary(cross["table"])
+    audio_neural = summ[summ.direction == "audio->neural"].set_index("method")["pearson_r"]
+    model_r = audio_neural.get("model (audio->neural)", np.nan)
+    oracle_r = audio_neural.get("oracle (planted rate)", np.nan)
+    targets = {
+        "ari_at_least_0.9": None,
+        "bands_within_5_khz": bool(rec["within_tolerance"].all()) if len(rec) else None,
+        "model_beats_ridge_and_mean_rate": bool(model_r > audio_neural.get("ridge (spectrogram PCA)", np.inf)
+                                                and model_r > audio_neural.get("mean_rate", np.inf)),
+        "model_reaches_80pct_of_oracle": bool(model_r >= 0.8 * oracle_r),
+        "synergy_ordered": {r["target"]: r["ordered"] for r in syn.to_dict("records")} if len(syn) else None,
+    }
+    agreement = scoring.cluster_agreement(units, labels, first)
+    targets["ari_at_least_0.9"] = agreement["ari"] >= 0.9
+    return {
+        "clusters": agreement,
+        "band_recovery": rec.to_dict("records"),
+        "segmentation": seg,
+        "crosspred_mean_pearson_r": {k: float(v) for k, v in audio_neural.items()},
+        "model_over_oracle_r": float(model_r / oracle_r) if oracle_r else None,
+        "targets": targets,
+    }
+
+
+def _summary(ds, data: Data, model, model_dir, settings, clusters, elapsed) -> dict:
+    sessions = json.loads(ds.attrs["sessions"]) if isinstance(ds.attrs.get("sessions"), str) else []
+    return {
+        "model": {"name": Path(model_dir).name, "dir": str(model_dir), "config": model.config.to_dict()},
+        "data": {
+            "sessions": sessions,
+            "syllables_total": int(ds.sizes["syllable"]),
+            "syllables_per_split": {str(k): int(v) for k, v in
+                                    zip(*np.unique(ds["split"].values.astype(str), return_counts=True))},
+            "syllables_analysed": int(data.ds.sizes["syllable"]),
+            "units": [int(u) for u in data.ds["unit"].values],
+            "freq_hz_range": [float(ds["freq_hz"].min()), float(ds["freq_hz"].max())],
+        },
+        "settings": settings.to_dict(),
+        "clusters": {"k": clusters["k"], "silhouette": clusters["silhouette"],
+                     "criterion": "fixed" if settings.n_clusters else "max mean silhouette (Ward linkage)"},
+    }
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj)}")

@@ -1,0 +1,186 @@
+"""End to end: a small planted dataset, a briefly trained MVAE, `mmneuro analyse` and its outputs."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from mmneuro.errors import InputError
+from mmneuro.io import read_netcdf, write_netcdf
+
+CENTERS_HZ = (45_000.0, 60_000.0, 75_000.0, 90_000.0)
+FREQ_HZ = np.linspace(25_000, 115_000, 24)
+N_TIME = 8
+LATENCY_S = 0.02
+
+
+def planted_world(tmp_path, n_per_session=300, units_per_cluster=3, seed=0):
+    """dataset.nc + one ground_truth.json per session: tones at the syllable's mean frequency, units
+    Gaussian-tuned (5 kHz) to one of four bands or untuned, Poisson total counts."""
+    rng = np.random.default_rng(seed)
+    clusters = [{"name": f"band_{int(c / 1000)}k", "feature": "mean_freq_hz", "center": c, "width": 5000.0,
+                 "band_hz": [c - 5000, c + 5000]} for c in CENTERS_HZ]
+    clusters.append({"name": "untuned", "feature": None, "center": None, "width": None, "band_hz": None})
+    units = []
+    for k, cl in enumerate(clusters):
+        for _ in range(units_per_cluster):
+            units.append({"unit": len(units), "cluster": cl["name"], "label": "good",
+                          "baseline_hz": float(rng.uniform(3, 6)), "gain_hz": 0.0 if cl["feature"] is None else 70.0,
+                          "latency_s": 0.0, "feature": cl["feature"], "center": cl["center"], "width": cl["width"]})
+    parts = []
+    for s, session in enumerate(("s1", "s2")):
+        onset = np.cumsum(rng.uniform(0.3, 0.6, n_per_session))
+        dur = rng.uniform(0.03, 0.15, n_per_session)
+        freq = rng.uniform(35_000, 105_000, n_per_session)
+        sylls = [{"index": i, "onset_s": float(onset[i]), "offset_s": float(onset[i] + dur[i]),
+                  "mean_freq_hz": float(freq[i])} for i in range(n_per_session)]
+        (tmp_path / session).mkdir()
+        (tmp_path / session / "ground_truth.json").write_text(json.dumps(
+            {"session": session, "clusters": clusters, "units": units, "syllables": sylls, "response_tail_s": 0.0}))
+        images = np.full((n_per_session, len(FREQ_HZ), N_TIME), 0.1, np.float32)
+        row = np.abs(FREQ_HZ[None] - freq[:, None]).argmin(1)
+        for i in range(n_per_session):
+            images[i, row[i], : max(1, int(dur[i] / 0.15 * N_TIME))] = 0.9
+        window = dur + LATENCY_S
+        rate = np.array([[u["baseline_hz"] + (u["gain_hz"] * np.exp(-0.5 * ((f - u["center"]) / 5000) ** 2)
+                                              if u["feature"] else 0.0) for u in units] for f in freq])
+        counts = rng.poisson(rate * dur[:, None]) + rng.poisson(np.array([u["baseline_hz"] for u in units]) * LATENCY_S,
+                                                                (n_per_session, len(units)))
+        split = rng.choice(["train", "val", "test"], n_per_session, p=[0.6, 0.1, 0.3])
+        parts.append(xr.Dataset(
+            {"spectrogram": (("syllable", "freq", "time"), images),
+             "total_counts": (("syllable", "unit"), counts.astype(np.int32)),
+             "counts": (("syllable", "unit", "bin"), counts[:, :, None].astype(np.int32))},
+            coords={"syllable": [f"{session}-{i:05d}" for i in range(n_per_session)],
+                    "session": ("syllable", [session] * n_per_session), "onset_s": ("syllable", onset),
+                    "offset_s": ("syllable", onset + dur), "mean_freq_hz": ("syllable", freq),
+                    "duration_s": ("syllable", dur), "split": ("syllable", split),
+                    "freq_hz": ("freq", FREQ_HZ), "time_s": ("time", np.arange(N_TIME) * 0.02),
+                    "unit": np.arange(len(units)), "bin_start_s": ("bin", [0.0]), "bin_end_s": ("bin", [0.2])}))
+    ds = xr.concat(parts, "syllable")
+    ds.attrs = {"sessions": ["s1", "s2"], "neural_params": {"latency_s": LATENCY_S}}
+    write_netcdf(ds, tmp_path / "dataset.nc")
+    return tmp_path / "dataset.nc", [tmp_path / "s1", tmp_path / "s2"], units
+
+
+def train_small_model(tmp_path, dataset_path, kind="mvae", steps=300, seed=0):
+    """A small MLP MVAE fitted with Adam on the training split (stands in for mmneuro.train)."""
+    import torch
+
+    from mmneuro.models import ExpertConfig, ModelConfig, MultimodalVAE
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    ds = read_netcdf(dataset_path)
+    train = ds.isel(syllable=ds["split"].values == "train")
+    n_units = ds.sizes["unit"]
+    config = ModelConfig(kind=kind, latent_dim=4, modalities={
+        "audio": ExpertConfig(shape=[1, len(FREQ_HZ), N_TIME], network="mlp", likelihood="gaussian",
+                              likelihood_params={"scale": 0.1}, hidden=[64], input_transform="none"),
+        "neural": ExpertConfig(shape=[n_units], network="mlp", likelihood="poisson", hidden=[64])},
+        likelihood_weighting="none")
+    model = MultimodalVAE(config)
+    x = {"audio": torch.from_numpy(train["spectrogram"].values[:, None]),
+         "neural": torch.from_numpy(train["total_counts"].values.astype(np.float32))}
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(x["audio"]), (128,), generator=gen)
+        loss, _ = model.loss({m: v[idx] for m, v in x.items()}, generator=gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    out = tmp_path / f"model_{kind}"
+    model.save(out)
+    pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0]}).to_csv(out / "metrics.csv", index=False)
+    return out
+
+
+FAST = ["n_permutations=50", "synergy_k=20", "synergy_max_syllables=100", "pca_components=10"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("world")
+    dataset, truth_dirs, units = planted_world(tmp)
+    return {"tmp": tmp, "dataset": dataset, "truth": truth_dirs, "units": units,
+            "model": train_small_model(tmp, dataset)}
+
+
+def run_cli(argv):
+    from mmneuro.analysis import command
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    command.configure_parser(parser)
+    return command.main(parser.parse_args(argv))
+
+
+@pytest.mark.slow
+def test_analyse_writes_every_output_and_is_deterministic(world):
+    out = world["tmp"] / "analysis" / "mvae"
+    argv = [str(world["model"]), str(world["dataset"]), "--out", str(out), "--truth", *map(str, world["truth"]),
+            "--quiet", "--set", *FAST]
+    assert run_cli(argv) == 0
+    for name in ("embeddings.nc", "latent_neuron.nc", "clusters.csv", "latent_band.csv", "cluster_band.csv",
+                 "crosspred.csv", "synergy.csv", "scores.json", "summary.json",
+                 "figures/latent_unit_correlation.png", "figures/latent_traversals.png",
+                 "figures/cross_generation.png", "figures/predicted_vs_actual.png",
+                 "figures/training_curves.png", "figures/latent_map.png"):
+        assert (out / name).is_file(), name
+    emb = read_netcdf(out / "embeddings.nc")
+    assert list(emb["conditioning"].values) == ["joint", "audio", "neural"]
+    # a PoE posterior given both modalities is tighter than given audio alone
+    assert (emb["variance"].sel(conditioning="joint") <= emb["variance"].sel(conditioning="audio") + 1e-6).all()
+    lat = read_netcdf(out / "latent_neuron.nc")
+    assert (lat["q"] >= lat["p"] - 1e-12).all() and lat["p"].min() == pytest.approx(1 / 51)
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["segmentation"]["s1"]["f1"] == 1.0  # the dataset's onsets are the planted ones
+    cross = pd.read_csv(out / "crosspred.csv")
+    summ = cross[cross.direction == "audio->neural"].groupby("method")["pearson_r"].mean()
+    # the oracle knows the planted rates: it beats the mean-rate baseline, whose r is undefined/0
+    assert summ["oracle (planted rate)"] > 0.5 > summ["mean_rate"]
+    # same inputs + seed -> identical tables
+    again = world["tmp"] / "analysis" / "again"
+    assert run_cli([*argv[:3], str(again), *argv[4:]]) == 0
+    for name in ("clusters.csv", "latent_band.csv", "cluster_band.csv", "crosspred.csv", "synergy.csv"):
+        assert (out / name).read_text() == (again / name).read_text(), name
+    print(json.dumps(scores["targets"]), scores["clusters"], summ.to_dict())
+
+
+@pytest.mark.slow
+def test_planted_targets_small(world):
+    """The issue's targets on the small planted set: clusters, bands, cross-prediction, synergy order."""
+    out = world["tmp"] / "analysis" / "targets"
+    assert run_cli([str(world["model"]), str(world["dataset"]), "--out", str(out), "--truth",
+                    *map(str, world["truth"]), "--quiet", "--set", *FAST]) == 0
+    scores = json.loads((out / "scores.json").read_text())
+    print(json.dumps(scores, indent=1))
+    assert scores["clusters"]["ari"] >= 0.9
+    assert all(r["within_tolerance"] for r in scores["band_recovery"])
+    assert scores["targets"]["model_beats_ridge_and_mean_rate"]
+    assert scores["targets"]["model_reaches_80pct_of_oracle"]
+    # The synergy order is a property of the trained model (reported in scores.json, checked on the
+    # demo models); this 300-step model need not have it. The estimator is tested in test_analysis_synergy.
+    assert set(scores["targets"]["synergy_ordered"]) == {"audio", "neural"}
+
+
+def test_bad_inputs_are_one_clear_error(tmp_path):
+    from mmneuro.analysis.settings import AnalysisSettings
+
+    with pytest.raises(InputError, match="unknown analysis setting 'n_cluster'"):
+        AnalysisSettings().replace({"n_cluster": "3"})
+    with pytest.raises(InputError, match="fdr_q: must be in"):
+        AnalysisSettings().replace({"fdr_q": "2"})
+    with pytest.raises(InputError, match="n_permutations: 'many' is not a valid int"):
+        AnalysisSettings().replace({"n_permutations": "many"})
+    assert AnalysisSettings().replace({"ridge_alphas": "1,10"}).ridge_alphas == (1.0, 10.0)
+    (tmp_path / "m").mkdir()
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="config.json: file not found"):
+        run_cli([str(tmp_path / "m"), str(tmp_path / "missing.nc"), "--out", str(out)])
+    assert not out.exists()
