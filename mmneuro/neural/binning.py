@@ -92,6 +92,9 @@ def count_uniform_bins(
         first = np.searchsorted(spikes, start_s, side="left")
         n_in = np.searchsorted(spikes, end_s, side="left") - first
         n_in = np.maximum(n_in, 0)
+        if n_bins == 1:  # one bin is the whole window: the look-ups already counted it
+            out[:, u, 0] = n_in
+            continue
         total = int(n_in.sum())
         if total == 0:
             continue

@@ -1,0 +1,106 @@
+"""Benchmark of the neural stage's binning: 10 M spikes x 400 units x 20,000 syllables.
+
+Times ``bin_counts`` (onset window + total counts) and, in the same run, a straightforward
+per-syllable loop reference (global time-sorted spikes, one searchsorted + bincount per
+syllable), checking that both give the same counts. Peak memory is measured with tracemalloc
+(numpy reports its buffers to it) in a second call, so tracing does not slow the timed one.
+
+    .venv/bin/python benchmarks/bench_binning.py [--spikes 10e6 --units 400 --syllables 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+
+
+def synthetic(n_spikes: int, n_units: int, n_syllables: int, seed: int = 0):
+    """Poisson-like units over an hour and syllables in bouts (60-150 ms apart), as in real USVs."""
+    from pathlib import Path
+
+    from mmneuro.neural.readers import Units
+
+    rng = np.random.default_rng(seed)
+    duration = 3600.0
+    per_unit = np.full(n_units, n_spikes // n_units)
+    per_unit[: n_spikes - per_unit.sum()] += 1
+    times = np.concatenate([np.sort(rng.uniform(0, duration, n)) for n in per_unit])
+    units = Units(
+        unit_ids=np.arange(n_units, dtype=np.int64), labels=np.full(n_units, "good"), spike_times_s=times,
+        unit_ptr=np.concatenate([[0], np.cumsum(per_unit)]).astype(np.int64), recording_s=(0.0, duration),
+        n_outside=np.zeros(n_units, np.int64), source="synthetic", fmt="table",
+    )
+    n_bouts = max(1, n_syllables // 20)
+    bout_start = np.sort(rng.uniform(1.0, duration - 5.0, n_bouts))
+    in_bout = np.arange(n_syllables) % 20
+    onset = np.sort(bout_start[np.arange(n_syllables) // 20 % n_bouts] + in_bout * rng.uniform(0.06, 0.15, n_syllables))
+    offset = onset + rng.uniform(0.02, 0.15, n_syllables)
+    return units, pd.DataFrame({"onset_s": onset, "offset_s": offset})
+
+
+def per_syllable_reference(units, onset_neural: np.ndarray, rel_edges: np.ndarray, scale: float) -> np.ndarray:
+    """One Python iteration per syllable over all units' spikes merged in time order."""
+    from mmneuro.neural.binning import bin_edges
+
+    order = np.argsort(units.spike_times_s, kind="stable")
+    t_all = units.spike_times_s[order]
+    u_all = np.repeat(np.arange(len(units)), units.n_spikes)[order]
+    n_bins = rel_edges.size - 1
+    edges = bin_edges(onset_neural + rel_edges[0] * scale, np.full(onset_neural.size, (rel_edges[1] - rel_edges[0]) * scale), n_bins)
+    out = np.zeros((onset_neural.size, len(units), n_bins), np.int32)
+    for s, row in enumerate(edges):
+        lo, hi = np.searchsorted(t_all, row[[0, -1]])
+        b = np.searchsorted(row, t_all[lo:hi], side="right") - 1
+        out[s] = np.bincount(u_all[lo:hi] * n_bins + b, minlength=len(units) * n_bins).reshape(len(units), n_bins)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spikes", type=float, default=10e6)
+    parser.add_argument("--units", type=int, default=400)
+    parser.add_argument("--syllables", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3, help="timed calls of bin_counts (the machine is shared: report all)")
+    parser.add_argument("--reference-syllables", type=int, default=None, help="limit the reference loop (default: all)")
+    args = parser.parse_args()
+
+    from mmneuro.neural import BinParams, ClockFit, bin_counts
+
+    units, syllables = synthetic(int(args.spikes), args.units, args.syllables)
+    params, clock = BinParams(), ClockFit(0.0371, 2e-5)
+    print(f"{units.spike_times_s.size:,} spikes, {len(units)} units, {len(syllables):,} syllables, "
+          f"{params.n_bins} bins -> counts {len(syllables) * len(units) * params.n_bins * 4 / 2**20:.0f} MiB int32")
+
+    # Warm-up on a few syllables: xarray imports its optional backends on first use.
+    bin_counts(units.select(np.arange(len(units)) < 2), syllables[:10], params, clock, session="bench", progress=False)
+    times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        ds = bin_counts(units, syllables, params, clock, session="bench", progress=False)
+        times.append(time.perf_counter() - t0)
+    print(f"bin_counts (window + total counts): {', '.join(f'{t:.2f}' for t in times)} s (min {min(times):.2f} s)")
+
+    n_ref = args.reference_syllables or len(syllables)
+    onset_neural = clock.to_neural(syllables["onset_s"].to_numpy()[:n_ref])
+    t0 = time.perf_counter()
+    ref = per_syllable_reference(units, onset_neural, params.relative_edges_s(), 1 + clock.drift)
+    t_ref = time.perf_counter() - t0
+    same = np.array_equal(ref, ds["counts"].values[:n_ref])
+    print(f"per-syllable loop reference (window counts only, {n_ref:,} syllables): {t_ref:.2f} s; identical: {same}")
+    del ds, ref
+
+    tracemalloc.start()
+    bin_counts(units, syllables, params, clock, session="bench", progress=False)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"peak memory allocated by bin_counts: {peak / 2**20:.0f} MiB (inputs: {units.spike_times_s.nbytes / 2**20:.0f} MiB spikes)")
+    if not same:
+        raise SystemExit("reference and bin_counts disagree")
+
+
+if __name__ == "__main__":
+    main()
