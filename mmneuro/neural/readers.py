@@ -63,8 +63,9 @@ class Units:
         """Recording span (s): the declared one, else 0 to the last spike."""
         if self.recording_s is not None:
             return self.recording_s
-        last = float(self.spike_times_s.max()) if self.spike_times_s.size else 0.0
-        return (min(0.0, float(self.spike_times_s.min(initial=0.0))), last)
+        if self.spike_times_s.size == 0:
+            return (0.0, 0.0)
+        return (min(0.0, float(self.spike_times_s.min())), float(self.spike_times_s.max()))
 
     def select(self, keep: np.ndarray) -> "Units":
         """The units where the boolean mask ``keep`` (n_units,) is true."""
