@@ -207,6 +207,37 @@ def test_wav_format_and_flat_and_jump_syllable_frequencies(session):
         assert abs(_dominant_freq(_segment(wav, second, fs, 0.2), fs) - s["end_freq_hz"]) < 2_000, s
 
 
+def test_contours_average_to_the_planted_mean_and_stay_in_the_usv_range(session):
+    from mmneuro.synth.syllables import frequency_contour
+
+    _, truth, _ = session
+    for s in truth["syllables"]:
+        contour = frequency_contour(s, 10_000)
+        assert abs(contour.mean() - s["mean_freq_hz"]) < 0.01 * s["bandwidth_hz"] + 1e-6, s
+        assert 30_000 <= contour.min() and contour.max() <= 120_000, s
+        assert np.isclose(s["fm_slope_hz_per_s"], (contour[-1] - contour[0]) / s["duration_s"], rtol=1e-3, atol=1)
+        assert 0.02 <= s["duration_s"] <= 0.2 and 35_000 <= s["mean_freq_hz"] <= 105_000
+
+
+def test_waveforms_are_phase_continuous_even_across_frequency_jumps():
+    from mmneuro.synth.syllables import syllable_waveform
+
+    fs = 250_000
+    s = {"onset_s": 0.0, "offset_s": 0.05, "shape": "jump", "start_freq_hz": 41_300.0,
+         "end_freq_hz": 97_700.0, "jump_fraction": 0.37, "harmonic": False, "amplitude": 1.0, "phase_rad": 0.3}
+    first, wave = syllable_waveform(s, fs, SynthConfig(ramp_s=1e-4))
+    n = len(wave)
+    assert first == 0 and n == 12_500
+    # Closed form: phase(t) = phase0 + 2 pi (f1 min(t, T1) + f2 max(t - T1, 0)), the integral of the
+    # step frequency (T1 = where the sampled contour switches). A phase reset at the jump (a click)
+    # would make the second step's phase disagree.
+    t = (np.arange(n) + 1) / fs
+    t1 = np.count_nonzero((np.arange(n) + 0.5) / n < 0.37) / fs
+    phase = 0.3 + 2 * np.pi * (41_300 * np.minimum(t, t1) + 97_700 * np.maximum(t - t1, 0))
+    flat = slice(int(1e-4 * fs), n - int(1e-4 * fs))  # skip the short ramps
+    assert np.allclose(wave[flat], np.sin(phase[flat]), atol=1e-6)
+
+
 def test_usv_band_energy_is_higher_inside_syllables_than_between(session):
     from scipy import signal
 

@@ -16,7 +16,7 @@ class SynthConfig:
     # --- sampling
     audio_rate_hz: int = 250_000
     neural_rate_hz: int = 30_000
-    chunk_s: float = 10.0  # WAV is synthesised and written this many seconds at a time (memory bound)
+    chunk_s: float = 2.0  # WAV is synthesised and written this many seconds at a time (memory bound)
 
     # --- syllables and bouts
     syllables_per_bout: tuple[int, int] = (3, 15)
