@@ -1,0 +1,166 @@
+"""One self-contained HTML report over every model's analysis folder (images embedded as base64).
+
+Reads ``RESULTS_DIR/analysis/<model>/`` (the files written by ``mmneuro analyse``) and, if present,
+``RESULTS_DIR/dataset.nc`` for the data summary. Writes nothing but the one HTML file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from mmneuro.errors import InputError
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #aaa}
+table{border-collapse:collapse;font-size:0.85em;margin:0.6em 0}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#eee}
+.note{color:#555;font-size:0.9em}.pass{color:#070;font-weight:bold}.fail{color:#b00;font-weight:bold}
+img{max-width:100%;border:1px solid #ddd;margin:0.4em 0}
+"""
+
+FIGURES = [
+    ("latent_unit_correlation", "Correlation of every latent dimension with every unit's rate on held-out "
+                                "syllables; units ordered by the dendrogram of their correlation profiles."),
+    ("latent_traversals", "Decoded spectrograms while one latent dimension moves (others at their mean)."),
+    ("cross_generation", "Example held-out syllables: the true spectrogram, the model's reconstructions and "
+                         "cross-generations, and spikes per unit predicted from audio alone (red) vs actual."),
+    ("predicted_vs_actual", "Cross-prediction per unit: the model's Pearson r against the baselines'."),
+    ("latent_map", "Posterior means (first two principal components) coloured by the syllable's mean frequency."),
+    ("training_curves", "Training curves (metrics.csv of the model)."),
+]
+
+
+def analysis_folders(results_dir: Path) -> list[Path]:
+    """The model folders under ``results_dir/analysis`` that hold a finished analysis (summary.json)."""
+    root = Path(results_dir) / "analysis"
+    folders = sorted(p for p in root.glob("*") if (p / "summary.json").is_file()) if root.is_dir() else []
+    if not folders:
+        raise InputError(root, "no analysis folders with summary.json (run `mmneuro analyse` first)")
+    return folders
+
+
+def build_report(results_dir) -> str:
+    """The report's HTML text for every analysed model under ``results_dir``."""
+    results_dir = Path(results_dir)
+    folders = analysis_folders(results_dir)
+    summaries = {f.name: json.loads((f / "summary.json").read_text()) for f in folders}
+    parts = [f"<h1>mmneuro report</h1><p class=note>{len(folders)} model(s): "
+             f"{', '.join(html.escape(n) for n in summaries)}. Results folder: {html.escape(str(results_dir))}</p>"]
+    parts.append(_data_section(results_dir, next(iter(summaries.values()))))
+    parts.append(_comparison_section(folders))
+    for folder in folders:
+        parts.append(_model_section(folder, summaries[folder.name]))
+    body = "\n".join(parts)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mmneuro report</title>"
+            f"<style>{CSS}</style></head><body>{body}</body></html>\n")
+
+
+def _table(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
+    return df.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0, na_rep="–")
+
+
+def _data_section(results_dir: Path, summary: dict) -> str:
+    data = summary["data"]
+    rows = [("sessions", ", ".join(data["sessions"]) or "–"), ("syllables", data["syllables_total"]),
+            ("syllables per split", ", ".join(f"{k}: {v}" for k, v in data["syllables_per_split"].items())),
+            ("held-out syllables analysed", data["syllables_analysed"]), ("units", len(data["units"])),
+            ("spectrogram range (kHz)", "{:.0f}–{:.0f}".format(*[f / 1e3 for f in data["freq_hz_range"]]))]
+    dataset = results_dir / "dataset.nc"
+    if dataset.is_file():
+        from mmneuro.io import read_netcdf
+
+        ds = read_netcdf(dataset)
+        per_session = ds["session"].to_series().value_counts().sort_index()
+        rows.append(("syllables per session", ", ".join(f"{k}: {v}" for k, v in per_session.items())))
+    table = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<h2>Data</h2><table>{table}</table>"
+
+
+def _comparison_section(folders: list[Path]) -> str:
+    """Synergy tables of all models side by side, and the cross-prediction summary per model."""
+    syn = [pd.read_csv(f / "synergy.csv") for f in folders if (f / "synergy.csv").stat().st_size > 1]
+    out = ["<h2>Models compared</h2>"]
+    if syn:
+        table = pd.concat(syn, ignore_index=True)
+        keep = ["model", "target", "log_p_joint", "log_p_self", "log_p_cross", "joint_minus_self",
+                "self_minus_cross", "ordered", "K", "n_syllables"]
+        out.append("<h3>Synergy (log-likelihood per held-out syllable, nats)</h3><p class=note>joint = "
+                   "log p(x<sub>m</sub> | x<sub>m</sub>, x<sub>n</sub>), self = log p(x<sub>m</sub> | x<sub>m</sub>), "
+                   "cross = log p(x<sub>m</sub> | x<sub>n</sub>); <i>ordered</i>: joint ≥ self (within 2 SE) and "
+                   "self &gt; cross (by more than 2 SE).</p>" + _table(table[[c for c in keep if c in table]]))
+    rows = []
+    for f in folders:
+        cp = pd.read_csv(f / "crosspred.csv")
+        means = cp.groupby(["direction", "method"], sort=False)[["pearson_r", "deviance_explained", "mse"]].mean()
+        for (direction, method), r in means.iterrows():
+            rows.append({"model": f.name, "direction": direction, "method": method, **r.to_dict()})
+    out.append("<h3>Cross-prediction (mean over units / syllables)</h3>" + _table(pd.DataFrame(rows)))
+    return "\n".join(out)
+
+
+def _model_section(folder: Path, summary: dict) -> str:
+    name = html.escape(folder.name)
+    cfg = summary["model"]["config"]
+    settings = {k: cfg.get(k) for k in ("kind", "latent_dim", "K", "beta", "likelihood_weighting")}
+    settings["modalities"] = {m: f"{e.get('network')}/{e.get('likelihood')} {e.get('shape')}"
+                              for m, e in cfg.get("modalities", {}).items()}
+    out = [f"<h2>Model {name}</h2>",
+           f"<p class=note>model settings: {html.escape(json.dumps(settings))}<br>analysis settings: "
+           f"{html.escape(json.dumps(summary['settings']))}<br>clusters: k = {summary['clusters']['k']} "
+           f"({html.escape(summary['clusters']['criterion'])}); runtime {summary.get('runtime_s', '?')} s</p>"]
+    if (folder / "scores.json").is_file():
+        out.append(_scores_block(json.loads((folder / "scores.json").read_text())))
+    out.append("<h3>Which clusters of units go with which frequency band</h3><p class=note>band centre: "
+               "peak of the correlation between the cluster's mean z-scored rate and spectrogram band energy; "
+               "tuned: peak r &gt; 3/√N.</p>" + _table(pd.read_csv(folder / "cluster_band.csv")))
+    out.append("<h3>Latent dimensions and bands</h3>" + _table(pd.read_csv(folder / "latent_band.csv")))
+    clusters = pd.read_csv(folder / "clusters.csv")
+    out.append("<details><summary>unit → cluster table</summary>" + _table(clusters) + "</details>")
+    for stem, caption in FIGURES:
+        png = folder / "figures" / f"{stem}.png"
+        if png.is_file():
+            data = base64.b64encode(png.read_bytes()).decode()
+            out.append(f"<figure><img alt='{stem}' src='data:image/png;base64,{data}'>"
+                       f"<figcaption class=note>{html.escape(caption)}</figcaption></figure>")
+    return "\n".join(out)
+
+
+def _scores_block(scores: dict) -> str:
+    def mark(ok):
+        return "<span class=pass>met</span>" if ok else "<span class=fail>missed</span>"
+
+    t = scores["targets"]
+    rows = [("clusters: ARI ≥ 0.9", f"ARI = {scores['clusters']['ari']:.3f}", t["ari_at_least_0.9"]),
+            ("each band cluster's centre within 5 kHz",
+             "; ".join(f"{r['planted_cluster']}: {r['error_khz']:+.1f} kHz" for r in scores["band_recovery"]),
+             t["bands_within_5_khz"]),
+            ("audio→neural beats ridge and mean rate",
+             ", ".join(f"{k}: r = {v:.3f}" for k, v in scores["crosspred_mean_pearson_r"].items()),
+             t["model_beats_ridge_and_mean_rate"]),
+            ("audio→neural ≥ 80% of the oracle's r", f"ratio = {scores.get('model_over_oracle_r') or float('nan'):.2f}",
+             t["model_reaches_80pct_of_oracle"])]
+    if t.get("synergy_ordered"):
+        rows.append(("synergy order", ", ".join(f"{k}: {v}" for k, v in t["synergy_ordered"].items()),
+                     all(t["synergy_ordered"].values())))
+    seg = "; ".join(f"{s}: F1 = {v['f1']:.3f} ({v['n_matched']}/{v['n_planted']} planted)"
+                    for s, v in scores["segmentation"].items())
+    rows.append(("segmentation (onsets)", seg, None))
+    body = "".join(f"<tr><th>{html.escape(a)}</th><td style='text-align:left'>{html.escape(b)}</td>"
+                   f"<td>{'' if ok is None else mark(ok)}</td></tr>" for a, b, ok in rows)
+    return f"<h3>Scores against the planted truth</h3><table>{body}</table>"
+
+
+def write_report(results_dir, out_path) -> Path:
+    """Build the report and write it atomically to ``out_path``."""
+    from mmneuro.io import atomic_path
+
+    text = build_report(results_dir)
+    with atomic_path(out_path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(out_path)

@@ -1,0 +1,47 @@
+"""The HTML report over analysis folders: self-contained, every table and figure, scores flagged."""
+
+import argparse
+import base64
+import json
+import re
+
+import pytest
+
+from mmneuro.errors import InputError
+from test_analysis_pipeline import FAST, planted_world, run_cli, train_small_model
+
+
+def run_report(argv):
+    from mmneuro.report import command
+
+    parser = argparse.ArgumentParser()
+    command.configure_parser(parser)
+    return command.main(parser.parse_args(argv))
+
+
+@pytest.mark.slow
+def test_report_over_two_models(tmp_path):
+    dataset, truth, _ = planted_world(tmp_path, n_per_session=120, units_per_cluster=2)
+    for kind in ("mvae", "mopoe"):
+        model = train_small_model(tmp_path, dataset, kind=kind, steps=60)
+        assert run_cli([str(model), str(dataset), "--out", str(tmp_path / "analysis" / kind), "--truth",
+                        *map(str, truth), "--quiet", "--set", *FAST]) == 0
+    out = tmp_path / "report.html"
+    assert run_report([str(tmp_path), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "Model mvae" in text and "Model mopoe" in text
+    # self-contained: no external src/href, every embedded image decodes to a PNG
+    assert not re.search(r"(src|href)=['\"](?!data:)", text)
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
+    assert len(images) == 2 * 6 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    # the planted-truth scores appear with the measured ARI of each model
+    for kind in ("mvae", "mopoe"):
+        ari = json.loads((tmp_path / "analysis" / kind / "scores.json").read_text())["clusters"]["ari"]
+        assert f"ARI = {ari:.3f}" in text
+    assert "syllables per session" in text and "s1: 120" in text
+
+
+def test_report_without_analyses_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no analysis folders"):
+        run_report([str(tmp_path), "--out", str(tmp_path / "r.html")])
+    assert not (tmp_path / "r.html").exists()
