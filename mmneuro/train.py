@@ -1,0 +1,311 @@
+"""Train a multimodal VAE on ``dataset.nc``: ``fit(dataset, config, out_dir) -> model``.
+
+Writes into out_dir (each file atomically): ``config.json`` (model + training config),
+``weights.pt`` (best-validation weights), ``metrics.csv`` (one row per epoch), ``checkpoint.pt``
+(everything needed to resume). Rerunning ``fit`` on the same out_dir with the same config resumes
+from the last checkpoint and ends exactly where an uninterrupted run would have (every epoch's
+randomness is seeded from (seed, epoch), so nothing depends on how many epochs ran in this process).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import xarray as xr
+
+from mmneuro.errors import InputError
+from mmneuro.io import atomic_path, read_netcdf
+from mmneuro.models.model import (
+    CONFIG_FILE,
+    ExpertConfig,
+    ModelConfig,
+    MultimodalVAE,
+    default_expert,
+)
+
+CHECKPOINT_FILE, METRICS_FILE = "checkpoint.pt", "metrics.csv"
+MODALITIES = ("audio", "neural")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN/inf; the message names the epoch, batch and term."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    patience: int = 10  # early stopping: epochs without a validation improvement
+    grad_clip: float = 10.0  # max global gradient norm; 0 disables
+    neural_input: str = "counts"  # counts (unit × bin) | total_counts (unit)
+    modalities: tuple[str, ...] | None = None  # default: both (vae: audio)
+    val_fraction: float = 0.2  # only used when the dataset has no `split` coordinate
+
+
+def split_config(config: dict | ModelConfig | None) -> tuple[dict, TrainConfig]:
+    """Separate a flat config dict into model keys (incl. per-modality expert overrides under
+    ``audio``/``neural``) and a :class:`TrainConfig`. Unknown keys are an InputError."""
+    if isinstance(config, ModelConfig):
+        return config.to_dict(), TrainConfig()
+    config = dict(config or {})
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_keys = {f.name for f in dataclasses.fields(ModelConfig)} | set(MODALITIES)
+    unknown = set(config) - train_keys - model_keys
+    if unknown:
+        raise InputError("config", f"unknown keys {sorted(unknown)}; known: {sorted(train_keys | model_keys)}")
+    train = TrainConfig(**{k: v for k, v in config.items() if k in train_keys})
+    if train.device not in ("auto", "cpu", "cuda"):
+        raise InputError("device", f"expected auto, cpu or cuda, got {train.device!r}")
+    if train.neural_input not in ("counts", "total_counts"):
+        raise InputError("neural_input", f"expected counts or total_counts, got {train.neural_input!r}")
+    if train.epochs < 1 or train.batch_size < 1 or not train.lr > 0:
+        raise InputError("config", "epochs, batch_size and lr must be positive")
+    return {k: v for k, v in config.items() if k in model_keys}, train
+
+
+# ---- data ---------------------------------------------------------------------------------
+def load_arrays(ds: xr.Dataset, neural_input: str, modalities: tuple[str, ...], where: str) -> dict[str, np.ndarray]:
+    """dataset.nc → {"audio": (N, 1, F, T) float32, "neural": (N, U, B) or (N, U) float32}; missing
+    samples (has_<m> = 0 or NaN) become NaN rows, which the model treats as absent."""
+    variables = {"audio": "spectrogram", "neural": neural_input}
+    dims = {"spectrogram": ("syllable", "freq", "time"), "counts": ("syllable", "unit", "bin"),
+            "total_counts": ("syllable", "unit")}
+    arrays = {}
+    for name in modalities:
+        var = variables[name]
+        if var not in ds:
+            raise InputError(where, f"variable {var!r} missing (needed for modality {name!r})")
+        if tuple(ds[var].dims) != dims[var]:
+            raise InputError(where, f"{var} has dims {tuple(ds[var].dims)}, expected {dims[var]}")
+        values = ds[var].values.astype(np.float32)
+        if f"has_{name}" in ds.coords:
+            values[~ds[f"has_{name}"].values.astype(bool)] = np.nan
+        finite = values[np.isfinite(values)]
+        if name == "audio" and finite.size and (finite.min() < 0 or finite.max() > 1):
+            raise InputError(where, f"spectrogram values must lie in [0, 1], found [{finite.min():.3g}, {finite.max():.3g}]")
+        if name == "neural" and finite.size and (finite.min() < 0 or np.any(finite != np.round(finite))):
+            raise InputError(where, f"{var} must be non-negative integer counts")
+        arrays[name] = values[:, None] if name == "audio" else values
+    return arrays
+
+
+def get_split(ds: xr.Dataset, val_fraction: float, seed: int) -> np.ndarray:
+    """The dataset's `split` coordinate, or a seeded train/val split by syllable when it has none."""
+    if "split" in ds.coords:
+        return ds["split"].values.astype(str)
+    n = ds.sizes.get("syllable", 0)
+    order = np.random.default_rng(seed).permutation(n)
+    split = np.full(n, "train", dtype=object)
+    split[order[: int(round(val_fraction * n))]] = "val"
+    return split.astype(str)
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return list(order.split(batch_size))
+
+
+# ---- training -----------------------------------------------------------------------------
+def build_model_config(model_dict: dict, train: TrainConfig, arrays: dict[str, np.ndarray],
+                       preprocessing: dict) -> ModelConfig:
+    """Fill expert shapes from the data; per-modality dicts override the default experts."""
+    fields = {k: v for k, v in model_dict.items() if k not in MODALITIES}
+    experts = {}
+    for name, values in arrays.items():
+        base = dataclasses.asdict(default_expert(name, list(values.shape[1:])))
+        override = dict(model_dict.get(name) or {})
+        if "shape" in override and list(override["shape"]) != base["shape"]:
+            raise InputError(f"{name}.shape", f"data has shape {base['shape']}, config says {override['shape']}")
+        base.update(override)
+        experts[name] = ExpertConfig(**base)
+    fields["modalities"] = experts
+    fields.setdefault("preprocessing", preprocessing)
+    return ModelConfig(**fields)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("device", "cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def _epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    """Independent seeded streams per (seed, epoch, stream): resume needs no RNG state."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0]))
+
+
+def _check_finite(loss: torch.Tensor, terms: dict[str, float], epoch: int, batch: int) -> None:
+    bad = [k for k, v in terms.items() if not math.isfinite(v)]
+    if not torch.isfinite(loss).all() or bad:
+        term = bad[0] if bad else "loss"
+        value = terms.get(term, float(loss.detach()))
+        raise NonFiniteLossError(f"epoch {epoch}, batch {batch}: loss term {term!r} is {value} "
+                                 "(try a lower lr, a smaller beta, or check the data)")
+
+
+def _run_epoch(model, tensors, idx_batches, optimizer, beta_fn, epoch, train, generator, progress):
+    """One pass; returns the sample-weighted mean loss and terms. ``optimizer`` None = evaluation."""
+    from tqdm.auto import tqdm
+
+    totals: dict[str, float] = {}
+    count = 0
+    bar = tqdm(idx_batches, desc=f"epoch {epoch} {'train' if optimizer else 'val'}", file=sys.stderr,
+               disable=not progress, leave=False)
+    for b, idx in enumerate(bar):
+        x = {m: t[idx] for m, t in tensors.items()}
+        beta = beta_fn(epoch - 1 + b / max(1, len(idx_batches)))
+        with torch.set_grad_enabled(optimizer is not None):
+            loss, terms = model.loss(x, beta=beta, generator=generator)
+        _check_finite(loss, terms, epoch, b)
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if train.grad_clip:
+                # clip after backward (the gradients exist only now), before the step
+                torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+            optimizer.step()
+        n = len(idx)
+        count += n
+        for k, v in {"loss": float(loss.detach()), **terms}.items():
+            totals[k] = totals.get(k, 0.0) + n * v
+        bar.set_postfix({k: f"{v / count:.4g}" for k, v in list(totals.items())[:4]})
+    return {k: v / max(count, 1) for k, v in totals.items()}
+
+
+def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out_dir: str | Path,
+        progress: bool = True, on_epoch_end: Callable[[int], None] | None = None) -> MultimodalVAE:
+    """Train on the dataset's ``train`` syllables, early-stop on ``val``; return the best model.
+
+    dataset: an xr.Dataset in the dataset.nc layout or its path. config: flat dict of ModelConfig
+    keys (kind, latent_dim, K, beta, …), per-modality expert overrides (``audio: {...}``) and
+    TrainConfig keys (epochs, batch_size, lr, seed, device, patience, grad_clip, neural_input,
+    modalities). Resumes from ``out_dir/checkpoint.pt`` if it was written with the same config.
+    ``on_epoch_end(epoch)`` is called after each epoch's checkpoint (tests use it to simulate a kill).
+    """
+    where = str(dataset) if isinstance(dataset, (str, Path)) else "dataset"
+    ds = read_netcdf(dataset) if isinstance(dataset, (str, Path)) else dataset
+    model_dict, train = split_config(config)
+    kind = model_dict.get("kind", "mvae")
+    modalities = tuple(train.modalities or (("audio",) if kind == "vae" else MODALITIES))
+    unknown = set(modalities) - set(MODALITIES)
+    if unknown:
+        raise InputError("modalities", f"unknown {sorted(unknown)}; expected a subset of {MODALITIES}")
+    arrays = load_arrays(ds, train.neural_input, modalities, where)
+    split = get_split(ds, train.val_fraction, train.seed)
+    present_any = np.stack([np.isfinite(a.reshape(len(a), -1)).all(1) for a in arrays.values()]).any(0)
+    train_idx = np.flatnonzero((split == "train") & present_any)
+    val_idx = np.flatnonzero((split == "val") & present_any)
+    if len(train_idx) == 0:
+        raise InputError(where, "no training syllables (split == 'train' with at least one modality)")
+    params = ds.attrs.get("params", "{}")
+    preprocessing = {"dataset_params": json.loads(params) if isinstance(params, str) and params else params,
+                     "neural_input": train.neural_input}
+    model_config = build_model_config(model_dict, train, arrays, preprocessing)
+    train_dict = dataclasses.asdict(train) | {"modalities": list(modalities),
+                                              "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
+    full_config = {"model": model_config.to_dict(), "train": train_dict}
+
+    device = _device(train.device)
+    torch.manual_seed(train.seed)
+    model = MultimodalVAE(model_config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
+    tensors = {m: torch.from_numpy(a).to(device) for m, a in arrays.items()}
+    train_t = {m: t[torch.from_numpy(train_idx).to(device)] for m, t in tensors.items()}
+    val_t = {m: t[torch.from_numpy(val_idx).to(device)] for m, t in tensors.items()}
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = _load_checkpoint(out_dir, full_config, model, optimizer, device)
+    _write_text(out_dir / CONFIG_FILE, json.dumps(full_config, indent=2, default=list))
+
+    for epoch in range(state["epoch"] + 1, train.epochs + 1):
+        if state["bad_epochs"] >= train.patience:
+            break
+        model.train()
+        gen = _epoch_generator(train.seed, epoch, 0)
+        row = {"epoch": epoch, "beta": model_config.beta_at(epoch - 1)}
+        fit_terms = _run_epoch(model, train_t, _batches(len(train_idx), train.batch_size, gen), optimizer,
+                               model_config.beta_at, epoch, train, gen, progress)
+        row |= {f"train_{k}": v for k, v in fit_terms.items()}
+        model.eval()
+        score = row["train_loss"]
+        if len(val_idx):
+            val_terms = _run_epoch(model, val_t, _batches(len(val_idx), train.batch_size, None), None,
+                                   lambda _: model_config.beta, epoch, train, _epoch_generator(train.seed, 0, 1),
+                                   progress)
+            row |= {f"val_{k}": v for k, v in val_terms.items()}
+            score = row["val_loss"]
+        if score < state["best"]:
+            state["best"], state["bad_epochs"] = score, 0
+            state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        state["metrics"].append(row)
+        _save_checkpoint(out_dir, full_config, model, optimizer, state)
+        if progress:
+            print(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
+                  file=sys.stderr)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+
+    model.load_state_dict(state["best_state"])
+    model.save(out_dir)  # best weights + config (config.json rewritten with the model section)
+    _write_text(out_dir / CONFIG_FILE, json.dumps(full_config, indent=2, default=list))
+    model.eval()
+    return model
+
+
+# ---- persistence --------------------------------------------------------------------------
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _metrics_csv(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _save_checkpoint(out_dir: Path, full_config: dict, model, optimizer, state: dict) -> None:
+    checkpoint = {"config": full_config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                  **{k: state[k] for k in ("epoch", "best", "bad_epochs", "best_state", "metrics")}}
+    with atomic_path(out_dir / CHECKPOINT_FILE) as tmp:
+        torch.save(checkpoint, tmp)
+    _write_text(out_dir / METRICS_FILE, _metrics_csv(state["metrics"]))
+
+
+def _load_checkpoint(out_dir: Path, full_config: dict, model, optimizer, device) -> dict:
+    """Restore model/optimizer/progress from checkpoint.pt when it matches this run's config."""
+    fresh = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "metrics": [],
+             "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+    path = out_dir / CHECKPOINT_FILE
+    if not path.is_file():
+        return fresh
+    checkpoint = torch.load(path, map_location=device, weights_only=False)
+    saved = json.loads(json.dumps(checkpoint["config"], default=list))
+    if saved != json.loads(json.dumps(full_config, default=list)):
+        raise InputError(path, "checkpoint was written with a different config or dataset; "
+                               "use a new --out directory or delete the checkpoint")
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    return {k: checkpoint[k] for k in fresh}
