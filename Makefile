@@ -10,7 +10,7 @@ CORES  ?= 2
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,slurm]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
