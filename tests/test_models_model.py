@@ -1,0 +1,147 @@
+"""MultimodalVAE API: config round-trip, encode/decode consistency, log-likelihood estimates, extremes."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from mmneuro.errors import InputError
+from mmneuro.models import ModelConfig, MultimodalVAE, default_expert, load_model
+from mmneuro.models.experts import LOGVAR_MAX, LOGVAR_MIN, bounded_logvar
+from mmneuro.models.fusion import product_of_experts
+
+torch.set_num_threads(1)
+
+
+def _model(kind="mvae", **kw):
+    torch.manual_seed(0)
+    audio = default_expert("audio", [1, 16, 16])
+    audio.channels, audio.hidden = [4, 4], [16]
+    neural = default_expert("neural", [5, 3])
+    neural.hidden = [16]
+    mods = {"audio": audio, "neural": neural} if kind != "vae" else {"neural": neural}
+    return MultimodalVAE(ModelConfig(kind=kind, latent_dim=3, K=4, modalities=mods, **kw))
+
+
+def _batch(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"audio": torch.rand(n, 1, 16, 16, generator=g), "neural": torch.poisson(torch.full((n, 5, 3), 2.0), generator=g)}
+
+
+def test_config_json_round_trip_and_save_load(tmp_path):
+    model = _model("mopoe", likelihood_weighting={"audio": 1.0, "neural": 4.0}, preprocessing={"n_fft": 512})
+    cfg = ModelConfig.from_dict(json.loads(json.dumps(model.config.to_dict())))
+    assert cfg == model.config
+    model.save(tmp_path)
+    again = load_model(tmp_path)
+    x = _batch()
+    torch.testing.assert_close(again.encode(x).mean, model.encode(x).mean)
+    assert again.config.preprocessing == {"n_fft": 512}
+    with pytest.raises(InputError, match="config.json"):
+        load_model(tmp_path / "nothing")
+
+
+def test_likelihood_rescaling_weights():
+    model = _model()
+    assert model.weights == {"audio": 1.0, "neural": pytest.approx(256 / 15)}  # max |x| / |x_m|
+    assert ModelConfig(modalities=model.config.modalities, likelihood_weighting="none").likelihood_weights() == {
+        "audio": 1.0, "neural": 1.0}
+
+
+def test_beta_warmup_is_linear():
+    cfg = ModelConfig(modalities={"neural": default_expert("neural", [2])}, beta=2.0, beta_start=0.5,
+                      beta_warmup_epochs=3)
+    assert [cfg.beta_at(e) for e in (0, 1.5, 3, 10)] == [0.5, 1.25, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("kind", ["mvae", "mmvae", "mopoe"])
+def test_encode_uses_the_fusion_of_the_present_unimodal_posteriors(kind):
+    model = _model(kind)
+    x = _batch()
+    post = model.encode(x, present={"neural": torch.tensor([True, False, True, True, True, True])})
+    assert post.mean.shape == (6, 3) and (post.variance > 0).all()
+    q_audio = post.unimodal["audio"]
+    # sample 1 has audio only: MoE/MoPoE reduce to the audio expert, PoE to audio × prior
+    if kind == "mvae":
+        expected = product_of_experts(q_audio[None], torch.ones(1, 6, dtype=torch.bool))
+        torch.testing.assert_close(post.mean[1], expected.mean[1])
+        torch.testing.assert_close(post.variance[1], expected.variance[1])
+    else:
+        torch.testing.assert_close(post.mean[1], q_audio.mean[1])
+        torch.testing.assert_close(post.variance[1], q_audio.variance[1])
+    # sample 0 has both: the fused posterior differs from either expert
+    assert not torch.allclose(post.mean[0], q_audio.mean[0])
+
+
+def test_decode_distributions_agree_with_log_likelihood_estimate():
+    model = _model("mvae")
+    x = _batch()
+    est = model.log_likelihood(x, target="neural", given=["audio"], K=5, generator=torch.Generator().manual_seed(3))
+    z = model.encode({"audio": x["audio"]}).sample(5, torch.Generator().manual_seed(3))
+    lp = model.decode(z)["neural"].log_prob(x["neural"])  # (K, N)
+    torch.testing.assert_close(est, torch.logsumexp(lp, 0) - math.log(5))
+
+
+def test_unconditional_log_likelihood_is_an_iwae_bound_that_tightens_with_k():
+    model = _model("mmvae")
+    with torch.no_grad():  # a deliberately poor proposal q(z | x_audio), so more samples help visibly
+        model.experts["audio"].head.linear.bias[:3] = 2.0
+        model.experts["audio"].head.linear.bias[3:] = -3.0
+    x = _batch(n=4)
+    low = torch.stack([model.log_likelihood(x, "audio", K=1, generator=torch.Generator().manual_seed(s))
+                       for s in range(30)]).mean(0)
+    high = model.log_likelihood(x, "audio", K=300, generator=torch.Generator().manual_seed(0))
+    assert (high > low).all()
+    missing = model.log_likelihood({"audio": x["audio"], "neural": x["neural"] * math.nan}, "neural", ["audio"], K=3)
+    assert torch.isnan(missing).all()
+
+
+def test_cross_generate_sample_and_reconstruct_shapes_and_ranges():
+    model = _model("mmvae")
+    x = _batch()
+    rate = model.cross_generate(x, src=["audio"], dst="neural")
+    assert rate.shape == (6, 5, 3) and (rate > 0).all()
+    image = model.cross_generate(x, src=["neural"], dst="audio")
+    assert ((image >= 0) & (image <= 1)).all()
+    draws = model.sample(4, generator=torch.Generator().manual_seed(0), mean=False)
+    assert draws["neural"].shape == (4, 5, 3) and torch.equal(draws["neural"], draws["neural"].round())
+    assert set(model.reconstruct(x)) == {"audio", "neural"}
+    with pytest.raises(InputError, match="unknown modality"):
+        model.cross_generate(x, src=["video"], dst="audio")
+
+
+def test_bounded_logvar_keeps_extremes_finite_and_is_identity_inside():
+    raw = torch.tensor([-1e6, -50.0, -2.0, 0.0, 3.0, 50.0, 1e6], requires_grad=True)
+    out = bounded_logvar(raw)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(raw.grad).all()
+    assert LOGVAR_MIN <= float(out.detach().min()) and float(out.detach().max()) <= LOGVAR_MAX
+    torch.testing.assert_close(out[2:5].detach(), raw[2:5].detach(), atol=1e-2, rtol=0)  # softplus tails: e^-5
+
+
+@pytest.mark.parametrize("kind", ["mvae", "mmvae", "mopoe"])
+def test_extreme_inputs_keep_loss_and_gradients_finite(kind):
+    model = _model(kind)
+    with torch.no_grad():  # push the encoders' log-variance outputs to ±50 and beyond
+        model.experts["audio"].head.linear.bias[3:] = 50.0
+        model.experts["neural"].head.linear.bias[3:] = -50.0
+    x = _batch()
+    x["neural"] = torch.zeros_like(x["neural"])  # all-zero counts
+    for batch in (x, {"audio": x["audio"]}, {"neural": x["neural"]}):  # a modality missing for the whole batch
+        model.zero_grad()
+        loss, terms = model.loss(batch, generator=torch.Generator().manual_seed(0))
+        loss.backward()
+        assert math.isfinite(float(loss.detach())) and all(math.isfinite(v) for v in terms.values())
+        for name, p in model.named_parameters():
+            assert p.grad is None or torch.isfinite(p.grad).all(), name
+
+
+def test_bad_inputs_are_input_errors():
+    model = _model()
+    with pytest.raises(InputError, match="audio"):
+        model.encode({"audio": torch.rand(2, 1, 8, 8)})
+    with pytest.raises(InputError, match="no modality present"):
+        model.loss({"audio": torch.full((2, 1, 16, 16), math.nan)})
+    with pytest.raises(InputError, match="kind"):
+        ModelConfig(kind="jmvae", modalities={"neural": default_expert("neural", [2])})
