@@ -17,15 +17,17 @@ CONDITIONINGS = {"joint": ("audio", "neural"), "audio": ("audio",), "neural": ("
 
 def model_inputs(ds: xr.Dataset, model, where: str = "dataset") -> dict[str, np.ndarray]:
     """The model's input arrays from a dataset.nc Dataset: ``audio`` (N, 1, F, T) from ``spectrogram``,
-    ``neural`` (N, U, B) from ``counts`` or (N, U) from ``total_counts`` (whichever the neural expert's
-    shape says). A shape that does not match the model is an InputError naming ``where``."""
+    ``neural`` (N, U, B) from ``counts`` or (N, U) from ``total_counts`` (the config's
+    ``preprocessing.neural_input`` as written by mmneuro.train, else whichever the expert's shape says). A shape that does not match the model is an InputError naming ``where``."""
     out = {}
     for name in model.modalities:
         shape = tuple(model.experts[name].shape)
         if name == "audio":
             arr = ds["spectrogram"].transpose("syllable", "freq", "time").values[:, None]
         elif name == "neural":
-            var = "counts" if len(shape) == 2 else "total_counts"
+            # mmneuro.train records its choice in the config; older models: infer it from the shape
+            recorded = (getattr(model.config, "preprocessing", None) or {}).get("neural_input")
+            var = recorded or ("counts" if len(shape) == 2 else "total_counts")
             dims = ("syllable", "unit", "bin") if var == "counts" else ("syllable", "unit")
             arr = ds[var].transpose(*dims).values
         else:
