@@ -5,8 +5,9 @@
 Writes 250 kHz int16 recordings (white + low-frequency noise, one 20-200 ms tone sweep per second
 on average) to a temporary directory, deleted afterwards. Each measurement runs in a fresh
 subprocess, which reports its own peak RSS, so runs do not inherit each other's memory:
-  - ours: segmentation + spectrograms + features (``syllable_dataset``) and the NetCDF/CSV write;
-    "in-process" times the library call only, "whole process" includes start-up and imports;
+  - ours: segmentation + spectrograms + features (``syllable_dataset``) and the NetCDF/CSV write,
+    and segmentation alone (``segment_file``); "in-process" times the library calls only,
+    "whole process" includes interpreter start-up and imports;
   - peer: ``vocalpy.segment.ava`` (segmentation only) with AVA's mouse settings, smallest file only.
 """
 
@@ -26,21 +27,20 @@ SR = 250_000
 
 OURS = """
 import json, resource, sys, time
-t0 = time.perf_counter()
-from mmneuro.audio import syllable_dataset, segment_file
+from mmneuro.audio import segment_file, syllable_dataset
 from mmneuro.audio.syllables import syllable_table
 from mmneuro.io import write_netcdf
-wav, out = sys.argv[1], sys.argv[2]
+wav, out, mode = sys.argv[1:4]
 t1 = time.perf_counter()
-n_seg = len(segment_file(wav))
+if mode == "segment":
+    n = len(segment_file(wav))
+else:
+    ds = syllable_dataset(wav, "bench")
+    write_netcdf(ds, out)
+    syllable_table(ds).to_csv(out + ".csv", index=False)
+    n = int(ds.sizes["syllable"])
 t2 = time.perf_counter()
-ds = syllable_dataset(wav, "bench")
-t3 = time.perf_counter()
-write_netcdf(ds, out)
-syllable_table(ds).to_csv(out + ".csv", index=False)
-t4 = time.perf_counter()
-print(json.dumps({"segment_s": t2 - t1, "dataset_s": t3 - t2, "write_s": t4 - t3,
-                  "n_syllables": int(ds.sizes["syllable"]), "n_segmented": n_seg,
+print(json.dumps({"inprocess_s": t2 - t1, "n_syllables": n,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -54,7 +54,7 @@ seg = vocalpy.segment.ava(sound, nperseg=1024, noverlap=512, min_freq=30e3, max_
                           thresh_max=2.5, min_dur=0.03, max_dur=0.2, use_softmax_amp=False,
                           smoothing_timescale=0.007)
 t2 = time.perf_counter()
-print(json.dumps({"segment_s": t2 - t1, "n_syllables": int(len(seg.start_inds)),
+print(json.dumps({"inprocess_s": t2 - t1, "n_syllables": int(len(seg.start_inds)),
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -110,27 +110,27 @@ def main() -> int:
             wav = Path(tmp) / f"rec_{minutes:g}min.wav"
             n_calls = write_recording(wav, minutes)
             audio_s = minutes * 60
-            ours = run_child(OURS, str(wav), str(Path(tmp) / "out.nc"))
-            rows.append({"tool": "mmneuro", "minutes": minutes, "planted": n_calls, **ours,
-                         "x_realtime_process": audio_s / ours["wall_s"],
-                         "x_realtime_inprocess": audio_s / ours.get("dataset_s", float("nan")),
-                         "x_realtime_segment_only": audio_s / ours.get("segment_s", float("nan"))})
-            print(json.dumps(rows[-1]), flush=True)
+            for mode, tool in (("full", "mmneuro (segment + spectrograms + write)"),
+                               ("segment", "mmneuro (segmentation only)")):
+                ours = run_child(OURS, str(wav), str(Path(tmp) / "out.nc"), mode)
+                rows.append({"tool": tool, "minutes": minutes, "planted": n_calls, **ours})
+                print(json.dumps(rows[-1]), flush=True)
             if not args.no_peer and minutes == min(args.minutes):
                 peer = run_child(PEER, str(wav))
-                rows.append({"tool": "vocalpy.segment.ava", "minutes": minutes, "planted": n_calls, **peer,
-                             "x_realtime_process": audio_s / peer["wall_s"],
-                             "x_realtime_inprocess": audio_s / peer.get("segment_s", float("nan"))})
+                rows.append({"tool": "vocalpy.segment.ava (segmentation only)", "minutes": minutes,
+                             "planted": n_calls, **peer})
                 print(json.dumps(rows[-1]), flush=True)
             wav.unlink()
     print("\n| tool | audio | syllables (planted) | x real time, whole process | x real time, in-process "
-          "| segmentation only | peak RSS |")
-    print("|---|---|---|---|---|---|---|")
+          "| peak RSS |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        seg = r.get("x_realtime_segment_only")
-        print(f"| {r['tool']} | {r['minutes']:g} min | {r.get('n_syllables', '-')} ({r['planted']}) "
-              f"| {r['x_realtime_process']:.0f}x | {r['x_realtime_inprocess']:.0f}x "
-              f"| {'-' if seg is None else f'{seg:.0f}x'} | {r.get('peak_rss_mib', float('nan')):.0f} MiB |")
+        audio_s = r["minutes"] * 60
+        if "error" in r:
+            print(f"| {r['tool']} | {r['minutes']:g} min | failed: {r['error']} | | | |")
+            continue
+        print(f"| {r['tool']} | {r['minutes']:g} min | {r['n_syllables']} ({r['planted']}) "
+              f"| {audio_s / r['wall_s']:.0f}x | {audio_s / r['inprocess_s']:.0f}x | {r['peak_rss_mib']:.0f} MiB |")
     return 0
 
 
