@@ -53,7 +53,11 @@ def _conv_depth(shape: tuple[int, ...], channels: tuple[int, ...]) -> tuple[int,
 
 
 class ConvEncoder(nn.Module):
-    """Image (N, C, F, T) → features; stride-2 4×4 convolutions halve each side per layer."""
+    """Image (N, C, F, T) → features; stride-2 4×4 convolutions halve each side per layer.
+
+    ``channels_last``: run the convolutions in NHWC layout (same values; on CPU oneDNN then skips
+    its layout reorders, ~1.4× faster for the decoder at batch 320 here).
+    """
 
     def __init__(self, shape: tuple[int, int, int], channels: tuple[int, ...], hidden: int):
         super().__init__()
@@ -65,7 +69,9 @@ class ConvEncoder(nn.Module):
         self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * f * t, hidden), nn.SiLU())
         self.out_features = hidden
 
-    def forward(self, x):
+    def forward(self, x, channels_last: bool = False):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
 
@@ -77,15 +83,19 @@ class ConvDecoder(nn.Module):
         super().__init__()
         f, t = _conv_depth(shape, channels)
         rev = tuple(reversed(channels))
-        layers: list[nn.Module] = [nn.Linear(latent_dim, hidden), nn.SiLU(), nn.Linear(hidden, rev[0] * f * t),
-                                   nn.SiLU(), nn.Unflatten(1, (rev[0], f, t))]
+        self.dense = nn.Sequential(nn.Linear(latent_dim, hidden), nn.SiLU(), nn.Linear(hidden, rev[0] * f * t),
+                                   nn.SiLU(), nn.Unflatten(1, (rev[0], f, t)))
+        layers: list[nn.Module] = []
         for c_in, c_out in zip(rev, rev[1:] + (shape[0],)):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU()]
         layers[-1] = _activation(out_activation)
-        self.net = nn.Sequential(*layers)
+        self.convs = nn.Sequential(*layers)
 
-    def forward(self, z):
-        return self.net(z)
+    def forward(self, z, channels_last: bool = False):
+        h = self.dense(z)
+        if channels_last:  # see ConvEncoder
+            h = h.contiguous(memory_format=torch.channels_last)
+        return self.convs(h).contiguous()
 
 
 class MLPEncoder(nn.Module):
@@ -101,7 +111,7 @@ class MLPEncoder(nn.Module):
         self.input_transform = input_transform
         self.out_features = n_in
 
-    def forward(self, x):
+    def forward(self, x, channels_last: bool = False):
         if self.input_transform == "log1p":
             x = torch.log1p(x.clamp_min(0.0))
         return self.net(x)
@@ -120,7 +130,7 @@ class MLPDecoder(nn.Module):
         layers += [nn.Linear(n_in, math.prod(shape)), _activation(out_activation), nn.Unflatten(1, tuple(shape))]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z):
+    def forward(self, z, channels_last: bool = False):
         return self.net(z)
 
 
@@ -137,6 +147,7 @@ class Expert(nn.Module):
                  input_transform: str = "log1p"):
         super().__init__()
         self.shape = tuple(shape)
+        self.channels_last = network == "conv"
         if out_activation is None:
             # Poisson/NB links apply their own positivity; Gaussian/Laplace means of [0, 1] images use a sigmoid
             out_activation = "sigmoid" if (network == "conv" and likelihood in ("gaussian", "laplace")) else "identity"
@@ -153,10 +164,10 @@ class Expert(nn.Module):
 
     def encode(self, x: torch.Tensor) -> DiagGaussian:
         """x (N, *shape) → q(z | x) with mean/logvar (N, D)."""
-        return self.head(self.encoder(x))
+        return self.head(self.encoder(x, channels_last=self.channels_last))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (..., D) → decoder output (..., *shape); leading axes are flattened into one batch."""
         lead = z.shape[:-1]
-        out = self.decoder(z.reshape(-1, z.shape[-1]))
+        out = self.decoder(z.reshape(-1, z.shape[-1]), channels_last=self.channels_last)
         return out.reshape(*lead, *self.shape)

@@ -1,0 +1,209 @@
+"""Training-step throughput and peak memory: mmneuro vs MultiVae 1.0.3 (same networks, same losses).
+
+    .venv/bin/python benchmarks/bench_models.py [--steps 3] [--threads 2] [--batch 64] [--K 10]
+
+Both sides use the *same* encoder/decoder modules (mmneuro's experts, wrapped in pythae's
+BaseEncoder/BaseDecoder for MultiVae, copied so each has its own optimiser state), latent 16,
+Gaussian likelihoods on both modalities (MultiVae has no Poisson decoder), likelihood rescaling
+on, and a plain Adam loop. Before timing, one process checks that the two libraries give the same
+loss on the same batch and seed (MVAE ELBO sum; MMVAE looser IWAE), so the timings compare the
+same computation. Each timed configuration runs in its own subprocess so its peak RSS is its own.
+Needs ``pip install --no-deps multivae==1.0.3 pythae`` (+ pydantic, cloudpickle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+AUDIO_SHAPE, NEURAL_SHAPE, LATENT = (1, 128, 128), (50, 20), 16
+SCALES = {"audio": 0.1, "neural": 1.0}
+# multivae_nhwc: MultiVae calling the same conv networks in channels_last layout, to separate the
+# layout gain from the rest of the difference
+LIBRARIES = ("multivae", "multivae_nhwc", "mmneuro")
+
+
+def _mmneuro_model(kind: str, k: int):
+    import torch
+
+    from mmneuro.models import ExpertConfig, ModelConfig, MultimodalVAE
+
+    torch.manual_seed(0)
+    experts = {
+        "audio": ExpertConfig(shape=list(AUDIO_SHAPE), network="conv", likelihood="gaussian",
+                              likelihood_params={"scale": SCALES["audio"]}, channels=[32, 32, 64, 64], hidden=[256]),
+        "neural": ExpertConfig(shape=list(NEURAL_SHAPE), network="mlp", likelihood="gaussian",
+                               likelihood_params={"scale": SCALES["neural"]}, hidden=[256, 256],
+                               input_transform="none"),
+    }
+    return MultimodalVAE(ModelConfig(kind=kind, latent_dim=LATENT, K=k, modalities=experts,
+                                     likelihood_weighting="rescale", dreg=True, iwae_variant="loose"))
+
+
+def _multivae_model(kind: str, k: int, ours, dreg: bool = True, channels_last: bool = False):
+    """MultiVae's MVAE/MMVAE around deep copies of ``ours``'s expert networks (``channels_last``:
+    call the conv networks in NHWC layout, as mmneuro's experts do)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import import_stand_ins
+
+    import_stand_ins.install()
+    from multivae.models import MMVAE, MVAE, MMVAEConfig, MVAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn.base_architectures import BaseDecoder, BaseEncoder
+
+    class Encoder(BaseEncoder):
+        def __init__(self, expert):
+            super().__init__()
+            self.encoder, self.head = expert.encoder, expert.head
+
+        def forward(self, x):
+            q = self.head(self.encoder(x, channels_last=channels_last))
+            return ModelOutput(embedding=q.mean, log_covariance=q.logvar)
+
+    class Decoder(BaseDecoder):
+        def __init__(self, expert):
+            super().__init__()
+            self.decoder = expert.decoder
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=self.decoder(z, channels_last=channels_last))
+
+    experts = copy.deepcopy(ours.experts)
+    common = dict(n_modalities=2, latent_dim=LATENT, input_dims={"audio": AUDIO_SHAPE, "neural": NEURAL_SHAPE},
+                  uses_likelihood_rescaling=True, decoders_dist={"audio": "normal", "neural": "normal"},
+                  decoder_dist_params={m: {"scale": s} for m, s in SCALES.items()})
+    encoders = {m: Encoder(e) for m, e in experts.items()}
+    decoders = {m: Decoder(e) for m, e in experts.items()}
+    if kind == "mvae":
+        return MVAE(MVAEConfig(**common, warmup=0, beta=1.0), encoders, decoders)
+    config = MMVAEConfig(**common, K=k, prior_and_posterior_dist="normal", learn_prior=False,
+                         loss="dreg_looser" if dreg else "iwae_looser")
+    return MMVAE(config, encoders, decoders)
+
+
+def _batch(n: int):
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    return {"audio": torch.rand(n, *AUDIO_SHAPE, generator=g),
+            "neural": torch.poisson(torch.full((n, *NEURAL_SHAPE), 2.0), generator=g)}
+
+
+def _step_fns(library: str, kind: str, k: int, n: int):
+    """→ (model, loss_fn() -> scalar loss as a per-sample mean)."""
+    from multivae.data.datasets.base import MultimodalBaseDataset
+
+    ours = _mmneuro_model(kind, k)
+    x = _batch(n)
+    if library == "mmneuro":
+        return ours, lambda: ours.loss(x)[0]
+    theirs = _multivae_model(kind, k, ours, channels_last=library == "multivae_nhwc")
+    data = MultimodalBaseDataset(data=x, labels=None)
+    # MVAE's loss is already a per-sample mean (summed over subsets); MMVAE's is a batch sum
+    scale = 1.0 if kind == "mvae" else 1.0 / n
+    return theirs, lambda: theirs(data, epoch=1).loss * scale
+
+
+def check_losses(k: int, n: int) -> dict:
+    """Same batch, same seed: the two libraries' loss values (MVAE; MMVAE looser IWAE without DReG)."""
+    import torch
+    from multivae.data.datasets.base import MultimodalBaseDataset
+
+    x = _batch(n)
+    data = MultimodalBaseDataset(data=x, labels=None)
+    out = {}
+    for kind in ("mvae", "mmvae"):
+        ours = _mmneuro_model(kind, k)
+        ours.config.dreg = False
+        theirs = _multivae_model(kind, k, ours, dreg=False)
+        torch.manual_seed(123)
+        mine = float(ours.loss(x)[0].detach())
+        torch.manual_seed(123)
+        other = float(theirs(data, epoch=1).loss.detach()) * (1.0 if kind == "mvae" else 1.0 / n)
+        out[kind] = {"mmneuro": mine, "multivae": other, "rel_diff": abs(mine - other) / abs(other)}
+    return out
+
+
+def _peak_rss_mb() -> float:
+    """VmHWM of this process (ru_maxrss would include the parent's peak, inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker(library: str, kind: str, k: int, n: int, steps: int, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    sys.path.insert(0, str(Path(__file__).parent))
+    import import_stand_ins
+
+    import_stand_ins.install()
+    model, loss_fn = _step_fns(library, kind, k, n)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    rss_before = _peak_rss_mb()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    step()  # warm-up (allocator, oneDNN primitive caches)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - start) / steps
+    peak = _peak_rss_mb()
+    return {"library": library, "kind": kind, "samples_per_s": n / seconds, "s_per_step": seconds,
+            "peak_rss_mb": peak, "rss_before_training_mb": rss_before}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--K", type=int, default=10)
+    parser.add_argument("--only", default=None, help="library:kind, e.g. mmneuro:mmvae (skips the rest)")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        library, kind = args.worker.split(":")
+        print(json.dumps(worker(library, kind, args.K, args.batch, args.steps, args.threads)))
+        return 0
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    sys.path.insert(0, str(Path(__file__).parent))
+    import import_stand_ins
+
+    import_stand_ins.install()
+    print(json.dumps({"loss_check": check_losses(args.K, args.batch)}, indent=1), flush=True)
+    runs = [args.only] if args.only else [f"{lib}:{kind}" for kind in ("mvae", "mmvae") for lib in LIBRARIES]
+    results = []
+    for run in runs:
+        cmd = [sys.executable, __file__, "--worker", run, "--steps", str(args.steps), "--threads", str(args.threads),
+               "--batch", str(args.batch), "--K", str(args.K)]
+        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        results.append(res)
+        print(json.dumps(res), flush=True)
+    print("\n| model | library | samples/s | s/step | peak RSS (MB) | speed-up vs multivae |\n|---|---|---|---|---|---|")
+    base = {r["kind"]: r["samples_per_s"] for r in results if r["library"] == "multivae"}
+    for r in results:
+        speedup = r["samples_per_s"] / base[r["kind"]] if r["kind"] in base else float("nan")
+        print(f"| {r['kind']} | {r['library']} | {r['samples_per_s']:.1f} | {r['s_per_step']:.2f} | "
+              f"{r['peak_rss_mb']:.0f} | {speedup:.2f}× |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
