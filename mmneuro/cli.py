@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "neural": ("mmneuro.neural.command", "bin spike-sorted units in windows aligned to each syllable"),
     "dataset": ("mmneuro.dataset_command", "assemble per-session NetCDF files into one dataset with a split"),
     "train": ("mmneuro.train_command", "train a multimodal VAE (MVAE, MMVAE, MoPoE) on a dataset"),
+    "analyse": ("mmneuro.analysis.command",
+                "analyse a trained model: latents vs neurons, clusters, bands, cross-prediction, synergy"),
+    "report": ("mmneuro.report.command", "one self-contained HTML report over all analysed models"),
 }
 
 

@@ -9,7 +9,7 @@ def configure_parser(parser) -> None:
     parser.add_argument("--out", required=True, help="analysis folder to write, e.g. results/analysis/mvae")
     parser.add_argument("--truth", nargs="*", default=[], metavar="SESSION_DIR",
                         help="demo session folders with ground_truth.json: adds scores.json")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", dest="overrides",
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="analysis settings (docs/analysis.md), e.g. n_clusters=7 n_permutations=500")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 

@@ -6,7 +6,12 @@ rule audio:
         wav=lambda w: SESSIONS[w.session].audio,
     output:
         nc=f"{RESULTS}/{{session}}/syllables.nc",
-        csv=f"{RESULTS}/{{session}}/syllables.csv",
+        csv=report(
+            f"{RESULTS}/{{session}}/syllables.csv",
+            caption="../report/syllables.rst",
+            category="Audio",
+            labels={"session": "{session}", "table": "syllables"},
+        ),
     params:
         preset=config["audio"]["preset"],
         overrides=set_args(config["audio"]["set"]),

@@ -36,4 +36,4 @@ def set_args(overrides):
 
 
 def all_outputs():
-    return expand(f"{RESULTS}/models/{{model}}/weights.pt", model=config["models"])
+    return [f"{RESULTS}/analysis_report.html"]

@@ -11,7 +11,12 @@ rule train:
     output:
         weights=f"{RESULTS}/models/{{model}}/weights.pt",
         config=f"{RESULTS}/models/{{model}}/config.json",
-        metrics=f"{RESULTS}/models/{{model}}/metrics.csv",
+        metrics=report(
+            f"{RESULTS}/models/{{model}}/metrics.csv",
+            caption="../report/metrics.rst",
+            category="Models",
+            labels={"model": "{model}", "table": "training metrics"},
+        ),
     params:
         overrides=lambda w: set_args(train_settings(w.model)),
         out=f"{RESULTS}/models/{{model}}",
@@ -26,4 +31,4 @@ rule train:
         gpu=0,
     shell:
         "{MMNEURO} train {input:q} --model {wildcards.model} --out {params.out:q} "
-        "--device auto {params.overrides} > {log:q} 2>&1"
+        "--device auto --quiet {params.overrides} > {log:q} 2>&1"
