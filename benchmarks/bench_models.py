@@ -1,13 +1,14 @@
 """Training-step throughput and peak memory: mmneuro vs MultiVae 1.0.3 (same networks, same losses).
 
-    .venv/bin/python benchmarks/bench_models.py [--steps 3] [--threads 2] [--batch 64] [--K 10]
+    .venv/bin/python benchmarks/bench_models.py [--steps 5] [--threads 2] [--batch 64] [--K 10]
 
 Both sides use the *same* encoder/decoder modules (mmneuro's experts, wrapped in pythae's
 BaseEncoder/BaseDecoder for MultiVae, copied so each has its own optimiser state), latent 16,
 Gaussian likelihoods on both modalities (MultiVae has no Poisson decoder), likelihood rescaling
 on, and a plain Adam loop. Before timing, one process checks that the two libraries give the same
 loss on the same batch and seed (MVAE ELBO sum; MMVAE looser IWAE), so the timings compare the
-same computation. Each timed configuration runs in its own subprocess so its peak RSS is its own.
+same computation. Steps are timed round-robin across libraries (the machine may be shared);
+peak RSS is measured for each configuration in its own subprocess.
 Needs ``pip install --no-deps multivae==1.0.3 pythae`` (+ pydantic, cloudpickle).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -137,17 +139,12 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def worker(library: str, kind: str, k: int, n: int, steps: int, threads: int) -> dict:
+def _trainer(library: str, kind: str, k: int, n: int):
+    """→ step() running one Adam step and returning its loss."""
     import torch
 
-    torch.set_num_threads(threads)
-    sys.path.insert(0, str(Path(__file__).parent))
-    import import_stand_ins
-
-    import_stand_ins.install()
     model, loss_fn = _step_fns(library, kind, k, n)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    rss_before = _peak_rss_mb()
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -156,29 +153,44 @@ def worker(library: str, kind: str, k: int, n: int, steps: int, threads: int) ->
         opt.step()
         return float(loss.detach())
 
-    step()  # warm-up (allocator, oneDNN primitive caches)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = (time.perf_counter() - start) / steps
-    peak = _peak_rss_mb()
-    return {"library": library, "kind": kind, "samples_per_s": n / seconds, "s_per_step": seconds,
-            "peak_rss_mb": peak, "rss_before_training_mb": rss_before}
+    return step
+
+
+def memory_worker(library: str, kind: str, k: int, n: int, threads: int) -> dict:
+    """Peak RSS of one configuration in a fresh process: build, warm-up step, one more step."""
+    import torch
+
+    torch.set_num_threads(threads)
+    step = _trainer(library, kind, k, n)
+    before = _peak_rss_mb()
+    step()
+    step()
+    return {"library": library, "kind": kind, "peak_rss_mb": _peak_rss_mb(), "rss_before_training_mb": before}
+
+
+def time_interleaved(kind: str, k: int, n: int, steps: int) -> dict[str, list[float]]:
+    """Seconds per step of every library, measured round-robin (one step each per round) so that
+    load from other users of a shared machine hits all of them alike; the first round is warm-up."""
+    trainers = {lib: _trainer(lib, kind, k, n) for lib in LIBRARIES}
+    times: dict[str, list[float]] = {lib: [] for lib in LIBRARIES}
+    for round_ in range(steps + 1):
+        for lib, step in trainers.items():
+            start = time.perf_counter()
+            step()
+            if round_:
+                times[lib].append(time.perf_counter() - start)
+    return times
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed rounds (after one warm-up round)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--K", type=int, default=10)
-    parser.add_argument("--only", default=None, help="library:kind, e.g. mmneuro:mmvae (skips the rest)")
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--kinds", default="mvae,mmvae")
+    parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        library, kind = args.worker.split(":")
-        print(json.dumps(worker(library, kind, args.K, args.batch, args.steps, args.threads)))
-        return 0
 
     import torch
 
@@ -187,21 +199,28 @@ def main(argv=None) -> int:
     import import_stand_ins
 
     import_stand_ins.install()
+    if args.memory_worker:
+        library, kind = args.memory_worker.split(":")
+        print(json.dumps(memory_worker(library, kind, args.K, args.batch, args.threads)))
+        return 0
     print(json.dumps({"loss_check": check_losses(args.K, args.batch)}, indent=1), flush=True)
-    runs = [args.only] if args.only else [f"{lib}:{kind}" for kind in ("mvae", "mmvae") for lib in LIBRARIES]
-    results = []
-    for run in runs:
-        cmd = [sys.executable, __file__, "--worker", run, "--steps", str(args.steps), "--threads", str(args.threads),
-               "--batch", str(args.batch), "--K", str(args.K)]
-        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        results.append(res)
-        print(json.dumps(res), flush=True)
-    print("\n| model | library | samples/s | s/step | peak RSS (MB) | speed-up vs multivae |\n|---|---|---|---|---|---|")
-    base = {r["kind"]: r["samples_per_s"] for r in results if r["library"] == "multivae"}
-    for r in results:
-        speedup = r["samples_per_s"] / base[r["kind"]] if r["kind"] in base else float("nan")
+    rows = []
+    for kind in args.kinds.split(","):
+        times = time_interleaved(kind, args.K, args.batch, args.steps)
+        for lib in LIBRARIES:
+            cmd = [sys.executable, __file__, "--memory-worker", f"{lib}:{kind}", "--threads", str(args.threads),
+                   "--batch", str(args.batch), "--K", str(args.K)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            row = json.loads(out) | {"s_per_step": statistics.median(times[lib]), "all_s": times[lib]}
+            row["samples_per_s"] = args.batch / row["s_per_step"]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print("\n| model | library | samples/s | s/step (median) | peak RSS (MB) | speed-up vs multivae |\n"
+          "|---|---|---|---|---|---|")
+    base = {r["kind"]: r["samples_per_s"] for r in rows if r["library"] == "multivae"}
+    for r in rows:
         print(f"| {r['kind']} | {r['library']} | {r['samples_per_s']:.1f} | {r['s_per_step']:.2f} | "
-              f"{r['peak_rss_mb']:.0f} | {speedup:.2f}× |")
+              f"{r['peak_rss_mb']:.0f} | {r['samples_per_s'] / base[r['kind']]:.2f}× |")
     return 0
 
 

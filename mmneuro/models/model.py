@@ -76,6 +76,10 @@ class ModelConfig:
     poe_prior_expert: bool = True  # MVAE: N(0, I) expert in every PoE
     mopoe_prior_expert: bool = False  # MoPoE: N(0, I) expert in the subset PoEs
     likelihood_weighting: str | dict = "rescale"  # rescale | none | {modality: weight}
+    # decode at most this many latents per decoder call (0: all at once). Same values; on CPU,
+    # chunks of ~128 images keep allocations small enough to be reused instead of page-faulted
+    # in every step (MMVAE K=10 audio decoding: 2.6 s → 1.7 s per step in benchmarks/).
+    decode_chunk: int = 128
     preprocessing: dict = field(default_factory=dict)  # stored as-is (params the data was made with)
 
     def __post_init__(self):
@@ -238,7 +242,8 @@ class MultimodalVAE(nn.Module):
                     rows.append(torch.zeros(s, z.shape[1], device=z.device))
                     continue
                 zs = z if sel is None else z[sel]
-                lp = expert.likelihood.log_prob(expert.decode(zs), xs[name])  # (S', N)
+                lp = torch.cat([expert.likelihood.log_prob(expert.decode(chunk), xs[name])
+                                for chunk in zs.split(self._slices_per_call(zs.shape[1]))])  # (S', N)
                 lp = torch.where(present[i], lp * (self.weights[name] if weighted else 1.0), 0.0)
                 if sel is not None and sel.numel() < s:
                     lp = torch.zeros(s, z.shape[1], device=z.device, dtype=lp.dtype).index_put((sel,), lp)
@@ -246,6 +251,10 @@ class MultimodalVAE(nn.Module):
             return torch.stack(rows, 1)
 
         return log_lik
+
+    def _slices_per_call(self, n: int) -> int:
+        chunk = int(self.config.decode_chunk)
+        return max(1, chunk // max(n, 1)) if chunk > 0 else 2**62
 
     # ---- training objective -------------------------------------------------------------
     def loss(self, x: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None, beta: float | None = None,
