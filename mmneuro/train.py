@@ -59,7 +59,8 @@ def split_config(config: dict | ModelConfig | None) -> tuple[dict, TrainConfig]:
     """Separate a flat config dict into model keys (incl. per-modality expert overrides under
     ``audio``/``neural``) and a :class:`TrainConfig`. Unknown keys are an InputError."""
     if isinstance(config, ModelConfig):
-        return config.to_dict(), TrainConfig()
+        model = config.to_dict()
+        return model, TrainConfig(modalities=tuple(model["modalities"]))
     config = dict(config or {})
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     model_keys = {f.name for f in dataclasses.fields(ModelConfig)} | set(MODALITIES)
@@ -123,10 +124,14 @@ def build_model_config(model_dict: dict, train: TrainConfig, arrays: dict[str, n
                        preprocessing: dict) -> ModelConfig:
     """Fill expert shapes from the data; per-modality dicts override the default experts."""
     fields = {k: v for k, v in model_dict.items() if k not in MODALITIES}
+    # a ModelConfig passed whole carries its experts under `modalities`; a flat dict under the names
+    given = model_dict.get("modalities") if isinstance(model_dict.get("modalities"), dict) else {}
     experts = {}
     for name, values in arrays.items():
         base = dataclasses.asdict(default_expert(name, list(values.shape[1:])))
-        override = dict(model_dict.get(name) or {})
+        override = dict(model_dict.get(name) or given.get(name) or {})
+        if isinstance(override, ExpertConfig):
+            override = dataclasses.asdict(override)
         if "shape" in override and list(override["shape"]) != base["shape"]:
             raise InputError(f"{name}.shape", f"data has shape {base['shape']}, config says {override['shape']}")
         base.update(override)

@@ -95,6 +95,17 @@ def test_resume_after_kill_reproduces_uninterrupted_run(tmp_path, kind):
     assert (tmp_path / "full" / "config.json").read_text() == (tmp_path / "resumed" / "config.json").read_text()
 
 
+def test_fit_accepts_a_model_config(tmp_path):
+    from mmneuro.models import ModelConfig, default_expert
+
+    neural = default_expert("neural", [6, 3])
+    neural.likelihood, neural.hidden = "negbinom", [16]
+    model = fit(planted_dataset(n=32), ModelConfig(kind="vae", latent_dim=2, modalities={"neural": neural}),
+                tmp_path / "m", progress=False)
+    assert model.modalities == ["neural"] and model.config.modalities["neural"].likelihood == "negbinom"
+    assert model.config.modalities["neural"].hidden == [16]
+
+
 def test_resume_with_a_different_config_is_refused(tmp_path):
     ds = planted_dataset(n=32)
     fit(ds, SMALL | {"epochs": 1}, tmp_path / "m", progress=False)
