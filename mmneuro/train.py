@@ -137,7 +137,9 @@ def build_model_config(model_dict: dict, train: TrainConfig, arrays: dict[str, n
         base.update(override)
         experts[name] = ExpertConfig(**base)
     fields["modalities"] = experts
-    fields.setdefault("preprocessing", preprocessing)
+    # user-given preprocessing records are kept; neural_input always says what the model was fed
+    fields["preprocessing"] = {**preprocessing, **(fields.get("preprocessing") or {}),
+                               "neural_input": train.neural_input}
     return ModelConfig(**fields)
 
 
