@@ -2,6 +2,9 @@
 
 kinds: ``mvae`` (PoE, Wu & Goodman 2018), ``mmvae`` (MoE + IWAE/DReG, Shi et al. 2019),
 ``mopoe`` (mixture of PoEs, Sutter et al. 2021), ``vae`` (one modality, plain ELBO).
+``private_dims`` > 0 factorises z = (z_shared, z_private per modality), as in MMVAE+ (Palumbo et
+al. 2023): only z_shared is fused; each modality's private part comes from its own encoder and is
+drawn from the N(0, I) prior wherever that modality is not in the conditioning set.
 Inputs are dicts name → tensor: ``"audio"`` (N, 1, F, T) in [0, 1], ``"neural"`` (N, U, B) or
 (N, U) counts. A sample's modality is missing if it is absent from the dict, masked out by
 ``present``, or contains NaN.
@@ -81,6 +84,14 @@ class ModelConfig:
     # in every step (MMVAE K=10 audio decoding: 2.6 s → 1.7 s per step in benchmarks/).
     decode_chunk: int = 128
     preprocessing: dict = field(default_factory=dict)  # stored as-is (params the data was made with)
+    # modality-private latent sizes: an int for every modality or {modality: size}; 0 = unfactorised.
+    # latent_dim is then the size of the shared part; z = (shared, private of each modality in order).
+    private_dims: int | dict = 0
+    # weight γ of the shared-posterior agreement penalty (factorised models): γ · mean over modality
+    # pairs of the symmetric KL between q(z_shared | x_m) and q(z_shared | x_m'). The ELBOs alone are
+    # indifferent to whether a modality-specific factor sits in z_shared or in z_private; this makes
+    # z_shared cost more wherever the modalities disagree (cf. mmJSD's alignment, Sutter et al. 2020).
+    shared_alignment: float = 0.0
 
     def __post_init__(self):
         self.modalities = {k: v if isinstance(v, ExpertConfig) else ExpertConfig(**v)
@@ -95,6 +106,18 @@ class ModelConfig:
             raise InputError("iwae_variant", f"expected 'loose' or 'tight', got {self.iwae_variant!r}")
         if int(self.K) < 1 or int(self.latent_dim) < 1:
             raise InputError("K/latent_dim", "must be positive integers")
+        sizes = self.private_sizes()
+        if any(v < 0 for v in sizes.values()):
+            raise InputError("private_dims", f"sizes must be >= 0, got {sizes}")
+
+    def private_sizes(self) -> dict[str, int]:
+        """{modality: private latent size} for every modality (0 where it has none)."""
+        if isinstance(self.private_dims, dict):
+            unknown = set(self.private_dims) - set(self.modalities)
+            if unknown:
+                raise InputError("private_dims", f"unknown modalities {sorted(unknown)}; the model has {list(self.modalities)}")
+            return {m: int(self.private_dims.get(m, 0)) for m in self.modalities}
+        return {m: int(self.private_dims) for m in self.modalities}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -130,26 +153,47 @@ class ModelConfig:
 
 @dataclass
 class Posterior:
-    """The fused posterior (``.mean``/``.variance`` (N, D); mixture moments for MoE/MoPoE) and its parts."""
+    """The posterior over the whole latent (``.mean``/``.variance`` (N, D_total)) and its parts.
+
+    ``fused``: q(z_shared | present modalities) (mixture moments for MoE/MoPoE); ``unimodal``: each
+    expert's q(z_shared | x_m); ``private`` (factorised models only): q(z_private_m | x_m) where
+    x_m is present, the N(0, I) prior elsewhere. z = (shared, private of each modality in order).
+    """
 
     fused: DiagGaussian | MixturePosterior
     unimodal: dict[str, DiagGaussian]
     present: dict[str, torch.Tensor]
+    private: dict[str, DiagGaussian] = field(default_factory=dict)
+
+    def _joined(self, shared: torch.Tensor, private: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([shared, *private], -1) if private else shared
 
     @property
     def mean(self) -> torch.Tensor:
-        return self.fused.mean
+        return self._joined(self.fused.mean, [q.mean for q in self.private.values()])
 
     @property
     def variance(self) -> torch.Tensor:
-        return self.fused.variance
+        return self._joined(self.fused.variance, [q.variance for q in self.private.values()])
 
     def sample(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """K samples (K, N, D) from the fused posterior (no gradient)."""
+        """K samples (K, N, D_total) from the posterior (no gradient)."""
         with torch.no_grad():
             if isinstance(self.fused, MixturePosterior):
-                return self.fused.sample(k, generator)
-            return self.fused.rsample(k, generator)
+                shared = self.fused.sample(k, generator)
+            else:
+                shared = self.fused.rsample(k, generator)
+            return self._joined(shared, [q.rsample(k, generator) for q in self.private.values()])
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z) for z (..., N, D_total): the fused shared density times the private densities."""
+        d = self.fused.mean.shape[-1]
+        out = self.fused.log_prob(z[..., :d])
+        for q in self.private.values():
+            width = q.mean.shape[-1]
+            out = out + q.log_prob(z[..., d:d + width])
+            d += width
+        return out
 
 
 class MultimodalVAE(nn.Module):
@@ -159,11 +203,39 @@ class MultimodalVAE(nn.Module):
         super().__init__()
         self.config = config
         self.modalities = list(config.modalities)
+        self.private_sizes = config.private_sizes()
+        self.factorised = any(self.private_sizes.values())
+        # each expert's encoder emits (shared, own private); its decoder reads the same pair
         self.experts = nn.ModuleDict({
-            name: Expert(tuple(e.shape), config.latent_dim, e.network, e.likelihood, e.likelihood_params,
-                         tuple(e.channels), tuple(e.hidden), e.out_activation, e.input_transform)
+            name: Expert(tuple(e.shape), config.latent_dim + self.private_sizes[name], e.network, e.likelihood,
+                         e.likelihood_params, tuple(e.channels), tuple(e.hidden), e.out_activation,
+                         e.input_transform)
             for name, e in config.modalities.items()})
         self.weights = config.likelihood_weights()
+        self.parts = self._latent_parts()
+
+    def _latent_parts(self) -> dict[str, slice]:
+        """Where each part sits in z: ``shared`` then ``<modality>_private`` (non-empty ones only)."""
+        d = int(self.config.latent_dim)
+        parts = {"shared": slice(0, d)}
+        for name in self.modalities:
+            size = self.private_sizes[name]
+            if size:
+                parts[f"{name}_private"] = slice(d, d + size)
+                d += size
+        return parts
+
+    @property
+    def total_latent_dim(self) -> int:
+        """D_total = shared size + all private sizes (= latent_dim when unfactorised)."""
+        return int(self.config.latent_dim) + sum(self.private_sizes.values())
+
+    def _decoder_input(self, z: torch.Tensor, name: str) -> torch.Tensor:
+        """The (shared, own private) slice of z (..., D_total) that modality ``name``'s decoder reads."""
+        if not self.factorised:
+            return z
+        own = self.parts.get(f"{name}_private")
+        return z[..., self.parts["shared"]] if own is None else torch.cat([z[..., self.parts["shared"]], z[..., own]], -1)
 
     # ---- inputs -------------------------------------------------------------------------
     def _prepare(self, x: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None):
@@ -192,18 +264,44 @@ class MultimodalVAE(nn.Module):
         return xs, torch.stack(masks)
 
     # ---- encoding -----------------------------------------------------------------------
-    def _encode_unimodal(self, xs: dict[str, torch.Tensor], present: torch.Tensor) -> DiagGaussian:
-        """Each present modality's encoder runs once; a modality absent from the whole batch is skipped."""
-        means, logvars = [], []
+    def _encode_unimodal(self, xs: dict[str, torch.Tensor],
+                         present: torch.Tensor) -> tuple[DiagGaussian, dict[str, DiagGaussian]]:
+        """→ (q(z_shared | x_m) stacked (M, N, D_shared), {modality: q(z_private | x_m) (N, D_m)}).
+
+        Each present modality's encoder runs once; a modality absent from the whole batch is skipped
+        (its slots hold N(0, I), which the presence mask keeps out of every fusion).
+        """
+        d = int(self.config.latent_dim)
+        means, logvars, private = [], [], {}
         for i, name in enumerate(self.modalities):
             if present[i].any():
                 q = self.experts[name].encode(xs[name])
             else:
-                zeros = torch.zeros(present.shape[1], self.config.latent_dim, device=present.device)
+                zeros = torch.zeros(present.shape[1], d + self.private_sizes[name], device=present.device)
                 q = DiagGaussian(zeros, zeros)
-            means.append(q.mean)
-            logvars.append(q.logvar)
-        return DiagGaussian(torch.stack(means), torch.stack(logvars))
+            means.append(q.mean[..., :d])
+            logvars.append(q.logvar[..., :d])
+            if self.private_sizes[name]:
+                private[name] = q[..., d:]
+        return DiagGaussian(torch.stack(means), torch.stack(logvars)), private
+
+    def _with_private(self, shared: DiagGaussian, member: torch.Tensor,
+                      private: dict[str, DiagGaussian]) -> DiagGaussian:
+        """Extend q(z_shared) (..., N, D_shared) to the whole latent: modality m's private block is
+        q(z_private | x_m) where ``member`` (..., M, N) is true, the N(0, I) prior elsewhere (so it adds
+        nothing to the KL, and a decoder outside the conditioning set sees prior draws, MMVAE+)."""
+        if not self.factorised:
+            return shared
+        blocks = [shared] + [_or_prior(private[name], member[..., i, :])
+                             for i, name in enumerate(self.modalities) if name in private]
+        return DiagGaussian(torch.cat([b.mean for b in blocks], -1), torch.cat([b.logvar for b in blocks], -1))
+
+    def _component_members(self, subsets: list[tuple[int, ...]], present: torch.Tensor) -> torch.Tensor:
+        """(C, M, N) bool: modality m is in component c's conditioning set and present for sample n."""
+        member = torch.zeros(len(subsets), len(self.modalities), 1, dtype=torch.bool, device=present.device)
+        for c, subset in enumerate(subsets):
+            member[c, list(subset)] = True
+        return member & present.unsqueeze(0)
 
     def _fuse(self, unimodal: DiagGaussian, present: torch.Tensor):
         kind = self.config.kind
@@ -216,18 +314,21 @@ class MultimodalVAE(nn.Module):
     def encode(self, x: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> Posterior:
         """Fused posterior q(z | present modalities); ``.unimodal[name]`` gives each expert's q(z | x_m)."""
         xs, mask = self._prepare(x, present)
-        unimodal = self._encode_unimodal(xs, mask)
+        unimodal, private = self._encode_unimodal(xs, mask)
+        own = {m: _or_prior(q, mask[self.modalities.index(m)]) for m, q in private.items()}
         return Posterior(self._fuse(unimodal, mask), {m: unimodal[i] for i, m in enumerate(self.modalities)},
-                         {m: mask[i] for i, m in enumerate(self.modalities)})
+                         {m: mask[i] for i, m in enumerate(self.modalities)}, own)
 
     # ---- decoding -----------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> dict[str, torch.distributions.Distribution]:
-        """z (..., D) → p(x_m | z) per modality, batch shape (...), event shape = the modality's shape."""
-        return {m: self.experts[m].likelihood.distribution(self.experts[m].decode(z)) for m in self.modalities}
+        """z (..., D_total) → p(x_m | z) per modality, batch shape (...), event shape = the modality's shape.
+        Each decoder reads only (z_shared, its own private part)."""
+        return {m: self.experts[m].likelihood.distribution(self.experts[m].decode(self._decoder_input(z, m)))
+                for m in self.modalities}
 
     def _decode_mean(self, z: torch.Tensor, name: str) -> torch.Tensor:
         expert = self.experts[name]
-        return expert.likelihood.mean(expert.decode(z))
+        return expert.likelihood.mean(expert.decode(self._decoder_input(z, name)))
 
     def _log_lik_fn(self, xs: dict[str, torch.Tensor], present: torch.Tensor, weighted: bool = True):
         """Build ``log_lik(z, targets)`` for the objectives (see mmneuro.models.objectives)."""
@@ -241,7 +342,7 @@ class MultimodalVAE(nn.Module):
                 if not present[i].any() or (sel is not None and sel.numel() == 0):
                     rows.append(torch.zeros(s, z.shape[1], device=z.device))
                     continue
-                zs = z if sel is None else z[sel]
+                zs = self._decoder_input(z if sel is None else z[sel], name)
                 lp = torch.cat([expert.likelihood.log_prob(expert.decode(chunk), xs[name])
                                 for chunk in zs.split(self._slices_per_call(zs.shape[1]))])  # (S', N)
                 lp = torch.where(present[i], lp * (self.weights[name] if weighted else 1.0), 0.0)
@@ -268,9 +369,13 @@ class MultimodalVAE(nn.Module):
         xs, mask = self._prepare(x, present)
         if not mask.any(0).all():
             raise InputError("x", "a sample has no modality present")
-        unimodal = self._encode_unimodal(xs, mask)
+        unimodal, private = self._encode_unimodal(xs, mask)
         log_lik = self._log_lik_fn(xs, mask)
         m = len(self.modalities)
+        complete = None
+        if self.factorised:
+            def complete(post: DiagGaussian, members: torch.Tensor) -> DiagGaussian:
+                return self._with_private(post, members, private)
         if cfg.kind in ("mvae", "vae"):
             subsets = [tuple(range(m))]
             if cfg.kind == "mvae" and m > 1:
@@ -279,16 +384,32 @@ class MultimodalVAE(nn.Module):
                 if self.training and cfg.mvae_random_subsets and middle:
                     rng = random.Random(int(torch.randint(0, 2**31, (1,), generator=generator)))
                     subsets += rng.sample(middle, min(cfg.mvae_random_subsets, len(middle)))
-            per_sample, terms = subset_elbos(unimodal, mask, log_lik, subsets, beta, cfg.poe_prior_expert, generator)
+            per_sample, terms = subset_elbos(unimodal, mask, log_lik, subsets, beta, cfg.poe_prior_expert, generator,
+                                             complete)
             terms = {self._rename(k): v for k, v in terms.items()}
         elif cfg.kind == "mmvae":
-            mixture = mixture_of_experts(unimodal, mask)
+            mixture = self._complete_mixture(mixture_of_experts(unimodal, mask), [(i,) for i in range(m)],
+                                             mask, private)
             per_sample, terms = mixture_iwae(mixture, log_lik, int(cfg.K), cfg.iwae_variant, cfg.dreg, generator)
         else:
-            mixture = mixture_of_products(unimodal, mask, cfg.mopoe_prior_expert)
+            mixture = self._complete_mixture(mixture_of_products(unimodal, mask, cfg.mopoe_prior_expert),
+                                             nonempty_subsets(m), mask, private)
             per_sample, terms = mixture_elbo(mixture, log_lik, beta, generator)
+        if self.factorised and cfg.shared_alignment > 0 and m > 1:
+            align = shared_disagreement(unimodal, mask)
+            per_sample = per_sample + cfg.shared_alignment * align
+            terms["shared_disagreement"] = align
         summary = {k: float(v.detach().mean()) for k, v in terms.items()}
         return per_sample.mean(), summary
+
+    def _complete_mixture(self, mixture: MixturePosterior, subsets: list[tuple[int, ...]], present: torch.Tensor,
+                          private: dict[str, DiagGaussian]) -> MixturePosterior:
+        """Each mixture component over the whole latent: its own modalities' private posteriors, the
+        prior for the others (MMVAE+'s q(z|x_m) q(w_m|x_m) r(w_n), with r the N(0, I) prior)."""
+        if not self.factorised:
+            return mixture
+        members = self._component_members(subsets, present)
+        return MixturePosterior(self._with_private(mixture.components, members, private), mixture.weights)
 
     def _rename(self, term: str) -> str:
         """'recon_0+1' → 'recon_audio+neural'."""
@@ -303,17 +424,28 @@ class MultimodalVAE(nn.Module):
         return {m: self._decode_mean(z, m) for m in self.modalities}
 
     @torch.no_grad()
-    def cross_generate(self, x: dict[str, torch.Tensor], src: list[str], dst: str) -> torch.Tensor:
-        """Mean of p(x_dst | z) at the posterior mean given only the ``src`` modalities: (N, *shape_dst)."""
+    def cross_generate(self, x: dict[str, torch.Tensor], src: list[str], dst: str,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean of p(x_dst | z) at the posterior mean given only the ``src`` modalities: (N, *shape_dst).
+
+        Factorised models: z_shared is the fused posterior mean; dst's private part is its prior
+        N(0, I) — its mean 0 by default, a draw per sample if ``generator`` is given (diverse samples,
+        MMVAE+). The source's private parts never reach dst's decoder.
+        """
         self._check_names(list(src) + [dst])
-        z = self.encode({m: x[m] for m in src}).mean
+        post = self.encode({m: x[m] for m in src})
+        z = post.mean
+        own = self.parts.get(f"{dst}_private")
+        if own is not None and dst not in src and generator is not None:
+            z = z.clone()
+            z[:, own] = torch.randn(z.shape[0], own.stop - own.start, generator=generator, device=z.device)
         return self._decode_mean(z, dst)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, mean: bool = True) -> dict[str, torch.Tensor]:
         """Joint generation: z ~ N(0, I), then each modality's decoded mean (or a draw if ``mean`` is False)."""
         device = next(self.parameters()).device
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
+        z = torch.randn(n, self.total_latent_dim, generator=generator, device=device)
         if mean:
             return {m: self._decode_mean(z, m) for m in self.modalities}
         return {m: d.sample() for m, d in self.decode(z).items()}
@@ -340,8 +472,8 @@ class MultimodalVAE(nn.Module):
         for start in range(0, K, chunk):
             z = post.sample(min(chunk, K - start), generator)  # (k, N, D)
             lw = log_lik(z, None)[:, t]
-            if not given:
-                lw = lw + standard_normal_log_prob(z) - post.fused.log_prob(z)
+            if not given:  # (other modalities' private parts are prior draws under both densities)
+                lw = lw + standard_normal_log_prob(z) - post.log_prob(z)
             chunks.append(lw)
         estimate = torch.logsumexp(torch.cat(chunks), 0) - math.log(K)
         return torch.where(mask[t], estimate, math.nan)  # no estimate where the target is missing
@@ -361,6 +493,31 @@ class MultimodalVAE(nn.Module):
         with atomic_path(out_dir / WEIGHTS_FILE) as tmp:
             torch.save(self.state_dict(), tmp)
         return out_dir
+
+
+def shared_disagreement(unimodal: DiagGaussian, present: torch.Tensor) -> torch.Tensor:
+    """Per sample (N,): mean over modality pairs present together of the symmetric KL
+    ½[KL(q_i || q_j) + KL(q_j || q_i)] between unimodal shared posteriors (M, N, D); 0 without a pair.
+
+    Symmetric KL of diagonal Gaussians: ¼ Σ_d [(σ²_i + (μ_i−μ_j)²)/σ²_j + (σ²_j + (μ_i−μ_j)²)/σ²_i − 2].
+    """
+    total = torch.zeros(present.shape[1], device=present.device)
+    pairs = torch.zeros_like(total)
+    for i in range(present.shape[0]):
+        for j in range(i + 1, present.shape[0]):
+            a, b = unimodal[i], unimodal[j]
+            sq = (a.mean - b.mean) ** 2
+            sym = 0.25 * ((a.variance + sq) * (-b.logvar).exp() + (b.variance + sq) * (-a.logvar).exp() - 2).sum(-1)
+            both = present[i] & present[j]
+            total = total + torch.where(both, sym, 0.0)
+            pairs = pairs + both.to(total.dtype)
+    return total / pairs.clamp_min(1.0)
+
+
+def _or_prior(q: DiagGaussian, use: torch.Tensor) -> DiagGaussian:
+    """q (..., N, D) where ``use`` (..., N) is true, N(0, I) (mean 0, log-variance 0) elsewhere."""
+    use = use.unsqueeze(-1)
+    return DiagGaussian(torch.where(use, q.mean, 0.0), torch.where(use, q.logvar, 0.0))
 
 
 def load_model(out_dir: str | Path, map_location: str = "cpu") -> MultimodalVAE:

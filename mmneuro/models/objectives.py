@@ -27,13 +27,20 @@ Terms = dict[str, torch.Tensor]
 
 
 def subset_elbos(unimodal: DiagGaussian, present: torch.Tensor, log_lik: LogLik, subsets: list[tuple[int, ...]],
-                 beta: float, prior_expert: bool = True,
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, Terms]:
+                 beta: float, prior_expert: bool = True, generator: torch.Generator | None = None,
+                 complete: Callable[[DiagGaussian, torch.Tensor], DiagGaussian] | None = None,
+                 ) -> tuple[torch.Tensor, Terms]:
     """MVAE objective (Wu & Goodman 2018): −Σ_A ELBO(x_A) with q(z | x_A) = PoE of the experts in A.
 
     ELBO(x_A) = E_q[Σ_{m∈A} log p(x_m | z)] − β KL(q(z | x_A) || N(0, I)), one reparameterised
     sample. A subset counts for a sample only if at least one of its modalities is present there
     (then its missing members are left out of the PoE and the reconstruction).
+
+    ``complete(q_shared (S, N, D_s), members (S, M, N)) -> q (S, N, D_total)`` (factorised models):
+    extends each subset's PoE by the private posteriors of its members and the prior for the rest;
+    then every present modality is reconstructed from every subset (the cross terms of MMVAE+ /
+    DMVAE, Lee & Pavlovic 2021), which is what pushes the information the modalities share into
+    z_shared. ELBO(x_A) then bounds log p(x_1..x_M) with q(z_s | x_A) Π_{m∈A} q(w_m | x_m) Π_{m∉A} p(w_m).
     Returns (loss (N,), terms with per-sample ``recon_<A>`` and ``kl_<A>``).
     """
     m = present.shape[0]
@@ -43,8 +50,10 @@ def subset_elbos(unimodal: DiagGaussian, present: torch.Tensor, log_lik: LogLik,
     masks = member.unsqueeze(-1) & present.unsqueeze(0)  # (S, M, N)
     posts = [product_of_experts(unimodal, mask, prior_expert) for mask in masks]
     post = DiagGaussian(torch.stack([p.mean for p in posts]), torch.stack([p.logvar for p in posts]))
+    if complete is not None:
+        post = complete(post, masks)
     z = post.rsample(generator=generator)  # (S, N, D)
-    recon = log_lik(z, member).sum(1)  # (S, N)
+    recon = log_lik(z, member if complete is None else None).sum(1)  # (S, N)
     kl = post.kl_to_standard_normal()
     valid = masks.any(1).to(recon.dtype)
     loss = (valid * (beta * kl - recon)).sum(0)
