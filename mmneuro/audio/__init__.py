@@ -4,7 +4,8 @@ Three lines from a notebook::
 
     from mmneuro import audio
     params = audio.resolve_params("mouse", {"peak_threshold": 0.4})
-    ds = audio.syllable_dataset("rec.wav", "s01", params)   # the syllables.nc Dataset
+    ds = audio.syllable_dataset("rec.wav", "s01", params)   # the syllables.nc Dataset, in memory
+    audio.write_syllables("rec.wav", "s01", "syllables.nc", params)  # streamed to the file
 
 Attributes load their submodule on first use, so importing the CLI stays cheap.
 """
@@ -20,6 +21,7 @@ _LAZY = {
     "syllable_dataset": "mmneuro.audio.syllables",
     "read_annotations": "mmneuro.audio.syllables",
     "syllable_table": "mmneuro.audio.syllables",
+    "write_syllables": "mmneuro.audio.netcdf_stream",
 }
 
 __all__ = ["DEFAULT_PRESET", "PARAMETERS", "PRESETS", "resolve_params", *_LAZY]

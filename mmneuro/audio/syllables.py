@@ -2,32 +2,35 @@
 
 Syllables come from the segmenter or from an annotation CSV (onset_s, offset_s[, syllable]);
 each gets a spectrogram image and its acoustic features, read back from the WAV one syllable at a
-time so memory holds only the images themselves.
+time (:mod:`mmneuro.audio.measure`). :func:`syllable_dataset` collects them in memory;
+:func:`mmneuro.audio.netcdf_stream.write_syllables` writes them to the file batch by batch.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from tqdm import tqdm
 
-from mmneuro.audio.features import FEATURES, syllable_features
+from mmneuro.audio.features import FEATURES
+from mmneuro.audio.measure import Batch, iter_measurements
 from mmneuro.audio.presets import resolve_params
 from mmneuro.audio.segment import segment_wav
-from mmneuro.audio.spectrogram import column_times_s, image_freq_hz, image_time_s, row_interpolation, syllable_image
-from mmneuro.audio.stft import frame_grid, noise_floor_db
-from mmneuro.audio.wav import WavInfo, open_wav, read_span
+from mmneuro.audio.spectrogram import image_freq_hz, image_time_s
+from mmneuro.audio.stft import FrameGrid, frame_grid, noise_floor_db
+from mmneuro.audio.wav import WavInfo, open_wav
 from mmneuro.errors import InputError
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_.-]+")
 TABLE_COLUMNS = ("syllable", "session", "onset_s", "offset_s", "duration_s", *FEATURES)
+SPECTROGRAM_DIMS = ("syllable", "freq", "time")
 
 
 def read_annotations(csv_path: str | Path) -> pd.DataFrame:
@@ -70,13 +73,48 @@ def _check_annotations(table: pd.DataFrame, where, duration_s: float | None = No
     return out.sort_values("onset_s", kind="stable").reset_index(drop=True)
 
 
-def syllable_dataset(wav_path, session: str, params: dict | None = None, annotations=None,
-                     progress: bool = False) -> xr.Dataset:
-    """The syllables.nc Dataset of one session.
+@dataclass(frozen=True)
+class SyllablePlan:
+    """A session's syllables before measuring them: the recording, their times and ids, the noise floor."""
 
-    wav_path: WAV recording; session: id ([A-Za-z0-9_.-]+); params: from :func:`resolve_params`
-    or overrides of the default preset; annotations: None (segment the audio), a CSV path or a
-    DataFrame with onset_s, offset_s (s). Zero syllables give a valid empty Dataset and a warning.
+    wav: WavInfo
+    session: str
+    params: dict
+    grid: FrameGrid
+    ids: np.ndarray  # str, one per syllable
+    onset_s: np.ndarray  # float64, audio clock, ascending
+    offset_s: np.ndarray
+    floor_db: np.ndarray  # per band bin, dB
+
+    def measurements(self, progress: bool = False) -> Iterator[Batch]:
+        """Images and features of every syllable, batch by batch (see :func:`iter_measurements`)."""
+        return iter_measurements(self.wav, self.onset_s, self.offset_s, self.floor_db, self.grid,
+                                 self.params, progress)
+
+    def coords(self) -> dict[str, tuple[str, np.ndarray]]:
+        """The syllables.nc coordinates known before measuring: name -> (dim, values)."""
+        return {
+            "syllable": ("syllable", self.ids),
+            "session": ("syllable", np.array([self.session] * len(self.ids), dtype=str)),
+            "onset_s": ("syllable", self.onset_s),
+            "offset_s": ("syllable", self.offset_s),
+            "duration_s": ("syllable", self.offset_s - self.onset_s),
+            "freq_hz": ("freq", image_freq_hz(self.params)),
+            "time_s": ("time", image_time_s(self.params)),
+        }
+
+    def attrs(self) -> dict:
+        """The syllables.nc global attributes (params as a JSON string)."""
+        return {"params": json.dumps(self.params, sort_keys=True), "sample_rate_hz": self.wav.sample_rate_hz,
+                "audio_path": str(self.wav.path), "session": self.session,
+                "audio_duration_s": self.wav.duration_s}
+
+
+def plan_syllables(wav_path, session: str, params: dict | None = None, annotations=None,
+                   progress: bool = False) -> SyllablePlan:
+    """Check the inputs, then segment the recording (or take ``annotations``) and estimate its noise floor.
+
+    Arguments as :func:`syllable_dataset`. Zero syllables give a valid empty plan and a warning.
     """
     if not SESSION_ID.fullmatch(str(session)):
         raise InputError(f"session {session!r}", "session ids may contain only letters, digits, _ . -")
@@ -91,46 +129,32 @@ def syllable_dataset(wav_path, session: str, params: dict | None = None, annotat
         table = _check_annotations(raw, where, wav.duration_s)
         floor_db = noise_floor_db(wav, grid, params)
     if len(table) == 0:
-        warnings.warn(f"{wav.path}: no syllables found; writing an empty syllable set", stacklevel=2)
+        warnings.warn(f"{wav.path}: no syllables found; writing an empty syllable set", stacklevel=3)
     ids = (table["syllable"].to_numpy(str) if "syllable" in table
            else np.array([f"{session}-{i:05d}" for i in range(len(table))], dtype=str))
-    images, features = _measure(wav, table, floor_db, grid, params, progress)
-    return _to_dataset(wav, session, params, ids, table, images, features)
+    return SyllablePlan(wav, str(session), params, grid, ids, table["onset_s"].to_numpy(np.float64),
+                        table["offset_s"].to_numpy(np.float64), floor_db)
 
 
-def _measure(wav: WavInfo, table: pd.DataFrame, floor_db, grid, params, progress):
-    """Images (n, n_freq, n_time) and feature columns for every syllable of ``table``."""
-    rows = row_interpolation(grid, params)
-    images = np.zeros((len(table), params["n_freq"], params["n_time"]), dtype=np.float32)
-    features = {name: np.zeros(len(table)) for name in FEATURES}
-    sr, margin = wav.sample_rate_hz, grid.nperseg
-    spans = zip(table["onset_s"].to_numpy(), table["offset_s"].to_numpy())
-    for i, (onset, offset) in enumerate(tqdm(spans, total=len(table), desc=f"spectrograms {wav.path.name}",
-                                             unit="syll", file=sys.stderr, disable=not progress, leave=False)):
-        columns = column_times_s(onset, offset, params)
-        first = int(np.floor(min(columns[0], onset) * sr)) - margin
-        last = int(np.ceil(max(columns[-1], offset) * sr)) + margin
-        samples = read_span(wav, first, last)
-        images[i] = syllable_image(samples, first, onset, offset, floor_db, rows, grid, params)
-        for name, value in syllable_features(samples, first, onset, offset, floor_db, grid, params).items():
-            features[name][i] = value
-    return images, features
+def syllable_dataset(wav_path, session: str, params: dict | None = None, annotations=None,
+                     progress: bool = False) -> xr.Dataset:
+    """The syllables.nc Dataset of one session, in memory (``write_syllables`` streams it to disk instead).
 
-
-def _to_dataset(wav: WavInfo, session, params, ids, table, images, features) -> xr.Dataset:
-    onset = table["onset_s"].to_numpy(np.float64)
-    offset = table["offset_s"].to_numpy(np.float64)
-    per_syllable = {"onset_s": onset, "offset_s": offset, "duration_s": offset - onset, **features}
-    coords = {
-        "syllable": ("syllable", ids),
-        "session": ("syllable", np.array([session] * len(ids), dtype=str)),
-        **{name: ("syllable", np.asarray(values, np.float64)) for name, values in per_syllable.items()},
-        "freq_hz": ("freq", image_freq_hz(params)),
-        "time_s": ("time", image_time_s(params)),
-    }
-    attrs = {"params": json.dumps(params, sort_keys=True), "sample_rate_hz": wav.sample_rate_hz,
-             "audio_path": str(wav.path), "session": session, "audio_duration_s": wav.duration_s}
-    return xr.Dataset({"spectrogram": (("syllable", "freq", "time"), images)}, coords=coords, attrs=attrs)
+    wav_path: WAV recording; session: id ([A-Za-z0-9_.-]+); params: from :func:`resolve_params`
+    or overrides of the default preset; annotations: None (segment the audio), a CSV path or a
+    DataFrame with onset_s, offset_s (s). Zero syllables give a valid empty Dataset and a warning.
+    """
+    plan = plan_syllables(wav_path, session, params, annotations, progress)
+    n = len(plan.ids)
+    images = np.zeros((n, plan.params["n_freq"], plan.params["n_time"]), dtype=np.float32)
+    features = {name: np.zeros(n) for name in FEATURES}
+    for batch in plan.measurements(progress):
+        images[batch.start:batch.stop] = batch.images
+        for name in FEATURES:
+            features[name][batch.start:batch.stop] = batch.features[name]
+    coords = plan.coords()
+    coords.update({name: ("syllable", values) for name, values in features.items()})
+    return xr.Dataset({"spectrogram": (SPECTROGRAM_DIMS, images)}, coords=coords, attrs=plan.attrs())
 
 
 def syllable_table(ds: xr.Dataset) -> pd.DataFrame:

@@ -6,10 +6,11 @@ recording's noise floor, so int16 and float WAVs of the same sound give the same
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -17,6 +18,8 @@ import soundfile as sf
 from mmneuro.errors import InputError
 
 WAV_FORMATS = ("WAV", "WAVEX", "W64", "RF64")
+# Only float samples can be NaN/inf; integer PCM skips the check.
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
 
 @dataclass(frozen=True)
@@ -63,13 +66,23 @@ def open_wav(path: str | Path, channel: int | None, max_freq_hz: float) -> WavIn
 
 def read_span(wav: WavInfo, start: int, stop: int) -> np.ndarray:
     """Samples [start, stop) of the chosen channel as float32, zero-padded outside the file."""
-    out = np.zeros(stop - start, dtype=np.float32)
-    lo, hi = max(start, 0), min(stop, wav.n_frames)
-    if hi > lo:
-        with sf.SoundFile(str(wav.path)) as f:
-            f.seek(lo)
-            out[lo - start:hi - start] = _channel(wav, f.read(hi - lo, dtype="float32", always_2d=True))
-    return out
+    with span_reader(wav) as read:
+        return read(start, stop)
+
+
+@contextlib.contextmanager
+def span_reader(wav: WavInfo) -> Iterator[Callable[[int, int], np.ndarray]]:
+    """Keep the file open and yield ``read(start, stop)``, as :func:`read_span` without reopening it
+    for every syllable."""
+    with sf.SoundFile(str(wav.path)) as f:
+        def read(start: int, stop: int) -> np.ndarray:
+            out = np.zeros(stop - start, dtype=np.float32)
+            lo, hi = max(start, 0), min(stop, wav.n_frames)
+            if hi > lo:
+                f.seek(lo)
+                out[lo - start:hi - start] = _read_channel(f, wav, hi - lo)
+            return out
+        yield read
 
 
 def iter_chunks(wav: WavInfo, step: int, overlap: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -81,14 +94,20 @@ def iter_chunks(wav: WavInfo, step: int, overlap: int) -> Iterator[tuple[int, np
     with sf.SoundFile(str(wav.path)) as f:
         for start in range(0, wav.n_frames, step):
             f.seek(start)
-            block = _channel(wav, f.read(step + overlap, dtype="float32", always_2d=True))
-            if not np.isfinite(block).all():
+            block = _read_channel(f, wav, step + overlap)
+            if f.subtype in FLOAT_SUBTYPES and not np.isfinite(block).all():
                 raise InputError(wav.path, f"non-finite samples (NaN/inf) near t={start / wav.sample_rate_hz:.3f} s")
             yield start, block
 
 
-def _channel(wav: WavInfo, block: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(block[:, wav.channel])
+def _read_channel(f: sf.SoundFile, wav: WavInfo, n: int) -> np.ndarray:
+    """Up to ``n`` samples of the chosen channel from ``f``'s position, float32 scaled as soundfile does."""
+    if f.subtype == "PCM_16":
+        # libsndfile converts 16-bit PCM to float as int * (1/0x8000) in float32; scaling by a power of
+        # two is exact, so this gives the same values, about 10x faster than soundfile's conversion.
+        block = f.read(n, dtype="int16", always_2d=True)[:, wav.channel]
+        return np.multiply(block, np.float32(1.0 / 0x8000), dtype=np.float32)
+    return np.ascontiguousarray(f.read(n, dtype="float32", always_2d=True)[:, wav.channel])
 
 
 def _check_not_truncated(path: Path) -> None:
