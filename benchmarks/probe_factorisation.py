@@ -1,0 +1,100 @@
+"""Linear probes of planted factors on the demo data: factorised vs unfactorised model (issue 10).
+
+Trains one unfactorised and one factorised model with mmneuro.train.fit on DEMO/dataset.nc, then
+reports out-of-fold ridge R² (mmneuro.analysis.factors.probe_r2) of each planted/measured factor
+from each latent part of the joint posterior mean, over all syllables matched to a planted one:
+
+* audio-only: planted log amplitude (no neuron encodes it) and the measured ``amplitude_db``;
+* shared (planted tuning): mean frequency and duration;
+* neural-only: the planted slow drift sin(2π t_neural / period + phase) on the untuned units.
+
+Make the demo data first (docs/models.md, "Shared and private latents"), then::
+
+    .venv/bin/python benchmarks/probe_factorisation.py /tmp/fx_demo --epochs 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def planted_targets(demo: Path, ds) -> dict[str, np.ndarray]:
+    """Per-syllable factors from ground_truth.json (NaN where a syllable has no planted match)."""
+    from mmneuro.analysis.scoring import planted_syllables
+
+    truths = {s: json.loads((demo / s / "ground_truth.json").read_text()) for s in np.unique(ds["session"].values)}
+    sessions, onsets = ds["session"].values, ds["onset_s"].values
+    matched = planted_syllables(sessions, onsets, truths, tolerance_s=0.01)
+    drift = np.empty(len(onsets))
+    for i, (session, onset) in enumerate(zip(sessions, onsets)):
+        truth = truths[session]
+        factor, clock = truth["neural_only_factor"], truth["clock"]
+        t_neural = clock["offset_s"] + (1 + clock["drift"]) * onset
+        drift[i] = np.sin(2 * np.pi * t_neural / factor["period_s"] + factor["phase_rad"])
+    pick = lambda key, f=float: np.array([np.nan if s is None else f(s[key]) for s in matched])  # noqa: E731
+    return {"log_amplitude (audio-only)": np.log(pick("amplitude")),
+            "amplitude_db (audio-only, measured)": ds["amplitude_db"].values.astype(float),
+            "harmonic (audio-only)": pick("harmonic"),
+            "mean_freq_hz (shared)": pick("mean_freq_hz"),
+            "duration_s (shared)": pick("duration_s"),
+            "slow_drift (neural-only)": drift}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("demo", type=Path, help="folder with dataset.nc and <session>/ground_truth.json")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--kind", default="mvae")
+    ap.add_argument("--shared", type=int, default=8)
+    ap.add_argument("--private", type=int, default=4)
+    ap.add_argument("--alignment", type=float, default=1.0)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/fx_models"))
+    args = ap.parse_args()
+
+    import torch
+    import xarray as xr
+
+    from mmneuro.analysis import embed
+    from mmneuro.analysis.factors import latent_parts, probe_r2
+    from mmneuro.train import fit
+
+    torch.set_num_threads(2)
+    ds = xr.load_dataset(args.demo / "dataset.nc")
+    targets = planted_targets(args.demo, ds)
+    base = {"kind": args.kind, "epochs": args.epochs, "neural_input": "total_counts", "patience": args.epochs,
+            "audio": {"channels": [16, 16, 32, 32], "hidden": [128]}, "neural": {"hidden": [128, 128]}}
+    configs = {"unfactorised": {**base, "latent_dim": args.shared + 2 * args.private},
+               "factorised": {**base, "latent_dim": args.shared, "private_dims": args.private,
+                              "shared_alignment": args.alignment}}
+    both = (ds["has_audio"].values > 0) & (ds["has_neural"].values > 0)
+    print(f"{both.sum()} syllables with both modalities; {args.kind}, {args.epochs} epochs, "
+          f"D = {args.shared} shared + {args.private} per modality private (unfactorised: all {args.shared + 2 * args.private})")
+    sub = ds.isel(syllable=np.flatnonzero(both))
+    print("corr(planted log amplitude, amplitude_db) = "
+          f"{np.corrcoef(*[v[both][np.isfinite(targets['log_amplitude (audio-only)'][both])] for v in (targets['log_amplitude (audio-only)'], targets['amplitude_db (audio-only, measured)'])])[0, 1]:.3f}")
+    rows = []
+    for name, config in configs.items():
+        t0 = time.perf_counter()
+        model = fit(ds, config, args.out / name, progress=False)
+        elapsed = time.perf_counter() - t0
+        x = embed.model_inputs(sub, model)
+        z, _ = embed.posterior_moments(model, x, tuple(model.modalities))
+        parts = {**latent_parts(model), "all": slice(0, z.shape[1])}
+        for target, y in targets.items():
+            y = y[both]
+            ok = np.isfinite(y)
+            for part, sl in parts.items():
+                rows.append((name, target, part, probe_r2(z[ok][:, sl], y[ok])))
+        print(f"{name}: trained in {elapsed:.0f} s")
+    print(f"\n{'model':<13} {'factor':<38} {'part':<15} R²")
+    for name, target, part, r2 in rows:
+        print(f"{name:<13} {target:<38} {part:<15} {r2:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
