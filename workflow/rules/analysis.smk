@@ -1,13 +1,6 @@
 # Analysis per trained model (mmneuro.analysis) and the report over all of them (mmneuro.report).
 
 
-def truth_dirs():
-    """Demo sessions carry their planted truth beside the audio: score against it when present."""
-    dirs = [str(s.audio.parent) for s in SESSIONS.values() if s.audio is not None
-            and (s.audio.parent / "ground_truth.json").is_file()]
-    return ("--truth " + " ".join(shlex.quote(d) for d in dirs)) if dirs else ""
-
-
 rule analyse:
     input:
         model=f"{RESULTS}/models/{{model}}/weights.pt",
@@ -22,9 +15,11 @@ rule analyse:
             labels={"model": "{model}", "figure": "{name}"},
         ),
     params:
-        model_dir=f"{RESULTS}/models/{{model}}",
+        model_dir=lambda w, input: os.path.dirname(input.model),
         truth=truth_dirs(),
         overrides=set_args({"seed": config["seed"], **config["analysis"]}),
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/analyse/{{model}}.log",
     benchmark:
@@ -34,7 +29,7 @@ rule analyse:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{MMNEURO} analyse {params.model_dir:q} {input.dataset:q} --out {output:q} {params.truth} "
+        "mmneuro analyse {params.model_dir:q} {input.dataset:q} --out {output:q} {params.truth} "
         "{params.overrides} --quiet > {log:q} 2>&1"
 
 
@@ -44,6 +39,10 @@ rule report:
         dataset=f"{RESULTS}/dataset.nc",
     output:
         report(f"{RESULTS}/analysis_report.html", caption="../report/report.rst", category="Report"),
+    params:
+        results=lambda w, input: os.path.dirname(input.dataset),
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -53,4 +52,4 @@ rule report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MMNEURO} report {RESULTS:q} --out {output:q} > {log:q} 2>&1"
+        "mmneuro report {params.results:q} --out {output:q} > {log:q} 2>&1"

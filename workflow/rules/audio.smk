@@ -16,6 +16,8 @@ rule audio:
         preset=config["audio"]["preset"],
         overrides=set_args(config["audio"]["set"]),
         channel=(f"--channel {config['audio']['channel']}" if config["audio"]["channel"] is not None else ""),
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/audio/{{session}}.log",
     benchmark:
@@ -25,5 +27,5 @@ rule audio:
         mem_mb=1500,
         runtime=30,
     shell:
-        "{MMNEURO} audio {input.wav:q} --session {wildcards.session} --out {output.nc:q} "
+        "mmneuro audio {input.wav:q} --session {wildcards.session} --out {output.nc:q} "
         "--preset {params.preset} {params.overrides} {params.channel} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 # Shared helpers: validated config, the sessions table, paths and the command that rules call.
 import json
+import os
 import re
 import shlex
 import sys
@@ -14,7 +15,12 @@ validate(config, "../schemas/config.schema.yaml")
 
 SESSIONS = {s.session: s for s in load_sessions(config["sessions"])}
 RESULTS = config["results"]
-MMNEURO = f"{shlex.quote(sys.executable)} -m mmneuro"
+envvars:
+    "PATH",
+
+
+# Rules call the `mmneuro` command of the Python that runs Snakemake, whatever PATH holds.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
 wildcard_constraints:
@@ -37,3 +43,31 @@ def set_args(overrides):
 
 def all_outputs():
     return [f"{RESULTS}/analysis_report.html"]
+
+
+def clock_args(session):
+    s = SESSIONS[session]
+    if s.sync_audio is not None:
+        return f"--sync-audio {shlex.quote(str(s.sync_audio))} --sync-neural {shlex.quote(str(s.sync_neural))}"
+    return f"--offset-s {s.clock_offset_s} --drift {s.clock_drift or 0.0}"
+
+
+def dataset_session_args():
+    args = []
+    for s, info in SESSIONS.items():
+        if info.audio is None:
+            continue  # syllables come from the audio stage
+        counts = f"{session_dir(s)}/counts.nc" if info.neural is not None else "-"
+        args.append(f"--session {s} {session_dir(s)}/syllables.nc {counts}")
+    return " ".join(args)
+
+
+def train_settings(model):
+    return {**config["train"], "seed": config["seed"], **config["model_overrides"].get(model, {})}
+
+
+def truth_dirs():
+    """Demo sessions carry their planted truth beside the audio: score against it when present."""
+    dirs = [str(s.audio.parent) for s in SESSIONS.values() if s.audio is not None
+            and (s.audio.parent / "ground_truth.json").is_file()]
+    return ("--truth " + " ".join(shlex.quote(d) for d in dirs)) if dirs else ""

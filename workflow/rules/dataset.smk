@@ -1,16 +1,6 @@
 # Dataset assembly: all sessions -> one dataset.nc with the train/val/test split saved in it.
 
 
-def dataset_session_args():
-    args = []
-    for s, info in SESSIONS.items():
-        if info.audio is None:
-            continue  # syllables come from the audio stage
-        counts = f"{session_dir(s)}/counts.nc" if info.neural is not None else "-"
-        args.append(f"--session {s} {session_dir(s)}/syllables.nc {counts}")
-    return " ".join(args)
-
-
 rule dataset:
     input:
         syllables=[f"{session_dir(s)}/syllables.nc" for s, i in SESSIONS.items() if i.audio is not None],
@@ -23,6 +13,8 @@ rule dataset:
             f"--val-fraction {config['dataset']['val_fraction']} "
             f"--test-fraction {config['dataset']['test_fraction']} --seed {config['seed']}"
         ),
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/dataset.log",
     benchmark:
@@ -32,4 +24,4 @@ rule dataset:
         mem_mb=4000,
         runtime=20,
     shell:
-        "{MMNEURO} dataset {params.sessions} --out {output:q} {params.split} > {log:q} 2>&1"
+        "mmneuro dataset {params.sessions} --out {output:q} {params.split} > {log:q} 2>&1"

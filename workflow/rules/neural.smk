@@ -1,13 +1,6 @@
 # Neural stage: spike-sorted units -> spike counts binned around each syllable (mmneuro.neural).
 
 
-def clock_args(session):
-    s = SESSIONS[session]
-    if s.sync_audio is not None:
-        return f"--sync-audio {shlex.quote(str(s.sync_audio))} --sync-neural {shlex.quote(str(s.sync_neural))}"
-    return f"--offset-s {s.clock_offset_s} --drift {s.clock_drift or 0.0}"
-
-
 rule neural:
     input:
         units=lambda w: SESSIONS[w.session].neural,
@@ -24,6 +17,8 @@ rule neural:
             f"--bin-s {config['neural']['bin_s']} --latency-s {config['neural']['latency_s']} "
             f"--warp-bins {config['neural']['warp_bins']}"
         ),
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/neural/{{session}}.log",
     benchmark:
@@ -33,5 +28,5 @@ rule neural:
         mem_mb=2000,
         runtime=20,
     shell:
-        "{MMNEURO} neural {input.units:q} --format {params.fmt} --syllables {input.syllables:q} "
+        "mmneuro neural {input.units:q} --format {params.fmt} --syllables {input.syllables:q} "
         "--out {output:q} --labels {params.labels} {params.clock} {params.window} > {log:q} 2>&1"

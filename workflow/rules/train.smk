@@ -1,10 +1,6 @@
 # Training: one job per model listed in the config (mmneuro.train). Uses the GPU when the job has one.
 
 
-def train_settings(model):
-    return {**config["train"], "seed": config["seed"], **config["model_overrides"].get(model, {})}
-
-
 rule train:
     input:
         f"{RESULTS}/dataset.nc",
@@ -19,7 +15,9 @@ rule train:
         ),
     params:
         overrides=lambda w: set_args(train_settings(w.model)),
-        out=f"{RESULTS}/models/{{model}}",
+        out=lambda w, output: os.path.dirname(output.weights),
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/train/{{model}}.log",
     benchmark:
@@ -30,5 +28,5 @@ rule train:
         runtime=120,
         gpu=0,
     shell:
-        "{MMNEURO} train {input:q} --model {wildcards.model} --out {params.out:q} "
+        "mmneuro train {input:q} --model {wildcards.model} --out {params.out:q} "
         "--device auto --quiet {params.overrides} > {log:q} 2>&1"

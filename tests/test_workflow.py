@@ -1,0 +1,98 @@
+"""The Snakemake workflow end to end on a tiny demo project, then what a rerun recomputes."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from mmneuro.synth import generate_session
+from workflow_helpers import ROOT, TINY_CONFIG, planned_jobs, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+MODELS = ("mvae", "mmvae", "mopoe")
+
+
+@pytest.fixture(scope="module")
+def project(local_project):
+    return local_project
+
+
+def test_workflow_runs_to_the_report(project):
+    results = project / "results"
+    for session in ("demo01", "demo02"):
+        assert (results / session / "syllables.nc").is_file() and (results / session / "counts.nc").is_file()
+    for model in MODELS:
+        analysis = results / "analysis" / model
+        assert (results / "models" / model / "weights.pt").is_file()
+        for name in ("clusters.csv", "crosspred.csv", "synergy.csv", "scores.json", "latent_band.csv"):
+            assert (analysis / name).stat().st_size > 0, name
+        assert len(list((analysis / "figures").glob("*.png"))) >= 5
+        assert (results / "logs" / "train" / f"{model}.log").is_file()
+        assert (results / "benchmarks" / "train" / f"{model}.tsv").is_file()
+    html = (results / "analysis_report.html").read_text()
+    for section in ("Synergy", "Cross-prediction", "data:image/png;base64", *MODELS):
+        assert section.lower() in html.lower(), section
+    # no temporary or incomplete outputs left behind
+    assert not list(results.rglob("*.tmp"))
+
+
+def test_snakemake_report_has_figures_by_stage(project):
+    snakemake(project, "--report", "report.zip")
+    import zipfile
+
+    names = zipfile.ZipFile(project / "report.zip").namelist()
+    assert any(n.endswith("latent_unit_correlation.png") for n in names)
+    assert any(n.endswith("analysis_report.html") for n in names)
+    assert any(n.endswith("syllables.csv") for n in names)
+
+
+def test_unchanged_rerun_does_nothing(project):
+    assert planned_jobs(project) == {}
+
+
+def test_new_session_recomputes_only_what_depends_on_it(project):
+    sessions = project / "data" / "sessions.tsv"
+    original = sessions.read_text()
+    try:
+        generate_session(project / "data", "demo03", seed=3, duration_s=20.0)
+        row = original.splitlines()[-1].replace("demo02", "demo03")
+        sessions.write_text(original.rstrip("\n") + "\n" + row + "\n")
+        jobs = planned_jobs(project)
+        assert jobs.get("audio") == 1 and jobs.get("neural") == 1  # only demo03's preprocessing
+        assert jobs.get("dataset") == 1
+        assert jobs.get("train") == 3 and jobs.get("analyse") == 3 and jobs.get("report") == 1
+    finally:
+        sessions.write_text(original)
+        shutil.rmtree(project / "data" / "demo03", ignore_errors=True)
+    assert planned_jobs(project) == {}
+
+
+def test_changed_parameter_reruns_that_stage_and_downstream(project):
+    config = {**TINY_CONFIG, "neural": {"bin_s": 0.025}}
+    write_config(project, config)
+    try:
+        jobs = planned_jobs(project)
+        assert "audio" not in jobs  # upstream of the change: untouched
+        assert jobs.get("neural") == 2 and jobs.get("dataset") == 1 and jobs.get("train") == 3
+    finally:
+        write_config(project, TINY_CONFIG)
+
+
+def test_lint_passes(project):
+    out = snakemake(project, "--lint")
+    assert "Congratulations" in out.stdout + out.stderr
+
+
+def test_rulegraph_in_readme_is_current(project):
+    """The README shows the rule graph; regenerate docs/rulegraph.dot if the DAG changes."""
+    out = snakemake(project, "--rulegraph")
+    dot = (ROOT / "docs" / "rulegraph.dot").read_text()
+    assert _edges(out.stdout) == _edges(dot)
+
+
+def _edges(dot: str) -> set[tuple[str, str]]:
+    import re
+
+    labels = dict(re.findall(r'(\d+)\[label = "(\w+)"', dot))
+    return {(labels[a], labels[b]) for a, b in re.findall(r"(\d+) -> (\d+)", dot)}
