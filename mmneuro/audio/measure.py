@@ -40,11 +40,13 @@ class Batch:
 
 def iter_measurements(wav: WavInfo, onset_s: np.ndarray, offset_s: np.ndarray, floor_db: np.ndarray,
                       grid: FrameGrid, params: dict, progress: bool = False,
-                      batch_size: int = BATCH_SYLLABLES) -> Iterator[Batch]:
+                      batch_size: int | None = None) -> Iterator[Batch]:
     """Yield :class:`Batch` es covering the syllables [onset_s, offset_s] (s, audio clock) in order.
 
-    floor_db: noise floor per band bin (dB), as the segmenter's; params: the audio parameters.
+    floor_db: noise floor per band bin (dB), as the segmenter's; params: the audio parameters;
+    batch_size: syllables per batch (default BATCH_SYLLABLES).
     """
+    batch_size = batch_size or BATCH_SYLLABLES
     rows = row_interpolation(grid, params)
     n = len(onset_s)
     bar = tqdm(total=n, desc=f"spectrograms {wav.path.name}", unit="syll", file=sys.stderr,
