@@ -80,7 +80,9 @@ def main() -> None:
     rows = []
     for name, config in configs.items():
         t0 = time.perf_counter()
-        model = fit(ds, config, args.out / name, progress=False)
+        # one folder per configuration, so a rerun resumes/reuses instead of refusing a changed config
+        tag = f"{args.kind}_e{args.epochs}_s{args.shared}" + (f"_p{args.private}_g{args.alignment}" if "private_dims" in config else "")
+        model = fit(ds, config, args.out / f"{name}_{tag}", progress=False)
         elapsed = time.perf_counter() - t0
         x = embed.model_inputs(sub, model)
         z, _ = embed.posterior_moments(model, x, tuple(model.modalities))

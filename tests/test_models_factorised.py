@@ -161,15 +161,15 @@ def test_log_likelihood_given_empty_equals_the_unimodal_iwae_of_the_own_parts():
 
 @pytest.fixture(scope="module")
 def trained():
-    """Factorised MMVAE and MVAE on the planted set (600 samples, 2+2+2 latents)."""
+    """Factorised MVAE, MMVAE and MoPoE on the planted set (600 samples, 2+2+2 latents, γ = 1)."""
     x, truth = planted(600)
     models = {kind: _train(_model(kind, private=2, seed=0, shared_alignment=1.0), x, epochs=60)
-              for kind in ("mvae", "mmvae")}
+              for kind in ("mvae", "mmvae", "mopoe")}
     return x, truth, models
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["mvae", "mmvae"])
+@pytest.mark.parametrize("kind", ["mvae", "mmvae", "mopoe"])
 def test_planted_factors_land_in_their_parts(trained, kind):
     x, truth, models = trained
     model = models[kind]
@@ -177,7 +177,7 @@ def test_planted_factors_land_in_their_parts(trained, kind):
         z = model.encode(x).mean.numpy()
     parts = model.parts
     r2 = {(f, p): probe_r2(z[:, sl], truth[f]) for f in truth for p, sl in parts.items()}
-    print(kind, {k: round(v, 2) for k, v in r2.items()})
+    print(kind, {f"{f}|{p}": round(v, 2) for (f, p), v in r2.items()})
     # shared factor: in z_shared (R² ≥ 0.7)
     assert r2[("s", "shared")] >= 0.7
     # audio-only: better from z_audio_private than from z_shared, by ≥ 0.3
@@ -187,7 +187,7 @@ def test_planted_factors_land_in_their_parts(trained, kind):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["mvae", "mmvae"])
+@pytest.mark.parametrize("kind", ["mvae", "mmvae", "mopoe"])
 def test_cross_generation_does_not_copy_the_source_private_factor(trained, kind):
     """Audio → neural: the neurons that encode nothing about audio (5-9 carry the neural-only b, which
     the audio does not contain) — and, the other way, the audio-only a must not appear in generated

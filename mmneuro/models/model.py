@@ -13,6 +13,7 @@ Inputs are dicts name → tensor: ``"audio"`` (N, 1, F, T) in [0, 1], ``"neural"
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import random
@@ -372,10 +373,7 @@ class MultimodalVAE(nn.Module):
         unimodal, private = self._encode_unimodal(xs, mask)
         log_lik = self._log_lik_fn(xs, mask)
         m = len(self.modalities)
-        complete = None
-        if self.factorised:
-            def complete(post: DiagGaussian, members: torch.Tensor) -> DiagGaussian:
-                return self._with_private(post, members, private)
+        complete = functools.partial(self._with_private, private=private) if self.factorised else None
         if cfg.kind in ("mvae", "vae"):
             subsets = [tuple(range(m))]
             if cfg.kind == "mvae" and m > 1:
