@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyse": ("mmneuro.analysis.command",
                 "analyse a trained model: latents vs neurons, clusters, bands, cross-prediction, synergy"),
     "report": ("mmneuro.report.command", "one self-contained HTML report over all analysed models"),
+    "apply": ("mmneuro.apply_command",
+              "apply a trained model to new sessions (audio-only too): embeddings, predictions, OOD check"),
 }
 
 

@@ -103,6 +103,15 @@ def load_arrays(ds: xr.Dataset, neural_input: str, modalities: tuple[str, ...], 
     return arrays
 
 
+def _json_attr_or_none(ds: xr.Dataset, stage: str):
+    """A stage's parameter record from dataset.nc attrs (``params`` for the dataset itself,
+    ``<stage>_params`` otherwise), decoded from JSON; None when absent or empty."""
+    value = ds.attrs.get("params" if stage == "dataset" else f"{stage}_params")
+    if isinstance(value, str):
+        return json.loads(value) if value else None
+    return value
+
+
 def get_split(ds: xr.Dataset, val_fraction: float, seed: int) -> np.ndarray:
     """The dataset's `split` coordinate, or a seeded train/val split by syllable when it has none."""
     if "split" in ds.coords:
@@ -219,8 +228,10 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     val_idx = np.flatnonzero((split == "val") & present_any)
     if len(train_idx) == 0:
         raise InputError(where, "no training syllables (split == 'train' with at least one modality)")
-    params = ds.attrs.get("params", "{}")
-    preprocessing = {"dataset_params": json.loads(params) if isinstance(params, str) and params else params,
+    # the stage parameters the data were made with travel with the model (mmneuro.apply reuses them)
+    preprocessing = {"dataset_params": _json_attr_or_none(ds, "dataset") or {},
+                     "audio_params": _json_attr_or_none(ds, "audio"),
+                     "neural_params": _json_attr_or_none(ds, "neural"),
                      "neural_input": train.neural_input}
     model_config = build_model_config(model_dict, train, arrays, preprocessing)
     train_dict = dataclasses.asdict(train) | {"modalities": list(modalities),

@@ -1,0 +1,18 @@
+"""Apply a frozen trained model to new sessions, including sessions missing a modality.
+
+Three lines from a notebook::
+
+    from mmneuro.apply import NewSession, apply_model
+    session = NewSession("new01", audio="rec.wav")                 # audio only
+    apply_model("results/models/mopoe", [session], "results/apply/mopoe")
+
+Each session is preprocessed with the parameters stored with the model, embedded, its missing
+modality predicted (decoder means over posterior samples), scored where the modality is present
+after all, and compared with the training data (out-of-distribution check). Output per session:
+``<out>/<session>/applied.nc`` and ``report.html`` (docs/apply.md).
+"""
+
+from mmneuro.apply.pipeline import ApplySettings, apply_model, apply_to_data
+from mmneuro.apply.sessions import NewSession, preprocess, stored_params
+
+__all__ = ["ApplySettings", "NewSession", "apply_model", "apply_to_data", "preprocess", "stored_params"]

@@ -1,0 +1,74 @@
+"""`mmneuro apply MODEL_DIR [WAV | ID=WAV ...] [--sessions TSV] --out DIR`: a trained model on new sessions.
+
+Audio-only sessions are given as WAV paths (the session id is the file stem, or ``ID=WAV``);
+sessions with neural data (or neural only) come from a sessions table in the workflow's format.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir", type=Path, help="trained model folder (config.json, weights.pt)")
+    parser.add_argument("sessions", nargs="*", metavar="WAV|ID=WAV",
+                        help="audio-only sessions: a WAV file (id = its file stem) or ID=WAV")
+    parser.add_argument("--sessions", dest="table", type=Path, default=None, metavar="TSV",
+                        help="sessions table (columns session, audio, neural, neural_format, sync_audio, sync_neural, "
+                             "clock_offset_s, clock_drift; as config/sessions.example.tsv): complete, audio-only or "
+                             "neural-only sessions")
+    parser.add_argument("--syllables", action="append", default=[], metavar="ID=CSV",
+                        help="syllable times (CSV onset_s, offset_s, audio clock) for a session: required for "
+                             "neural-only sessions, used instead of segmentation otherwise (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder: OUT/<session>/applied.nc, report.html")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="the dataset.nc the model was trained on (default: MODEL_DIR/../../dataset.nc)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="workflow config whose audio/neural parameters are compared with the model's")
+    parser.add_argument("--n-samples", type=int, default=50, help="posterior samples per syllable (default 50)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--flag-percentile", type=float, default=99.0,
+                        help="flag syllables above this percentile of the training distribution (default 99)")
+    parser.add_argument("--session-flag-fraction", type=float, default=0.1,
+                        help="flag a session with more flagged syllables than this fraction (default 0.1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    import warnings
+
+    from mmneuro.apply import ApplySettings, NewSession, apply_model
+    from mmneuro.apply.pipeline import APPLIED_FILE, summary_line
+    from mmneuro.apply.sessions import current_params
+    from mmneuro.errors import InputError
+    from mmneuro.io import read_netcdf
+
+    syllables = {}
+    for item in args.syllables:
+        sid, sep, csv = item.partition("=")
+        if not sep or not sid or not csv:
+            raise InputError("--syllables", f"expected ID=CSV, got {item!r}")
+        syllables[sid] = Path(csv)
+    sessions = [NewSession.audio_only(spec) for spec in args.sessions]
+    for s in list(sessions):
+        if s.session in syllables:
+            sessions[sessions.index(s)] = NewSession(s.session, audio=s.audio, syllables=syllables.pop(s.session))
+    if args.table is not None:
+        sessions += NewSession.from_table(args.table, syllables)
+    elif syllables:
+        raise InputError("--syllables", f"no session named {sorted(syllables)} among the given sessions")
+    current = None
+    if args.config is not None:
+        from mmneuro.config import load_config
+
+        current = current_params(load_config(args.config))
+    settings = ApplySettings(n_samples=args.n_samples, seed=args.seed, flag_percentile=args.flag_percentile,
+                             session_flag_fraction=args.session_flag_fraction)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        folders = apply_model(args.model_dir, sessions, args.out, reference=args.reference, settings=settings,
+                              current=current, progress=not args.quiet)
+    for folder in folders:
+        print(summary_line(read_netcdf(folder / APPLIED_FILE)) + f" -> {folder}")
+    return 0
