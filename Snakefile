@@ -17,6 +17,7 @@ include: "workflow/rules/neural.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/apply.smk"
 
 
 rule all:
