@@ -5,9 +5,11 @@
 Writes 250 kHz int16 recordings (white + low-frequency noise, one 20-200 ms tone sweep per second
 on average) to a temporary directory, deleted afterwards. Each measurement runs in a fresh
 subprocess, which reports its own peak RSS, so runs do not inherit each other's memory:
-  - ours: segmentation + spectrograms + features (``syllable_dataset``) and the NetCDF/CSV write,
-    and segmentation alone (``segment_file``); "in-process" times the library calls only,
-    "whole process" includes interpreter start-up and imports;
+  - ours: segmentation + spectrograms + features streamed to syllables.nc (``write_syllables``) and
+    the CSV write, as ``mmneuro audio`` runs them, and segmentation alone (``segment_file``);
+    "in-process" times the library calls only, "whole process" includes interpreter start-up and
+    imports, "CPU" divides by the in-process CPU time (what a machine shared with other jobs
+    cannot take away); the 1-minute load average is printed before each run;
   - peer: ``vocalpy.segment.ava`` (segmentation only) with AVA's mouse settings, smallest file only.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,20 +30,17 @@ SR = 250_000
 
 OURS = """
 import json, resource, sys, time
-from mmneuro.audio import segment_file, syllable_dataset
-from mmneuro.audio.syllables import syllable_table
-from mmneuro.io import write_netcdf
+from mmneuro.audio import segment_file, write_syllables
 wav, out, mode = sys.argv[1:4]
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 if mode == "segment":
     n = len(segment_file(wav))
 else:
-    ds = syllable_dataset(wav, "bench")
-    write_netcdf(ds, out)
-    syllable_table(ds).to_csv(out + ".csv", index=False)
-    n = int(ds.sizes["syllable"])
-t2 = time.perf_counter()
-print(json.dumps({"inprocess_s": t2 - t1, "n_syllables": n,
+    table = write_syllables(wav, "bench", out).table
+    table.to_csv(out + ".csv", index=False)
+    n = len(table)
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"inprocess_s": t2 - t1, "cpu_s": c2 - c1, "n_syllables": n,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -89,14 +89,16 @@ def write_recording(path: Path, minutes: float, seed: int = 0) -> int:
 
 
 def run_child(code: str, *args: str) -> dict:
-    """Run ``code`` in a fresh interpreter; its last stdout line is JSON. Adds the wall time."""
+    """Run ``code`` in a fresh interpreter; its last stdout line is JSON. Adds the wall time and
+    the 1-minute load average just before the run."""
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc {proc.returncode}",
                 "wall_s": wall}
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "wall_s": wall}
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "wall_s": wall, "load_1min": load}
 
 
 def main() -> int:
@@ -122,15 +124,17 @@ def main() -> int:
                 print(json.dumps(rows[-1]), flush=True)
             wav.unlink()
     print("\n| tool | audio | syllables (planted) | x real time, whole process | x real time, in-process "
-          "| peak RSS |")
-    print("|---|---|---|---|---|---|")
+          "| x real time, in-process CPU | peak RSS | load (1 min) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         audio_s = r["minutes"] * 60
         if "error" in r:
-            print(f"| {r['tool']} | {r['minutes']:g} min | failed: {r['error']} | | | |")
+            print(f"| {r['tool']} | {r['minutes']:g} min | failed: {r['error']} | | | | | |")
             continue
+        cpu = f"{audio_s / r['cpu_s']:.0f}x" if "cpu_s" in r else "-"
         print(f"| {r['tool']} | {r['minutes']:g} min | {r['n_syllables']} ({r['planted']}) "
-              f"| {audio_s / r['wall_s']:.0f}x | {audio_s / r['inprocess_s']:.0f}x | {r['peak_rss_mib']:.0f} MiB |")
+              f"| {audio_s / r['wall_s']:.0f}x | {audio_s / r['inprocess_s']:.0f}x | {cpu} "
+              f"| {r['peak_rss_mib']:.0f} MiB | {r['load_1min']:.1f} |")
     return 0
 
 
