@@ -44,12 +44,14 @@ def amplitude_trace(wav: WavInfo, grid: FrameGrid, floor_db: np.ndarray, params:
     """
     amp = np.zeros(grid.n_frames(wav.n_frames), dtype=np.float32)
     chunks = iter_power_db(wav, grid, params["chunk_s"])
-    bar = tqdm(total=round(wav.duration_s, 1), unit="s audio", file=sys.stderr, disable=not progress,
-               desc=f"segment {wav.path.name}", leave=False)
+    # Counts frames (exact integers) and displays them as seconds of audio.
+    bar = tqdm(total=len(amp), unit="s audio", unit_scale=grid.hop / grid.sample_rate_hz, file=sys.stderr,
+               disable=not progress, desc=f"segment {wav.path.name}", leave=False,
+               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} [{elapsed}<{remaining}, {rate_fmt}]")
     with bar:
         for first, power in chunks:
             amp[first:first + len(power)] = pooled_amplitude(power, floor_db, params)
-            bar.update(round(len(power) * grid.hop / grid.sample_rate_hz, 1))
+            bar.update(len(power))
     sigma = params["smoothing_s"] * grid.sample_rate_hz / grid.hop
     if sigma > 0 and len(amp):
         gaussian_filter1d(amp, sigma, output=amp)  # in place: ndimage filters a copy of each line
