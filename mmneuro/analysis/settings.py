@@ -37,7 +37,7 @@ class AnalysisSettings:
     pca_components: int = 20
     ridge_alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
     # --- synergy
-    synergy_k: int = 200  # importance samples per syllable
+    synergy_k: int = 50  # importance samples per syllable (decoding N·K spectrograms per term dominates the run time)
     synergy_max_syllables: int = 500
     # --- ground truth
     match_tolerance_s: float = 0.01  # detected vs planted syllable onsets
