@@ -174,11 +174,13 @@ def traversal_figures(model, z: np.ndarray, out_dir, *, sd_range: float = 2.0, s
             grid = traversal_grid(embed.decoder_mean(model, modality, batch_size), center, sd, dims,
                                   sd_range=sd_range, steps=steps)
             fig, axes = plt.subplots(len(dims), steps, figsize=(1.4 * steps, 1.2 * len(dims)), squeeze=False)
+            # one colour scale per figure, so a traversal's changes are comparable across panels
+            lo, hi = float(grid.min()), float(np.percentile(grid, 99.5))
             for i, d in enumerate(dims):
                 for j in range(steps):
                     img = grid[i, j] if grid[i, j].ndim == 2 else grid[i, j][:, None]
                     axes[i, j].imshow(img, origin="lower" if modality == "audio" else "upper", aspect="auto",
-                                      cmap="magma" if modality == "audio" else "viridis")
+                                      cmap="magma" if modality == "audio" else "viridis", vmin=lo, vmax=hi)
                     axes[i, j].set_xticks([])
                     axes[i, j].set_yticks([])
                 axes[i, 0].set_ylabel(f"z{d}", fontsize=7)
@@ -186,7 +188,7 @@ def traversal_figures(model, z: np.ndarray, out_dir, *, sd_range: float = 2.0, s
             fig.suptitle(f"{part}: {modality} {what}, ±{sd_range} SD", fontsize=8)
             path = out_dir / f"traversal_{part}_{modality}.png"
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, format="png", dpi=80)
+                fig.savefig(tmp, format="png", dpi=100)
             plt.close(fig)
             paths.append(path)
     return paths
