@@ -54,6 +54,11 @@ NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF="$STATE/slurm.conf"
+# Job steps started inside batch jobs (srun) do not always inherit SLURM_CONF: also install the file
+# at Slurm's default path, unless a real cluster's configuration is already there.
+if [ ! -e /etc/slurm/slurm.conf ] || grep -q '^ClusterName=mmneuro-test$' /etc/slurm/slurm.conf; then
+    mkdir -p /etc/slurm && cp "$SLURM_CONF" /etc/slurm/slurm.conf
+fi
 
 # munge: the key is created by the Debian package; the socket folder is not (no systemd here).
 mkdir -p /run/munge && chown munge:munge /run/munge
