@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 from mmneuro.errors import InputError
+from cli_helpers import run_command
 from mmneuro.io import read_netcdf, write_netcdf
 
 CENTERS_HZ = (45_000.0, 60_000.0, 75_000.0, 90_000.0)
@@ -111,13 +112,7 @@ def world(tmp_path_factory):
 
 
 def run_cli(argv):
-    from mmneuro.analysis import command
-
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    command.configure_parser(parser)
-    return command.main(parser.parse_args(argv))
+    return run_command("analyse", argv)
 
 
 @pytest.mark.slow

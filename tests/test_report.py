@@ -1,6 +1,5 @@
 """The HTML report over analysis folders: self-contained, every table and figure, scores flagged."""
 
-import argparse
 import base64
 import json
 import re
@@ -8,15 +7,12 @@ import re
 import pytest
 
 from mmneuro.errors import InputError
+from cli_helpers import run_command
 from test_analysis_pipeline import FAST, planted_world, run_cli, train_small_model
 
 
 def run_report(argv):
-    from mmneuro.report import command
-
-    parser = argparse.ArgumentParser()
-    command.configure_parser(parser)
-    return command.main(parser.parse_args(argv))
+    return run_command("report", argv)
 
 
 @pytest.mark.slow
