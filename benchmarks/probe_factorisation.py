@@ -6,7 +6,9 @@ from each latent part of the joint posterior mean, over all syllables matched to
 
 * audio-only: planted log amplitude (no neuron encodes it) and the measured ``amplitude_db``;
 * shared (planted tuning): mean frequency and duration;
-* neural-only: the planted slow drift sin(2π t_neural / period + phase) on the untuned units.
+* neural-only: the planted slow drift sin(2π t_neural / period + phase) on the untuned units;
+* cross generation: the same probes on generated neural rates (from audio; log amplitude) and
+  generated spectrograms (from neurons; slow drift): a source-private factor should not show up.
 
 Make the demo data first (docs/models.md, "Shared and private latents"), then::
 
@@ -43,6 +45,13 @@ def planted_targets(demo: Path, ds) -> dict[str, np.ndarray]:
             "mean_freq_hz (shared)": pick("mean_freq_hz"),
             "duration_s (shared)": pick("duration_s"),
             "slow_drift (neural-only)": drift}
+
+
+def leading_components(values: np.ndarray, k: int) -> np.ndarray:
+    """Scores on the k leading principal components (so a 4096-pixel image is probed with 16 regressors)."""
+    centred = values - values.mean(0)
+    u, sv, _ = np.linalg.svd(centred, full_matrices=False)
+    return u[:, :k] * sv[:k]
 
 
 def main() -> None:
@@ -92,6 +101,14 @@ def main() -> None:
             ok = np.isfinite(y)
             for part, sl in parts.items():
                 rows.append((name, target, part, probe_r2(z[ok][:, sl], y[ok])))
+        # cross generation must not copy the source's private factor into the target
+        for src, dst, target in (("audio", "neural", "log_amplitude (audio-only)"),
+                                 ("neural", "audio", "slow_drift (neural-only)")):
+            gen = embed.cross_generate(model, x, src, dst).reshape(both.sum(), -1)
+            feats = leading_components(np.log(gen + 1e-3) if dst == "neural" else gen, 16)
+            y = targets[target][both]
+            ok = np.isfinite(y)
+            rows.append((name, f"{target} from {src}->{dst}", "generated", probe_r2(feats[ok], y[ok])))
         print(f"{name}: trained in {elapsed:.0f} s")
     print(f"\n{'model':<13} {'factor':<38} {'part':<15} R²")
     for name, target, part, r2 in rows:
