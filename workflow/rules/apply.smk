@@ -2,19 +2,6 @@
 # `apply: {model: mopoe, sessions: new_sessions.tsv}`. Audio-only rows (no neural column) are fine.
 
 
-def apply_sessions():
-    """Session ids of the apply table (empty when the config names none)."""
-    from mmneuro.config import load_sessions
-
-    table = config["apply"]["sessions"]
-    return [s.session for s in load_sessions(table)] if table else []
-
-
-def apply_config_file():
-    """The config file in effect (the first given on the command line wins), for parameter comparison."""
-    return workflow.configfiles[0] if workflow.configfiles else ""
-
-
 rule apply:
     input:
         model=f"{RESULTS}/models/{{model}}/weights.pt",
@@ -34,6 +21,8 @@ rule apply:
         "../../environment.yml"
     log:
         f"{RESULTS}/logs/apply/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/apply/{{model}}.tsv"
     threads: 1
     resources:
         mem_mb=4000,

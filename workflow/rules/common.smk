@@ -71,3 +71,8 @@ def truth_dirs():
     dirs = [str(s.audio.parent) for s in SESSIONS.values() if s.audio is not None
             and (s.audio.parent / "ground_truth.json").is_file()]
     return ("--truth " + " ".join(shlex.quote(d) for d in dirs)) if dirs else ""
+
+
+def apply_config_file():
+    """The config file in effect (the first given on the command line wins), for parameter comparison."""
+    return workflow.configfiles[0] if workflow.configfiles else ""
