@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from mmneuro.config import load_config
+from mmneuro.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    config = load_config(args.config)
-    ensure_demo_data(config)
+    try:
+        config = load_config(args.config)
+        ensure_demo_data(config)
+    except InputError as err:
+        print(f"demo: error: {err}", file=sys.stderr)
+        return 2
     report = Path(config["results"]) / "report.html"
     try:
         run_workflow(Path(args.config), args.cores, report)

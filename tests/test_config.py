@@ -97,3 +97,13 @@ def test_example_sessions_table_and_demo_config_parse():
     assert sessions[1].sync_neural.name == "day2_ephys_ttl.npy"
     config = load_config(root / "config/config.yaml")
     assert config["sessions"] == "data/demo/sessions.tsv"
+
+
+def test_demo_command_reports_a_bad_config_in_one_line(tmp_path, capsys):
+    from mmneuro.demo import main
+
+    path = write_config(tmp_path, {"sessions": "s.tsv", "demo": {"duration_s": -3}})
+    assert main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"demo: error: {path}: demo.duration_s: must be > 0 (got -3)"
+    assert not (tmp_path / "data").exists()

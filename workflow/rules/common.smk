@@ -10,7 +10,7 @@ from snakemake.utils import validate
 from mmneuro.config import load_sessions, validate_config
 
 
-config.update(validate_config(config, source="config"))  # one clear error per mistake
+config.update(validate_config(config, source=" + ".join(map(str, workflow.configfiles)) or "config"))  # one clear error per mistake
 validate(config, "../schemas/config.schema.yaml")
 
 SESSIONS = {s.session: s for s in load_sessions(config["sessions"])}
