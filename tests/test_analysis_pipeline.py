@@ -66,7 +66,7 @@ def planted_world(tmp_path, n_per_session=300, units_per_cluster=3, seed=0):
     return tmp_path / "dataset.nc", [tmp_path / "s1", tmp_path / "s2"], units
 
 
-def train_small_model(tmp_path, dataset_path, kind="mvae", steps=300, seed=0):
+def train_small_model(tmp_path, dataset_path, kind="mvae", steps=300, seed=0, **model_options):
     """A small MLP MVAE fitted with Adam on the training split (stands in for mmneuro.train)."""
     import torch
 
@@ -81,7 +81,7 @@ def train_small_model(tmp_path, dataset_path, kind="mvae", steps=300, seed=0):
         "audio": ExpertConfig(shape=[1, len(FREQ_HZ), N_TIME], network="mlp", likelihood="gaussian",
                               likelihood_params={"scale": 0.1}, hidden=[64], input_transform="none"),
         "neural": ExpertConfig(shape=[n_units], network="mlp", likelihood="poisson", hidden=[64])},
-        likelihood_weighting="none")
+        likelihood_weighting="none", **model_options)
     model = MultimodalVAE(config)
     x = {"audio": torch.from_numpy(train["spectrogram"].values[:, None]),
          "neural": torch.from_numpy(train["total_counts"].values.astype(np.float32))}
@@ -179,3 +179,21 @@ def test_bad_inputs_are_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="config.json: file not found"):
         run_cli([str(tmp_path / "m"), str(tmp_path / "missing.nc"), "--out", str(out)])
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_factorised_model_gets_shared_private_tables_and_traversals_per_part(tmp_path):
+    dataset, truth, _ = planted_world(tmp_path, n_per_session=120, units_per_cluster=2)
+    model = train_small_model(tmp_path, dataset, steps=60, private_dims=1)
+    out = tmp_path / "analysis" / "factorised"
+    assert run_cli([str(model), str(dataset), "--out", str(out), "--quiet", "--set", *FAST]) == 0
+    parts = pd.read_csv(out / "factors_latent_parts.csv")
+    assert parts["part"].tolist() == ["shared"] * 4 + ["audio_private", "neural_private"]
+    probes = pd.read_csv(out / "factors_probes.csv").set_index(["feature", "part"])["n_latents"]
+    assert probes[("mean_freq_hz", "shared")] == 4 and probes[("mean_freq_hz", "all")] == 6
+    neuron = pd.read_csv(out / "factors_latent_neuron.csv")
+    assert set(neuron["part"]) == {"shared", "audio_private", "neural_private"}
+    figures = {p.name for p in (out / "figures").glob("traversal_*.png")}
+    # each decoder reads the shared part and its own private part only
+    assert figures == {"traversal_shared_audio.png", "traversal_shared_neural.png",
+                       "traversal_audio_private_audio.png", "traversal_neural_private_neural.png"}

@@ -111,7 +111,7 @@ def dataset_features(ds) -> dict[str, np.ndarray]:
 
 
 def factor_tables(model, x: dict[str, np.ndarray], ds, *, band_width_hz: float = 5000.0,
-                  batch_size: int = 256) -> dict[str, pd.DataFrame]:
+                  batch_size: int = 256, z: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
     """Tables for a trained model on dataset.nc ``ds`` (syllables with both modalities) and its
     model inputs ``x`` (``mmneuro.analysis.embed.model_inputs``):
 

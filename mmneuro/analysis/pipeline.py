@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmneuro.analysis import bands, crosspred, embed, neurons, scoring, synergy
+from mmneuro.analysis import bands, crosspred, embed, factors, neurons, scoring, synergy
 from mmneuro.analysis.settings import AnalysisSettings
 from mmneuro.errors import InputError
 from mmneuro.io import atomic_path, json_attr, read_netcdf, write_netcdf
@@ -84,6 +84,7 @@ def analyse(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: Analys
     scores = _scores(ds, data, units, clusters["labels"], band_tables["cluster_band"], cross, syn, truths, settings)
     summary = _summary(ds, data, model, model_dir, settings, clusters, time.perf_counter() - started)
 
+    factor = _factors(model, data, settings)
     log("figures")
     from mmneuro.report import figures
 
@@ -97,17 +98,30 @@ def analyse(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: Analys
         band_tables["cluster_band"].to_csv(tmp / "cluster_band.csv", index=False)
         cross["table"].to_csv(tmp / "crosspred.csv", index=False)
         syn.to_csv(tmp / "synergy.csv", index=False)
+        for name, table in factor.get("tables", {}).items():
+            table.to_csv(tmp / f"factors_{name}.csv", index=False)
         if truths:
             (tmp / "scores.json").write_text(json.dumps(scores, indent=1, default=_json_default) + "\n")
         figures.write_all(tmp / "figures", model=model, model_dir=Path(model_dir), data=data, emb=emb_split,
                           settings=settings, lat_neu=lat_neu, clusters=clusters, traversal=band_tables["traversal"],
                           cross=cross)
+        if factor:
+            factors.traversal_figures(model, factor["z"], tmp / "figures", batch_size=settings.batch_size)
         summary["runtime_s"] = round(time.perf_counter() - started, 1)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
     log(f"done in {time.perf_counter() - started:.0f} s -> {out_dir}")
     return out_dir
+
+
+def _factors(model, data: Data, settings: AnalysisSettings) -> dict:
+    """Shared/private tables and the joint posterior means, only for a factorised model."""
+    if len(factors.latent_parts(model)) < 2:
+        return {}
+    z, _ = embed.posterior_moments(model, data.x, tuple(model.modalities), settings.batch_size)
+    tables = factors.factor_tables(model, data.x, data.ds, band_width_hz=settings.band_width_hz, z=z)
+    return {"tables": tables, "z": z}
 
 
 def _logger(enabled: bool):
