@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except subprocess.CalledProcessError as err:
         print(f"demo: the workflow failed (exit {err.returncode}); see the log above and logs/", file=sys.stderr)
         return err.returncode
-    print(f"demo finished in {time.perf_counter() - t0:.0f} s. Report: {report.resolve()}")
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s. Reports:\n"
+          f"  {report.resolve()}  (Snakemake report: every figure and table, by stage)\n"
+          f"  {(Path(config['results']) / 'analysis_report.html').resolve()}  (the analysis, one page)")
     return 0
 
 
