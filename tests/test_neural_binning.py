@@ -60,18 +60,21 @@ grid_bins = st.sampled_from([0.005, 0.01, 0.025])
 )
 def test_bin_counts_match_slow_reference(spikes, onsets, durations, bin_s, n_pre, n_post, latency_s, warp_bins, offset_s, drift, on_edges):
     onset = np.sort(np.array(onsets, float))
+    params = BinParams(pre_s=n_pre * bin_s, post_s=n_post * bin_s, bin_s=bin_s, latency_s=latency_s, warp_bins=warp_bins)
+    clock = ClockFit(offset_s, drift)
+    # the window starts where bin_counts defines it: onset + the first relative edge (rounded to
+    # 1e-12 s), not onset - n_pre * bin_s, which can differ by one ulp
+    window_start = clock.to_neural(onset + params.relative_edges_s()[0])
     if onset.size:  # extra spikes exactly on window edges (syllable i, edge k), where rounding bites
-        edges = bin_edges(ClockFit(offset_s, drift).to_neural(onset - n_pre * bin_s), np.full(onset.size, bin_s * (1 + drift)), 20)
+        edges = bin_edges(window_start, np.full(onset.size, bin_s * (1 + drift)), 20)
         spikes[0] = spikes[0] + [float(edges[i % onset.size, k]) for i, k in on_edges]
     units = make_units({10 + i: t for i, t in enumerate(spikes)})
     offset = onset + np.array(durations[: onset.size])
     table = pd.DataFrame({"onset_s": onset, "offset_s": offset})
-    params = BinParams(pre_s=n_pre * bin_s, post_s=n_post * bin_s, bin_s=bin_s, latency_s=latency_s, warp_bins=warp_bins)
-    clock = ClockFit(offset_s, drift)
     ds = bin_counts(units, table, params, clock, session="s1")
 
     scale = 1 + drift
-    window = bin_edges(clock.to_neural(onset - params.pre_s), np.full(onset.size, bin_s * scale), params.n_bins)
+    window = bin_edges(window_start, np.full(onset.size, bin_s * scale), params.n_bins)
     np.testing.assert_array_equal(ds["counts"].values, slow_counts(units, window))
     # The edges are the audio-clock window mapped through the clock.
     np.testing.assert_allclose(window, clock.to_neural(onset[:, None] + params.relative_edges_s()[None, :]), atol=1e-12)
