@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_workflow(Path(args.config), args.cores, report)
     except subprocess.CalledProcessError as err:
-        print(f"demo: the workflow failed (exit {err.returncode}); see the log above and logs/", file=sys.stderr)
+        print(f"demo: the workflow failed (exit {err.returncode}); see the log above and "
+              f"{config['results']}/logs/", file=sys.stderr)
         return err.returncode
     print(f"demo finished in {time.perf_counter() - t0:.0f} s. Reports:\n"
           f"  {report.resolve()}  (Snakemake report: every figure and table, by stage)\n"

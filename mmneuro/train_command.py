@@ -43,16 +43,15 @@ def apply_overrides(config: dict, assignments: list[str]) -> dict:
     """Apply ``key=value`` strings (values parsed as YAML; dotted keys set nested dicts)."""
     import yaml
 
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InputError("--set", f"expected KEY=VALUE, got {item!r}")
+    from mmneuro.cli import parse_assignments
+
+    for key, raw in parse_assignments(assignments).items():
         *parents, leaf = key.split(".")
         node = config
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise InputError("--set", f"{part!r} is not a mapping in {item!r}")
+                raise InputError("--set", f"{part!r} is not a mapping in {key!r}")
         node[leaf] = yaml.safe_load(raw)
     return config
 

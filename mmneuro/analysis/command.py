@@ -16,9 +16,10 @@ def configure_parser(parser) -> None:
 
 def main(args) -> int:
     from mmneuro.analysis.pipeline import analyse
-    from mmneuro.analysis.settings import AnalysisSettings, parse_overrides
+    from mmneuro.analysis.settings import AnalysisSettings
+    from mmneuro.cli import parse_assignments
 
-    settings = AnalysisSettings().replace(parse_overrides(args.overrides))
+    settings = AnalysisSettings().replace(parse_assignments(args.overrides))
     analyse(args.model_dir, args.dataset, args.out, truth_dirs=args.truth, settings=settings,
             progress=not args.quiet)
     return 0

@@ -77,17 +77,6 @@ class AnalysisSettings:
         return dataclasses.asdict(self)
 
 
-def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
-    """``["k=v", ...]`` -> ``{"k": "v"}``; a pair without ``=`` is an InputError."""
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError("--set", f"expected key=value, got {pair!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def _parse(key: str, text: str, kind: type, default):
     try:
         if kind is tuple:

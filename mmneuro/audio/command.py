@@ -6,7 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from mmneuro.audio.presets import DEFAULT_PRESET, PARAMETERS, PRESETS, parse_assignments, resolve_params
+from mmneuro.audio.presets import DEFAULT_PRESET, PARAMETERS, PRESETS, resolve_params
+from mmneuro.cli import parse_assignments
 from mmneuro.errors import InputError
 
 

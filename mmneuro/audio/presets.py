@@ -90,17 +90,6 @@ def resolve_params(preset: str | None = None, overrides: dict | None = None) -> 
     return params
 
 
-def parse_assignments(items: list[str] | None) -> dict[str, str]:
-    """Parse ``["key=value", ...]`` (the CLI's ``--set``) into a dict of strings."""
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--set {item!r}", "expected key=value")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def _coerce(key: str, value):
     """Convert ``value`` to the type of the parameter's default (strings come from the CLI)."""
     default = DEFAULTS[key]
