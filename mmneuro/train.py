@@ -160,9 +160,11 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
-    """Independent seeded streams per (seed, epoch, stream): resume needs no RNG state."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0]))
+def _epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """Independent seeded streams per (seed, epoch, stream): resume needs no RNG state. ``device``:
+    where the numbers are drawn (a CUDA model's sampling needs a CUDA generator)."""
+    state = int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+    return torch.Generator(device=device).manual_seed(state)
 
 
 def _check_finite(loss: torch.Tensor, terms: dict[str, float], epoch: int, batch: int) -> None:
@@ -255,16 +257,18 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
         if state["bad_epochs"] >= train.patience:
             break
         model.train()
-        gen = _epoch_generator(train.seed, epoch, 0)
+        gen = _epoch_generator(train.seed, epoch, 0)  # batch order: drawn on the CPU on every device
+        # on the CPU the model samples from the same stream (results as before); elsewhere from its own
+        sampler = gen if device.type == "cpu" else _epoch_generator(train.seed, epoch, 0, device)
         row = {"epoch": epoch, "beta": model_config.beta_at(epoch - 1)}
         fit_terms = _run_epoch(model, train_t, _batches(len(train_idx), train.batch_size, gen), optimizer,
-                               model_config.beta_at, epoch, train, gen, progress)
+                               model_config.beta_at, epoch, train, sampler, progress)
         row |= {f"train_{k}": v for k, v in fit_terms.items()}
         model.eval()
         score = row["train_loss"]
         if len(val_idx):
             val_terms = _run_epoch(model, val_t, _batches(len(val_idx), train.batch_size, None), None,
-                                   lambda _: model_config.beta, epoch, train, _epoch_generator(train.seed, 0, 1),
+                                   lambda _: model_config.beta, epoch, train, _epoch_generator(train.seed, 0, 1, device),
                                    progress)
             row |= {f"val_{k}": v for k, v in val_terms.items()}
             score = row["val_loss"]

@@ -95,6 +95,22 @@ def test_resume_after_kill_reproduces_uninterrupted_run(tmp_path, kind):
     assert (tmp_path / "full" / "config.json").read_text() == (tmp_path / "resumed" / "config.json").read_text()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
+@pytest.mark.parametrize("kind", ["mvae", "mmvae", "mopoe"])
+def test_fit_on_cuda_trains_and_resumes_like_on_one_device(tmp_path, kind):
+    """Sampling on the GPU draws from CUDA generators (a CPU one raises there), every kind, factorised."""
+    ds = planted_dataset(n=64)
+    config = SMALL | {"kind": kind, "K": 3, "epochs": 3, "device": "cuda", "private_dims": 1,
+                      "mvae_random_subsets": 1}
+    full = fit(ds, config, tmp_path / "full", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        fit(ds, config, tmp_path / "resumed", on_epoch_end=_kill_after(2), progress=False)
+    resumed = fit(ds, config, tmp_path / "resumed", progress=False)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert np.isfinite(np.loadtxt(tmp_path / "full" / "metrics.csv", delimiter=",", skiprows=1)).all()
+
+
 def test_fit_accepts_a_model_config(tmp_path):
     from mmneuro.models import ModelConfig, default_expert
 

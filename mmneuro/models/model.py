@@ -380,7 +380,8 @@ class MultimodalVAE(nn.Module):
                 subsets += [(i,) for i in range(m)]
                 middle = [s for s in nonempty_subsets(m) if 1 < len(s) < m]
                 if self.training and cfg.mvae_random_subsets and middle:
-                    rng = random.Random(int(torch.randint(0, 2**31, (1,), generator=generator)))
+                    rng = random.Random(int(torch.randint(0, 2**31, (1,), generator=generator,
+                                                           device=None if generator is None else generator.device)))
                     subsets += rng.sample(middle, min(cfg.mvae_random_subsets, len(middle)))
             per_sample, terms = subset_elbos(unimodal, mask, log_lik, subsets, beta, cfg.poe_prior_expert, generator,
                                              complete)
