@@ -116,3 +116,40 @@ def test_unfactorised_model_is_all_shared():
     ds, model = _tiny()
     plain = MultimodalVAE(ModelConfig(kind="mvae", latent_dim=3, modalities=model.config.modalities))
     assert part_labels(plain) == ["shared"] * 3
+
+
+def test_planted_probes_targets_and_leak_probe_see_where_a_factor_sits():
+    from mmneuro.analysis.factors import factorisation_targets, leak_probe, planted_probes
+    from mmneuro.analysis.scoring import PLANTED_FACTORS
+
+    rng = np.random.default_rng(5)
+    n = 600
+    amp, freq, dur, drift = rng.standard_normal((4, n))
+    noise = lambda: 0.3 * rng.standard_normal(n)  # noqa: E731
+    parts = {"shared": slice(0, 2), "audio_private": slice(2, 3), "neural_private": slice(3, 4)}
+    planted = {"log_amplitude": amp, "mean_freq_hz": freq, "duration_s": dur, "slow_drift": drift}
+    right = np.column_stack([freq + noise(), dur + noise(), amp + noise(), drift + noise()])
+    probes = planted_probes(right, planted, parts, PLANTED_FACTORS)
+    assert len(probes) == 4 * 3 and set(probes["expected_part"]) == {"audio_private", "shared", "neural_private"}
+    r2 = probes.set_index(["factor", "part"])["r2"]
+    assert r2["slow_drift", "neural_private"] == pytest.approx(1 / 1.09, abs=0.03)  # var 1 / (1 + 0.3²)
+    assert abs(r2["slow_drift", "shared"]) < 0.03
+    assert factorisation_targets(probes, parts) == {"audio_only_in_audio_private": True, "tuning_in_shared": True,
+                                                    "neural_only_in_neural_private": True}
+    # amplitude in the shared part and drift nowhere: both placements fail
+    wrong = np.column_stack([freq + noise(), amp + noise(), dur + noise(), rng.standard_normal(n)])
+    targets = factorisation_targets(planted_probes(wrong, planted, parts, PLANTED_FACTORS), parts)
+    assert targets == {"audio_only_in_audio_private": False, "tuning_in_shared": False,
+                       "neural_only_in_neural_private": False}
+    # an unfactorised model has nothing to place
+    only = {"shared": slice(0, 4)}
+    assert set(factorisation_targets(planted_probes(right, planted, only, PLANTED_FACTORS), only).values()) == {None}
+    # NaN rows (no planted match) are left out; a constant factor is skipped
+    with_nan = {"log_amplitude": np.where(np.arange(n) < 50, np.nan, amp), "harmonic": np.zeros(n)}
+    table = planted_probes(right, with_nan, parts, PLANTED_FACTORS)
+    assert set(table["factor"]) == {"log_amplitude"} and (table["n_syllables"] == n - 50).all()
+    # leak probe: generated rates that follow the source-only factor are caught, independent ones not
+    rates = np.exp(0.5 * amp[:, None] * rng.random(6) + rng.standard_normal((n, 6)) * 0.01)
+    assert leak_probe(rates, amp, log=True) > 0.95
+    assert abs(leak_probe(rng.random((n, 6, 3)), amp)) < 0.05
+    assert np.isnan(leak_probe(rates, np.full(n, np.nan)))

@@ -135,6 +135,13 @@ def test_analyse_writes_every_output_and_is_deterministic(world):
     assert (lat["q"] >= lat["p"] - 1e-12).all() and lat["p"].min() == pytest.approx(1 / 51)
     scores = json.loads((out / "scores.json").read_text())
     assert scores["segmentation"]["s1"]["f1"] == 1.0  # the dataset's onsets are the planted ones
+    # planted-factor probes: this world plants only the tuning frequency, which the one part must carry;
+    # an unfactorised model has no private part to test placement in
+    fact = scores["factorisation"]
+    # (a linear probe of this 300-step model: ~0.4; misaligned rows would give ~0)
+    assert set(fact["probes_r2"]) == {"mean_freq_hz"} and fact["probes_r2"]["mean_freq_hz"]["shared"] > 0.2
+    assert set(fact["targets"].values()) == {None}
+    assert (out / "factors_planted_probes.csv").is_file()
     cross = pd.read_csv(out / "crosspred.csv")
     summ = cross[cross.direction == "audio->neural"].groupby("method")["pearson_r"].mean()
     # the oracle knows the planted rates: it beats the mean-rate baseline, whose r is undefined/0

@@ -79,3 +79,23 @@ def test_baselines_and_scores():
     img = image_error_rows(images[test], {"self": images[test], "mean": np.broadcast_to(images.mean(0), images[test].shape)})
     assert img.loc[0, "mse"] == 0 and img.loc[0, "pearson_r"] == pytest.approx(1.0)
     assert set(summary(pd.concat([table, img]))["direction"]) == {"audio->neural", "neural->audio"}
+
+
+def test_planted_factors_follow_the_truth_and_the_neural_clock():
+    from mmneuro.analysis.scoring import PLANTED_FACTORS, planted_factors
+
+    syl = [{"onset_s": 1.0, "amplitude": 0.1, "harmonic": True, "mean_freq_hz": 50e3, "duration_s": 0.05},
+           {"onset_s": 4.0, "amplitude": 0.2, "harmonic": False, "mean_freq_hz": 80e3, "duration_s": 0.1}]
+    truth = {"syllables": syl, "clock": {"offset_s": 0.5, "drift": 1e-5},
+             "neural_only_factor": {"period_s": 60.0, "phase_rad": 0.3}}
+    out = planted_factors(np.array(["a", "a", "a"]), np.array([1.002, 2.5, 4.0]), {"a": truth}, 0.01)
+    assert set(out) == set(PLANTED_FACTORS)
+    np.testing.assert_allclose(out["log_amplitude"], [np.log(0.1), np.nan, np.log(0.2)])
+    np.testing.assert_allclose(out["harmonic"], [1.0, np.nan, 0.0])
+    np.testing.assert_allclose(out["duration_s"], [0.05, np.nan, 0.1])
+    # the drift is a property of time, so the unmatched syllable at 2.5 s has one too
+    t_neural = 0.5 + (1 + 1e-5) * np.array([1.002, 2.5, 4.0])
+    np.testing.assert_allclose(out["slow_drift"], np.sin(2 * np.pi * t_neural / 60.0 + 0.3))
+    # a session without truth gets NaN everywhere
+    none = planted_factors(np.array(["b"]), np.array([1.0]), {"a": truth}, 0.01)
+    assert all(np.isnan(v).all() for v in none.values())

@@ -18,8 +18,8 @@ def run_report(argv):
 @pytest.mark.slow
 def test_report_over_two_models(tmp_path):
     dataset, truth, _ = planted_world(tmp_path, n_per_session=120, units_per_cluster=2)
-    for kind in ("mvae", "mopoe"):
-        model = train_small_model(tmp_path, dataset, kind=kind, steps=60)
+    for kind in ("mvae", "mopoe"):  # the MoPoE one factorised: 2 private latents per modality
+        model = train_small_model(tmp_path, dataset, kind=kind, steps=60, private_dims=2 if kind == "mopoe" else 0)
         assert run_cli([str(model), str(dataset), "--out", str(tmp_path / "analysis" / kind), "--truth",
                         *map(str, truth), "--quiet", "--set", *FAST]) == 0
     out = tmp_path / "report.html"
@@ -29,7 +29,11 @@ def test_report_over_two_models(tmp_path):
     # self-contained: no external src/href, every embedded image decodes to a PNG
     assert not re.search(r"(src|href)=['\"](?!data:)", text)
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
-    assert len(images) == 2 * 6 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    # 6 figures per model + the factorised one's traversals: shared (audio, neural), audio_private, neural_private
+    assert len(images) == 2 * 6 + 4 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert text.count("Shared and private latents") == 1 and "Where the planted factors sit" in text
+    assert "mopoe: neural_private" in text and "mvae: shared" in text  # probes side by side
+    assert "tuning (frequency, duration) in shared" in text  # placement rows only for the factorised model
     # the planted-truth scores appear with the measured ARI of each model
     for kind in ("mvae", "mopoe"):
         ari = json.loads((tmp_path / "analysis" / kind / "scores.json").read_text())["clusters"]["ari"]

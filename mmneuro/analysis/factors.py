@@ -77,6 +77,59 @@ def probe_table(z: np.ndarray, features: dict[str, np.ndarray], parts: dict[str,
     return pd.DataFrame(rows)
 
 
+def leading_components(values: np.ndarray, k: int = 16) -> np.ndarray:
+    """Scores (N, k) of the rows of ``values`` (N, ...) on their k leading principal components, so a
+    generated 4096-pixel image or a unit × bin rate map is probed with k regressors."""
+    flat = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    centred = flat - flat.mean(0)
+    u, sv, _ = np.linalg.svd(centred, full_matrices=False)
+    return u[:, :k] * sv[:k]
+
+
+def planted_probes(z: np.ndarray, planted: dict[str, np.ndarray], parts: dict[str, slice],
+                   expected: dict[str, str]) -> pd.DataFrame:
+    """One row per (planted factor, part): out-of-fold R² of the factor from that part of z (N, D),
+    on the syllables where the factor is defined, with the part that should carry it."""
+    rows = []
+    for factor, y in planted.items():
+        ok = np.isfinite(y)
+        if ok.sum() < 10 or np.std(y[ok]) == 0:
+            continue
+        for part, sl in parts.items():
+            rows.append({"factor": factor, "expected_part": expected.get(factor, ""), "part": part,
+                         "n_latents": sl.stop - sl.start, "n_syllables": int(ok.sum()), "r2": probe_r2(z[ok, sl], y[ok])})
+    return pd.DataFrame(rows)
+
+
+def leak_probe(generated: np.ndarray, y: np.ndarray, *, log: bool = False, k: int = 16) -> float:
+    """R² of a source-only factor ``y`` from cross-generated outputs (N, ...): their k leading
+    principal components (of log(x + 1e-3) for rates) — near 0 when generation does not copy it.
+    NaN when fewer than 10 syllables have the factor or it is constant."""
+    ok = np.isfinite(y)
+    if ok.sum() < 10 or np.std(y[ok]) == 0:
+        return float("nan")
+    values = np.log(generated[ok] + 1e-3) if log else generated[ok]
+    return probe_r2(leading_components(values, k), y[ok])
+
+
+def factorisation_targets(probes: pd.DataFrame, parts: dict[str, slice], margin: float = 0.05) -> dict:
+    """Pass/fail of the planted-factor placement for a factorised model (None where not applicable):
+    the audio-only amplitude is predicted better (by ``margin`` R²) from audio_private than from
+    shared, the tuning features (frequency, duration) are carried by shared (R² ≥ 0.5), and the
+    neural-only drift is predicted better (by ``margin``) from neural_private than from shared."""
+    r2 = probes.pivot_table(index="factor", columns="part", values="r2") if len(probes) else pd.DataFrame()
+
+    def better(factor, part):
+        if factor not in r2.index or part not in parts:
+            return None
+        return bool(r2.loc[factor, part] > max(r2.loc[factor, "shared"], 0.0) + margin)
+
+    tuning = [f for f in ("mean_freq_hz", "duration_s") if f in r2.index]
+    return {"audio_only_in_audio_private": better("log_amplitude", "audio_private"),
+            "tuning_in_shared": bool((r2.loc[tuning, "shared"] >= 0.5).all()) if tuning and len(parts) > 1 else None,
+            "neural_only_in_neural_private": better("slow_drift", "neural_private")}
+
+
 def with_parts(table: pd.DataFrame, labels: list[str], column: str = "latent") -> pd.DataFrame:
     """``table`` with a ``part`` column looked up from its ``column`` of latent indices."""
     out = table.copy()

@@ -85,6 +85,9 @@ def analyse(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: Analys
     summary = _summary(ds, data, model, model_dir, settings, clusters, time.perf_counter() - started)
 
     factor = _factors(model, data, settings)
+    planted = _planted_factors(model, _both_modalities(ds), x_all, emb, truths, settings)
+    if planted:
+        scores["factorisation"] = planted["scores"]
     log("figures")
     from mmneuro.report import figures
 
@@ -100,6 +103,8 @@ def analyse(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: Analys
         syn.to_csv(tmp / "synergy.csv", index=False)
         for name, table in factor.get("tables", {}).items():
             table.to_csv(tmp / f"factors_{name}.csv", index=False)
+        if planted:
+            planted["probes"].to_csv(tmp / "factors_planted_probes.csv", index=False)
         if truths:
             (tmp / "scores.json").write_text(json.dumps(scores, indent=1, default=_json_default) + "\n")
         figures.write_all(tmp / "figures", model=model, model_dir=Path(model_dir), data=data, emb=emb_split,
@@ -122,6 +127,32 @@ def _factors(model, data: Data, settings: AnalysisSettings) -> dict:
     z, _ = embed.posterior_moments(model, data.x, tuple(model.modalities), settings.batch_size)
     tables = factors.factor_tables(model, data.x, data.ds, band_width_hz=settings.band_width_hz, z=z)
     return {"tables": tables, "z": z}
+
+
+def _planted_factors(model, both: xr.Dataset, x_all: dict, emb: xr.Dataset, truths: dict,
+                     settings: AnalysisSettings) -> dict:
+    """Demo data only: where the planted audio-only, shared and neural-only factors sit in the latent
+    parts (probes of the joint posterior means of every syllable with both modalities), and whether
+    cross generation copies a source-only factor into the other modality."""
+    if not truths or "joint" not in emb["conditioning"].values:
+        return {}
+    planted = scoring.planted_factors(both["session"].values, both["onset_s"].values, truths,
+                                      settings.match_tolerance_s)
+    parts = factors.latent_parts(model)
+    z = emb["mean"].sel(conditioning="joint").values
+    probes = factors.planted_probes(z, planted, parts, scoring.PLANTED_FACTORS)
+    leaks = {}
+    if {"audio", "neural"} <= set(model.modalities):
+        rates = embed.cross_generate(model, x_all, "audio", "neural", settings.batch_size)
+        images = embed.cross_generate(model, x_all, "neural", "audio", settings.batch_size)
+        leaks = {"log_amplitude in audio->neural": factors.leak_probe(rates, planted["log_amplitude"], log=True),
+                 "slow_drift in neural->audio": factors.leak_probe(images, planted["slow_drift"])}
+        leaks = {k: v for k, v in leaks.items() if np.isfinite(v)}
+    by_factor = {f: dict(zip(g["part"], g["r2"])) for f, g in probes.groupby("factor")} if len(probes) else {}
+    return {"probes": probes,
+            "scores": {"probes_r2": by_factor, "expected_part": scoring.PLANTED_FACTORS,
+                       "cross_generation_leak_r2": leaks,
+                       "targets": factors.factorisation_targets(probes, parts)}}
 
 
 def _logger(enabled: bool):

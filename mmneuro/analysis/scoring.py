@@ -58,6 +58,39 @@ def planted_syllables(sessions: np.ndarray, onsets_s: np.ndarray, truths: dict[s
     return out
 
 
+# planted per-syllable factors -> the latent part that should carry them (issue: latent factorisation)
+PLANTED_FACTORS = {"log_amplitude": "audio_private", "harmonic": "audio_private",
+                   "mean_freq_hz": "shared", "duration_s": "shared", "slow_drift": "neural_private"}
+
+
+def planted_factors(sessions: np.ndarray, onsets_s: np.ndarray, truths: dict[str, dict],
+                    tolerance_s: float) -> dict[str, np.ndarray]:
+    """Per-syllable planted factors (N,), NaN where a syllable has no truth or no planted match:
+
+    audio-only ``log_amplitude`` and ``harmonic`` (no neuron responds to them), the tuning features
+    ``mean_freq_hz`` and ``duration_s`` (shared), and the neural-only ``slow_drift``:
+    sin(2π t_neural / period + phase) at the syllable's onset on the neural clock (it scales the
+    untuned units' rates, ``mmneuro.synth.slow_drift_factor``; defined wherever the session's truth
+    has that factor and a clock). Factors a truth does not record are NaN.
+    """
+    sessions, onsets_s = np.asarray(sessions), np.asarray(onsets_s, dtype=np.float64)
+    matched = planted_syllables(sessions, onsets_s, truths, tolerance_s)
+    out = {name: np.array([np.nan if s is None else float(s.get(key, np.nan)) for s in matched])
+           for name, key in (("log_amplitude", "amplitude"), ("harmonic", "harmonic"),
+                             ("mean_freq_hz", "mean_freq_hz"), ("duration_s", "duration_s"))}
+    out["log_amplitude"] = np.log(out["log_amplitude"])
+    drift = np.full(len(onsets_s), np.nan)
+    for session, truth in truths.items():
+        factor, clock = truth.get("neural_only_factor"), truth.get("clock")
+        if factor is None or clock is None:
+            continue
+        rows = sessions == session
+        t_neural = clock["offset_s"] + (1 + clock["drift"]) * onsets_s[rows]
+        drift[rows] = np.sin(2 * np.pi * t_neural / factor["period_s"] + factor["phase_rad"])
+    out["slow_drift"] = drift
+    return out
+
+
 def cluster_agreement(units: np.ndarray, recovered: np.ndarray, truth: dict) -> dict:
     """Adjusted Rand index between recovered cluster labels of ``units`` and their planted clusters."""
     from sklearn.metrics import adjusted_rand_score

@@ -101,6 +101,16 @@ def _comparison_section(folders: list[Path]) -> str:
         for (direction, method), r in means.iterrows():
             rows.append({"model": f.name, "direction": direction, "method": method, **r.to_dict()})
     out.append("<h3>Cross-prediction (mean over units / syllables)</h3>" + _table(pd.DataFrame(rows)))
+    placed = [pd.read_csv(f / "factors_planted_probes.csv").assign(model=f.name) for f in folders
+              if (f / "factors_planted_probes.csv").is_file()]
+    if placed:
+        table = pd.concat(placed).pivot_table(index=["factor", "expected_part"], columns=["model", "part"],
+                                              values="r2", sort=False)
+        table.columns = [f"{m}: {p}" for m, p in table.columns]
+        out.append("<h3>Where the planted factors sit (R² of a linear probe per latent part)</h3><p class=note>"
+                   "5-fold ridge probes of the joint posterior means of every syllable with both modalities; "
+                   "an unfactorised model has one part (shared). expected_part: the part that should carry "
+                   "the factor in a factorised model.</p>" + _table(table.reset_index(), "{:.2f}"))
     return "\n".join(out)
 
 
@@ -122,7 +132,16 @@ def _model_section(folder: Path, summary: dict) -> str:
     out.append("<h3>Latent dimensions and bands</h3>" + _table(pd.read_csv(folder / "latent_band.csv")))
     clusters = pd.read_csv(folder / "clusters.csv")
     out.append("<details><summary>unit → cluster table</summary>" + _table(clusters) + "</details>")
-    for stem, caption in FIGURES:
+    parts = [(png.stem, f"Traversal of the {png.stem.split('_', 1)[1].replace('_', ' → ', 1).replace('_', ' ')} "
+                        f"decoder: one row per latent of that part, ±2 SD, the others at their mean.")
+             for png in sorted((folder / "figures").glob("traversal_*.png"))]
+    if (folder / "factors_part_summary.csv").is_file():
+        out.append("<h3>Shared and private latents</h3><p class=note>per part: strongest |r| of any of its "
+                   "latents with any unit's rate and with any band's energy; probes: R² of each syllable "
+                   "feature from each part.</p>" + _table(pd.read_csv(folder / "factors_part_summary.csv"))
+                   + "<details><summary>feature probes per part</summary>"
+                   + _table(pd.read_csv(folder / "factors_probes.csv")) + "</details>")
+    for stem, caption in FIGURES + parts:
         png = folder / "figures" / f"{stem}.png"
         if png.is_file():
             data = base64.b64encode(png.read_bytes()).decode()
@@ -148,6 +167,24 @@ def _scores_block(scores: dict) -> str:
     if t.get("synergy_ordered"):
         rows.append(("synergy order", ", ".join(f"{k}: {v}" for k, v in t["synergy_ordered"].items()),
                      all(t["synergy_ordered"].values())))
+    fact = scores.get("factorisation", {})
+    probes = fact.get("probes_r2", {})
+    placement = [("audio-only amplitude: audio_private > shared", "log_amplitude", "audio_private",
+                  "audio_only_in_audio_private"),
+                 ("neural-only drift: neural_private > shared", "slow_drift", "neural_private",
+                  "neural_only_in_neural_private")]
+    for label, factor, part, key in placement:
+        if fact.get("targets", {}).get(key) is not None:
+            r2 = probes.get(factor, {})
+            rows.append((label, f"R² {r2.get(part, float('nan')):.2f} vs {r2.get('shared', float('nan')):.2f}",
+                         fact["targets"][key]))
+    if fact.get("targets", {}).get("tuning_in_shared") is not None:
+        rows.append(("tuning (frequency, duration) in shared: R² ≥ 0.5",
+                     ", ".join(f"{f}: {probes.get(f, {}).get('shared', float('nan')):.2f}"
+                               for f in ("mean_freq_hz", "duration_s")), fact["targets"]["tuning_in_shared"]))
+    if fact.get("cross_generation_leak_r2"):
+        rows.append(("source-only factor in cross-generated output (R², ≈ 0 is no copy)",
+                     ", ".join(f"{k}: {v:.2f}" for k, v in fact["cross_generation_leak_r2"].items()), None))
     seg = "; ".join(f"{s}: F1 = {v['f1']:.3f} ({v['n_matched']}/{v['n_planted']} planted)"
                     for s, v in scores["segmentation"].items())
     rows.append(("segmentation (onsets)", seg, None))
