@@ -41,6 +41,26 @@ def run_workflow(configfile: Path, cores: int, report: Path) -> None:
     subprocess.run(base + ["--report", str(report)], check=True)
 
 
+def score_lines(results: Path) -> list[str]:
+    """One line per analysed model: how well it found the planted truth (analysis/<model>/scores.json)."""
+    import json
+
+    lines = []
+    for path in sorted(Path(results).glob("analysis/*/scores.json")):
+        s = json.loads(path.read_text())
+        errors = ", ".join(f"{r['error_khz']:+.1f}" for r in s["band_recovery"])
+        line = (f"  {path.parent.name:<16} cluster ARI {s['clusters']['ari']:.2f}; band errors (kHz) {errors}; "
+                f"audio->neural r / oracle {s.get('model_over_oracle_r') or float('nan'):.2f}")
+        fact = s.get("factorisation", {})
+        if fact.get("targets", {}).get("tuning_in_shared") is not None:
+            r2 = fact["probes_r2"]
+            line += (f"; R² amplitude audio-private {r2['log_amplitude']['audio_private']:.2f} vs shared "
+                     f"{r2['log_amplitude']['shared']:.2f}, drift neural-private "
+                     f"{r2['slow_drift']['neural_private']:.2f} vs shared {r2['slow_drift']['shared']:.2f}")
+        lines.append(line)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmneuro.demo", description=__doc__)
     parser.add_argument("--config", default="config/config.yaml", help="workflow config (default: the demo's)")
@@ -60,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: the workflow failed (exit {err.returncode}); see the log above and "
               f"{config['results']}/logs/", file=sys.stderr)
         return err.returncode
+    scores = score_lines(Path(config["results"]))
+    if scores:
+        print("scores against the planted truth (details in the reports):", *scores, sep="\n")
     print(f"demo finished in {time.perf_counter() - t0:.0f} s. Reports:\n"
           f"  {report.resolve()}  (Snakemake report: every figure and table, by stage)\n"
           f"  {(Path(config['results']) / 'analysis_report.html').resolve()}  (the analysis, one page)")

@@ -36,7 +36,8 @@ def test_defaults_are_filled(tmp_path):
     [
         ({"sessions": "s.tsv", "neural": {"bin_s": -0.01}}, "neural.bin_s: must be > 0"),
         ({"sessions": "s.tsv", "demo": {"duration_s": -5}}, "demo.duration_s: must be > 0 (got -5)"),
-        ({"sessions": "s.tsv", "models": ["mvae", "vq"]}, "models.1: 'vq' is not one of"),
+        ({"sessions": "s.tsv", "models": ["mvae", "vq"]}, "models.1: 'vq' does not match"),
+        ({"sessions": "s.tsv", "models": ["mvae", "mvae-big"]}, "models.1: 'mvae-big' does not match"),
         ({"sessions": "s.tsv", "nueral": {}}, "'nueral' was unexpected"),
         ({}, "'sessions' is a required property"),
     ],
@@ -107,3 +108,22 @@ def test_demo_command_reports_a_bad_config_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f"demo: error: {path}: demo.duration_s: must be > 0 (got -3)"
     assert not (tmp_path / "data").exists()
+
+
+def test_demo_prints_each_models_scores_with_factor_placement(tmp_path):
+    import json
+
+    from mmneuro.demo import score_lines
+
+    base = {"clusters": {"ari": 0.875}, "band_recovery": [{"error_khz": -1.25}, {"error_khz": 0.5}],
+            "model_over_oracle_r": 0.8125}
+    placed = {"factorisation": {"targets": {"tuning_in_shared": True},
+                                "probes_r2": {"log_amplitude": {"audio_private": 0.36, "shared": 0.05},
+                                              "slow_drift": {"neural_private": 0.5, "shared": 0.09}}}}
+    for name, scores in (("mvae", base), ("mvae_factorised", base | placed)):
+        (tmp_path / "analysis" / name).mkdir(parents=True)
+        (tmp_path / "analysis" / name / "scores.json").write_text(json.dumps(scores))
+    plain, factorised = score_lines(tmp_path)
+    assert plain.split()[0] == "mvae" and "ARI 0.88" in plain and "-1.2, +0.5" in plain and "oracle 0.81" in plain
+    assert "R²" not in plain
+    assert "amplitude audio-private 0.36 vs shared 0.05, drift neural-private 0.50 vs shared 0.09" in factorised

@@ -79,6 +79,22 @@ def test_changed_parameter_reruns_that_stage_and_downstream(project):
         write_config(project, TINY_CONFIG)
 
 
+def test_model_variant_trains_its_kind_with_its_overrides(project):
+    """`mvae_factorised` in `models` is an mvae trained with model_overrides["mvae_factorised"]."""
+    config = {**TINY_CONFIG, "models": ["mvae", "mvae_factorised"],
+              "model_overrides": {"mvae_factorised": {"latent_dim": 4, "private_dims": 3}}}
+    write_config(project, config)
+    try:
+        out = snakemake(project, "results/models/mvae_factorised/weights.pt", "--dry-run", "--printshellcmds",
+                        "--cores", "1")
+    finally:
+        write_config(project, TINY_CONFIG)
+    train = [line for line in out.stdout.splitlines() if "mmneuro train" in line]
+    assert len(train) == 1, out.stdout[-2000:]
+    assert "--model mvae " in train[0] and "results/models/mvae_factorised" in train[0]
+    assert "private_dims=3" in train[0] and "latent_dim=4" in train[0]
+
+
 def test_lint_passes(project):
     out = snakemake(project, "--lint")
     assert "Congratulations" in out.stdout + out.stderr

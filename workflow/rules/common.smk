@@ -62,6 +62,11 @@ def dataset_session_args():
     return " ".join(args)
 
 
+def model_kind(model):
+    """A model name is its kind, optionally with a variant suffix: mvae_factorised trains an mvae."""
+    return model.split("_")[0]
+
+
 def train_settings(model):
     return {**config["train"], "seed": config["seed"], **config["model_overrides"].get(model, {})}
 

@@ -15,6 +15,7 @@ rule train:
         ),
     params:
         overrides=lambda w: set_args(train_settings(w.model)),
+        kind=lambda w: model_kind(w.model),
         out=lambda w, output: os.path.dirname(output.weights),
     conda:
         "../../environment.yml"
@@ -28,5 +29,5 @@ rule train:
         runtime=120,
         gpu=0,
     shell:
-        "mmneuro train {input:q} --model {wildcards.model} --out {params.out:q} "
+        "mmneuro train {input:q} --model {params.kind} --out {params.out:q} "
         "--device auto --quiet {params.overrides} > {log:q} 2>&1"
