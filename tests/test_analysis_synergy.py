@@ -36,8 +36,8 @@ class LinearGaussianModel:
         fused = product_of_experts(experts, torch.stack(masks), prior_expert=True)
         return Posterior(fused, {}, {})
 
-    def decode(self, z):
-        return {m: Independent(Normal(z @ W[m].T, SIGMA[m]), 1) for m in self.modalities}
+    def decode(self, z, modalities=None):
+        return {m: Independent(Normal(z @ W[m].T, SIGMA[m]), 1) for m in modalities or self.modalities}
 
 
 def closed_form(model, x, target, given):

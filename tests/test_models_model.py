@@ -81,6 +81,12 @@ def test_decode_distributions_agree_with_log_likelihood_estimate():
     z = model.encode({"audio": x["audio"]}).sample(5, torch.Generator().manual_seed(3))
     lp = model.decode(z)["neural"].log_prob(x["neural"])  # (K, N)
     torch.testing.assert_close(est, torch.logsumexp(lp, 0) - math.log(5))
+    # decoding only the target gives the same distribution and skips the other decoders
+    only = model.decode(z, ["neural"])
+    assert list(only) == ["neural"]
+    torch.testing.assert_close(only["neural"].log_prob(x["neural"]), lp, rtol=0, atol=0)
+    with pytest.raises(InputError, match="unknown modality"):
+        model.decode(z, ["video"])
 
 
 def test_unconditional_log_likelihood_is_an_iwae_bound_that_tightens_with_k():

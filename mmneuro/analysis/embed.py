@@ -80,7 +80,7 @@ def decoder_mean(model, name: str, batch_size: int = 256):
         out = []
         with torch.no_grad():
             for sl in _batches(len(z), batch_size):
-                out.append(model.decode(torch.from_numpy(np.asarray(z[sl], np.float32)))[name].mean.numpy())
+                out.append(model.decode(torch.from_numpy(np.asarray(z[sl], np.float32)), [name])[name].mean.numpy())
         arr = np.concatenate(out)
         return arr[:, 0] if name == "audio" and arr.ndim == 4 else arr
 

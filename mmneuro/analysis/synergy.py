@@ -31,7 +31,7 @@ def conditional_log_likelihood(model, x: dict[str, np.ndarray], target: str, giv
             parts = []
             for done in range(0, k, chunk):
                 z = post.sample(min(chunk, k - done), generator)  # (k', N, D)
-                parts.append(model.decode(z)[target].log_prob(xt))
+                parts.append(model.decode(z, [target])[target].log_prob(xt))
             out.append((torch.logsumexp(torch.cat(parts), 0) - math.log(k)).numpy())
     return np.concatenate(out).astype(np.float64)
 

@@ -321,11 +321,13 @@ class MultimodalVAE(nn.Module):
                          {m: mask[i] for i, m in enumerate(self.modalities)}, own)
 
     # ---- decoding -----------------------------------------------------------------------
-    def decode(self, z: torch.Tensor) -> dict[str, torch.distributions.Distribution]:
-        """z (..., D_total) → p(x_m | z) per modality, batch shape (...), event shape = the modality's shape.
-        Each decoder reads only (z_shared, its own private part)."""
+    def decode(self, z: torch.Tensor, modalities: list[str] | None = None) -> dict[str, torch.distributions.Distribution]:
+        """z (..., D_total) → p(x_m | z) for each of ``modalities`` (default: all), batch shape (...),
+        event shape = the modality's shape. Each decoder reads only (z_shared, its own private part)."""
+        names = self.modalities if modalities is None else list(modalities)
+        self._check_names(names)
         return {m: self.experts[m].likelihood.distribution(self.experts[m].decode(self._decoder_input(z, m)))
-                for m in self.modalities}
+                for m in names}
 
     def _decode_mean(self, z: torch.Tensor, name: str) -> torch.Tensor:
         expert = self.experts[name]
