@@ -12,3 +12,9 @@ for name in slurmd slurmctld munged; do
     fi
     rm -f "$pidfile"
 done
+# Remove the copy of our slurm.conf at Slurm's default path (never a real cluster's): left behind, it
+# makes every Slurm client call wait ~9 s for a controller that is gone, and Snakemake's Slurm plugin
+# runs `scontrol show config` each time it loads, i.e. on every snakemake command on this machine.
+if grep -qs '^ClusterName=mmneuro-test$' /etc/slurm/slurm.conf; then
+    rm -f /etc/slurm/slurm.conf
+fi
