@@ -26,32 +26,18 @@ import numpy as np
 
 
 def planted_targets(demo: Path, ds) -> dict[str, np.ndarray]:
-    """Per-syllable factors from ground_truth.json (NaN where a syllable has no planted match)."""
-    from mmneuro.analysis.scoring import planted_syllables
+    """Per-syllable factors from ground_truth.json (``mmneuro.analysis.scoring.planted_factors``, NaN
+    where a syllable has no planted match) plus the measured ``amplitude_db``."""
+    from mmneuro.analysis.scoring import planted_factors
 
     truths = {s: json.loads((demo / s / "ground_truth.json").read_text()) for s in np.unique(ds["session"].values)}
-    sessions, onsets = ds["session"].values, ds["onset_s"].values
-    matched = planted_syllables(sessions, onsets, truths, tolerance_s=0.01)
-    drift = np.empty(len(onsets))
-    for i, (session, onset) in enumerate(zip(sessions, onsets)):
-        truth = truths[session]
-        factor, clock = truth["neural_only_factor"], truth["clock"]
-        t_neural = clock["offset_s"] + (1 + clock["drift"]) * onset
-        drift[i] = np.sin(2 * np.pi * t_neural / factor["period_s"] + factor["phase_rad"])
-    pick = lambda key, f=float: np.array([np.nan if s is None else f(s[key]) for s in matched])  # noqa: E731
-    return {"log_amplitude (audio-only)": np.log(pick("amplitude")),
+    planted = planted_factors(ds["session"].values, ds["onset_s"].values, truths, tolerance_s=0.01)
+    return {"log_amplitude (audio-only)": planted["log_amplitude"],
             "amplitude_db (audio-only, measured)": ds["amplitude_db"].values.astype(float),
-            "harmonic (audio-only)": pick("harmonic"),
-            "mean_freq_hz (shared)": pick("mean_freq_hz"),
-            "duration_s (shared)": pick("duration_s"),
-            "slow_drift (neural-only)": drift}
-
-
-def leading_components(values: np.ndarray, k: int) -> np.ndarray:
-    """Scores on the k leading principal components (so a 4096-pixel image is probed with 16 regressors)."""
-    centred = values - values.mean(0)
-    u, sv, _ = np.linalg.svd(centred, full_matrices=False)
-    return u[:, :k] * sv[:k]
+            "harmonic (audio-only)": planted["harmonic"],
+            "mean_freq_hz (shared)": planted["mean_freq_hz"],
+            "duration_s (shared)": planted["duration_s"],
+            "slow_drift (neural-only)": planted["slow_drift"]}
 
 
 def main() -> None:
@@ -63,23 +49,37 @@ def main() -> None:
     ap.add_argument("--private", type=int, default=4)
     ap.add_argument("--alignment", type=float, default=1.0)
     ap.add_argument("--out", type=Path, default=Path("/tmp/fx_models"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra model/train config for the models trained (YAML values, dotted keys), e.g. beta=2")
+    ap.add_argument("--only", choices=("both", "factorised", "unfactorised"), default="both")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workflow-defaults", action="store_true",
+                    help="train with the workflow's defaults (binned counts, full-size experts) instead of the "
+                         "small total-count experts")
+    ap.add_argument("--json", type=Path, help="also write the rows here (for sweeps)")
     args = ap.parse_args()
 
     import torch
     import xarray as xr
 
     from mmneuro.analysis import embed
-    from mmneuro.analysis.factors import latent_parts, probe_r2
+    from mmneuro.analysis.factors import latent_parts, leak_probe, probe_r2
     from mmneuro.train import fit
+    from mmneuro.train_command import apply_overrides
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     ds = xr.load_dataset(args.demo / "dataset.nc")
     targets = planted_targets(args.demo, ds)
-    base = {"kind": args.kind, "epochs": args.epochs, "neural_input": "total_counts", "patience": args.epochs,
-            "audio": {"channels": [16, 16, 32, 32], "hidden": [128]}, "neural": {"hidden": [128, 128]}}
+    base = {"kind": args.kind, "epochs": args.epochs, "patience": args.epochs}
+    if not args.workflow_defaults:
+        base |= {"neural_input": "total_counts", "audio": {"channels": [16, 16, 32, 32], "hidden": [128]},
+                 "neural": {"hidden": [128, 128]}}
     configs = {"unfactorised": {**base, "latent_dim": args.shared + 2 * args.private},
                "factorised": {**base, "latent_dim": args.shared, "private_dims": args.private,
                               "shared_alignment": args.alignment}}
+    if args.only != "both":
+        configs = {args.only: configs[args.only]}
+    configs = {name: apply_overrides(config, args.set) for name, config in configs.items()}
     both = (ds["has_audio"].values > 0) & (ds["has_neural"].values > 0)
     print(f"{both.sum()} syllables with both modalities; {args.kind}, {args.epochs} epochs, "
           f"D = {args.shared} shared + {args.private} per modality private (unfactorised: all {args.shared + 2 * args.private})")
@@ -91,7 +91,8 @@ def main() -> None:
         t0 = time.perf_counter()
         # one folder per configuration, so a rerun resumes/reuses instead of refusing a changed config
         tag = f"{args.kind}_e{args.epochs}_s{args.shared}" + (f"_p{args.private}_g{args.alignment}" if "private_dims" in config else "")
-        model = fit(ds, config, args.out / f"{name}_{tag}", progress=False)
+        tag += "_wf" * args.workflow_defaults + "".join(f"_{item.replace('=', '-')}" for item in args.set)
+        model = fit(ds, config, args.out / f"{name}_{tag}", progress=False).cpu()
         elapsed = time.perf_counter() - t0
         x = embed.model_inputs(sub, model)
         z, _ = embed.posterior_moments(model, x, tuple(model.modalities))
@@ -104,12 +105,12 @@ def main() -> None:
         # cross generation must not copy the source's private factor into the target
         for src, dst, target in (("audio", "neural", "log_amplitude (audio-only)"),
                                  ("neural", "audio", "slow_drift (neural-only)")):
-            gen = embed.cross_generate(model, x, src, dst).reshape(both.sum(), -1)
-            feats = leading_components(np.log(gen + 1e-3) if dst == "neural" else gen, 16)
-            y = targets[target][both]
-            ok = np.isfinite(y)
-            rows.append((name, f"{target} from {src}->{dst}", "generated", probe_r2(feats[ok], y[ok])))
+            gen = embed.cross_generate(model, x, src, dst)
+            rows.append((name, f"{target} from {src}->{dst}", "generated",
+                         leak_probe(gen, targets[target][both], log=dst == "neural")))
         print(f"{name}: trained in {elapsed:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
     print(f"\n{'model':<13} {'factor':<38} {'part':<15} R²")
     for name, target, part, r2 in rows:
         print(f"{name:<13} {target:<38} {part:<15} {r2:6.3f}")
