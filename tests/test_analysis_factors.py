@@ -153,3 +153,15 @@ def test_planted_probes_targets_and_leak_probe_see_where_a_factor_sits():
     assert leak_probe(rates, amp, log=True) > 0.95
     assert abs(leak_probe(rng.random((n, 6, 3)), amp)) < 0.05
     assert np.isnan(leak_probe(rates, np.full(n, np.nan)))
+
+
+def test_traversals_start_from_a_real_syllable_not_the_empty_mean():
+    # two clusters of syllables: their mean lies between them, where no syllable is
+    rng = np.random.default_rng(6)
+    z = np.concatenate([rng.normal(-3, 0.3, (50, 2)), rng.normal(3, 0.3, (51, 2))])
+    center = embed.typical_latent(z)
+    assert any(np.array_equal(center, row) for row in z)  # a syllable's own latent
+    assert abs(center[0]) > 2  # inside a cluster (the 51-syllable one holds the median), not at ≈ 0
+    median = np.median(z, 0)
+    assert np.linalg.norm((center - median) / z.std(0)) == pytest.approx(
+        np.min(np.linalg.norm((z - median) / z.std(0), axis=1)))

@@ -71,6 +71,16 @@ def embeddings(model, ds: xr.Dataset, x: dict[str, np.ndarray], batch_size: int 
     )
 
 
+def typical_latent(z: np.ndarray) -> np.ndarray:
+    """The posterior mean (D,) of the most typical syllable: the row of z (N, D) nearest, in SD units,
+    to the per-dimension median. Traversals start there: the mean of z can fall between clusters of
+    syllables and decode to an empty spectrogram, a real syllable's latent decodes to a call."""
+    z = np.asarray(z, dtype=np.float64)
+    sd = z.std(0)
+    dist = (((z - np.median(z, 0)) / np.where(sd > 0, sd, 1.0)) ** 2).sum(1)
+    return z[int(np.argmin(dist))]
+
+
 def decoder_mean(model, name: str, batch_size: int = 256):
     """A function z (K, D) numpy -> the decoder's mean of modality ``name`` (K, *shape), channel axis of
     a 1-channel image squeezed, so audio comes back as (K, F, T)."""

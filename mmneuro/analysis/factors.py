@@ -217,7 +217,7 @@ def traversal_figures(model, z: np.ndarray, out_dir, *, sd_range: float = 2.0, s
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    center, sd = z.mean(0), z.std(0)
+    center, sd = embed.typical_latent(z), z.std(0)
     paths = []
     for part, sl in latent_parts(model).items():
         dims = list(range(sl.start, sl.stop))
@@ -227,8 +227,9 @@ def traversal_figures(model, z: np.ndarray, out_dir, *, sd_range: float = 2.0, s
             grid = traversal_grid(embed.decoder_mean(model, modality, batch_size), center, sd, dims,
                                   sd_range=sd_range, steps=steps)
             fig, axes = plt.subplots(len(dims), steps, figsize=(1.4 * steps, 1.2 * len(dims)), squeeze=False)
-            # one colour scale per figure, so a traversal's changes are comparable across panels
-            lo, hi = float(grid.min()), float(np.percentile(grid, 99.5))
+            # one colour scale per figure (0 to the 99th percentile), so a traversal's changes are
+            # comparable across panels and a faint decoder still shows what moves
+            lo, hi = 0.0, max(float(np.percentile(grid, 99)), 1e-6)
             for i, d in enumerate(dims):
                 for j in range(steps):
                     img = grid[i, j] if grid[i, j].ndim == 2 else grid[i, j][:, None]
@@ -237,8 +238,8 @@ def traversal_figures(model, z: np.ndarray, out_dir, *, sd_range: float = 2.0, s
                     axes[i, j].set_xticks([])
                     axes[i, j].set_yticks([])
                 axes[i, 0].set_ylabel(f"z{d}", fontsize=7)
-            what = "spectrogram" if modality == "audio" else "rate (unit × bin)"
-            fig.suptitle(f"{part}: {modality} {what}, ±{sd_range} SD", fontsize=8)
+            what = "spectrogram" if modality == "audio" else "rate (unit × bin)" if grid.ndim == 4 else "rate per unit"
+            fig.suptitle(f"{part}: {modality} {what}, ±{sd_range} SD (colour 0–{hi:.2g})", fontsize=8)
             path = out_dir / f"traversal_{part}_{modality}.png"
             with atomic_path(path) as tmp:
                 fig.savefig(tmp, format="png", dpi=100)

@@ -272,7 +272,7 @@ def _bands(model, data: Data, z: np.ndarray, labels: np.ndarray, defining, setti
     traversal = None
     if "audio" in model.modalities:
         traversal = bands.traversal_frequencies(
-            embed.decoder_mean(model, "audio", s.batch_size), z.mean(0), z.std(0), sd_range=s.traversal_sd,
+            embed.decoder_mean(model, "audio", s.batch_size), embed.typical_latent(z), z.std(0), sd_range=s.traversal_sd,
             steps=s.traversal_steps, freq_hz=freq_hz, lo_hz=s.band_min_hz, hi_hz=s.band_max_hz)
     latent_band = bands.latent_band_table(z, energies, centers, features, traversal)
     rates = data.counts / data.exposure_s[:, None]

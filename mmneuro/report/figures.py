@@ -46,7 +46,7 @@ def correlation_heatmap_figure(r: np.ndarray, linkage, labels: np.ndarray, units
 
 def traversal_figure(decode_audio, center: np.ndarray, sd: np.ndarray, sd_range: float, steps: int,
                      freq_hz: np.ndarray, time_s: np.ndarray):
-    """Decoded spectrograms as one latent at a time moves over mean +- sd_range SDs (rows: latents)."""
+    """Decoded spectrograms as one latent at a time moves over center +- sd_range SDs (rows: latents)."""
     plt = _plt()
     d = min(len(center), MAX_TRAVERSED_LATENTS)
     steps = min(steps, 7)
@@ -56,10 +56,13 @@ def traversal_figure(decode_audio, center: np.ndarray, sd: np.ndarray, sd_range:
     images = decode_audio(grid.reshape(d * steps, -1)).reshape(d, steps, len(freq_hz), len(time_s))
     fig, axes = plt.subplots(d, steps, figsize=(1.3 * steps, 1.2 * d), squeeze=False, constrained_layout=True)
     extent = [time_s[0] * 1e3, time_s[-1] * 1e3, freq_hz[0] / 1e3, freq_hz[-1] / 1e3]
+    # one scale for the whole grid, up to its 99th percentile: a faint decoder still shows what moves
+    vmax = max(float(np.percentile(images, 99)), 1e-6)
+    fig.suptitle(f"decoded spectrograms (colour 0–{vmax:.2f})", fontsize=8)
     for i in range(d):
         for j in range(steps):
             ax = axes[i, j]
-            ax.imshow(images[i, j], origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=0, vmax=1)
+            ax.imshow(images[i, j], origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=0, vmax=vmax)
             ax.set_xticks([])
             ax.set_yticks([] if j else [int(freq_hz[0] / 1e3), int(freq_hz[-1] / 1e3)])
             if j == 0:
@@ -166,7 +169,7 @@ def latent_map_figure(z: np.ndarray, color: np.ndarray, color_label: str):
 
 def write_all(folder: Path, *, model, model_dir: Path, data, emb, settings, lat_neu, clusters, traversal, cross) -> list[Path]:
     """Write every figure that applies to this model into ``folder`` (PNG); returns the paths."""
-    from mmneuro.analysis.embed import decoder_mean
+    from mmneuro.analysis.embed import decoder_mean, typical_latent
 
     plt = _plt()
     folder.mkdir(parents=True, exist_ok=True)
@@ -185,7 +188,7 @@ def write_all(folder: Path, *, model, model_dir: Path, data, emb, settings, lat_
     images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
     freq_hz = data.ds["freq_hz"].values
     if "audio" in model.modalities:
-        save(traversal_figure(decoder_mean(model, "audio", settings.batch_size), z.mean(0), z.std(0),
+        save(traversal_figure(decoder_mean(model, "audio", settings.batch_size), typical_latent(z), z.std(0),
                               settings.traversal_sd, settings.traversal_steps, freq_hz,
                               data.ds["time_s"].values if "time_s" in data.ds.coords else np.arange(images.shape[-1])),
              "latent_traversals")
