@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -52,8 +53,15 @@ def apply_overrides(config: dict, assignments: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise InputError("--set", f"{part!r} is not a mapping in {key!r}")
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = _number_or_value(yaml.safe_load(raw))
     return config
+
+
+def _number_or_value(value):
+    """YAML 1.1 reads exponent-only floats such as ``3e-3`` as strings; read them as numbers."""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+        return float(value)
+    return value
 
 
 def main(args: argparse.Namespace) -> int:
