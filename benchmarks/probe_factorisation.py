@@ -29,8 +29,9 @@ def planted_targets(demo: Path, ds) -> dict[str, np.ndarray]:
     """Per-syllable factors from ground_truth.json (``mmneuro.analysis.scoring.planted_factors``, NaN
     where a syllable has no planted match) plus the measured ``amplitude_db``."""
     from mmneuro.analysis.scoring import planted_factors
+    from mmneuro.synth import load_ground_truth
 
-    truths = {s: json.loads((demo / s / "ground_truth.json").read_text()) for s in np.unique(ds["session"].values)}
+    truths = {s: load_ground_truth(demo / s) for s in np.unique(ds["session"].values)}
     planted = planted_factors(ds["session"].values, ds["onset_s"].values, truths, tolerance_s=0.01)
     return {"log_amplitude (audio-only)": planted["log_amplitude"],
             "amplitude_db (audio-only, measured)": ds["amplitude_db"].values.astype(float),

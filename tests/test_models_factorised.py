@@ -207,16 +207,12 @@ def test_cross_generation_does_not_copy_the_source_private_factor(trained, kind)
 def test_fit_trains_factorised_models_with_exact_resume(tmp_path):
     """mmneuro.train.fit with private_dims: the metrics log the agreement term, resume after a kill
     ends bit-identical to an uninterrupted run, and the saved model reloads with its parts."""
-    from mmneuro.train import fit
-    from test_train import SMALL, _kill_after, planted_dataset
+    from test_train import SMALL, fit_killed_and_resumed, planted_dataset
 
     ds = planted_dataset(n=48)
     config = SMALL | {"kind": "mvae", "epochs": 3, "private_dims": {"audio": 1, "neural": 2},
                       "shared_alignment": 0.5}
-    full = fit(ds, config, tmp_path / "full", progress=False)
-    with pytest.raises(KeyboardInterrupt):
-        fit(ds, config, tmp_path / "resumed", on_epoch_end=_kill_after(1), progress=False)
-    resumed = fit(ds, config, tmp_path / "resumed", progress=False)
+    full, resumed = fit_killed_and_resumed(ds, config, tmp_path, kill_after=1)
     for (name, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), name
     metrics = (tmp_path / "full" / "metrics.csv").read_text()

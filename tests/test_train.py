@@ -80,6 +80,14 @@ def _kill_after(epoch_to_kill):
     return hook
 
 
+def fit_killed_and_resumed(ds, config, tmp_path, kill_after):
+    """(uninterrupted fit, fit killed after epoch ``kill_after`` and then resumed) in tmp_path/full, /resumed."""
+    full = fit(ds, config, tmp_path / "full", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        fit(ds, config, tmp_path / "resumed", on_epoch_end=_kill_after(kill_after), progress=False)
+    return full, fit(ds, config, tmp_path / "resumed", progress=False)
+
+
 @pytest.mark.parametrize("kind", ["mmvae", "mopoe"])
 def test_resume_after_kill_reproduces_uninterrupted_run(tmp_path, kind):
     ds = planted_dataset(n=64)
@@ -102,10 +110,7 @@ def test_fit_on_cuda_trains_and_resumes_like_on_one_device(tmp_path, kind):
     ds = planted_dataset(n=64)
     config = SMALL | {"kind": kind, "K": 3, "epochs": 3, "device": "cuda", "private_dims": 1,
                       "mvae_random_subsets": 1}
-    full = fit(ds, config, tmp_path / "full", progress=False)
-    with pytest.raises(KeyboardInterrupt):
-        fit(ds, config, tmp_path / "resumed", on_epoch_end=_kill_after(2), progress=False)
-    resumed = fit(ds, config, tmp_path / "resumed", progress=False)
+    full, resumed = fit_killed_and_resumed(ds, config, tmp_path, kill_after=2)
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
     assert np.isfinite(np.loadtxt(tmp_path / "full" / "metrics.csv", delimiter=",", skiprows=1)).all()

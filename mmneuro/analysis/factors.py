@@ -92,8 +92,8 @@ def planted_probes(z: np.ndarray, planted: dict[str, np.ndarray], parts: dict[st
     on the syllables where the factor is defined, with the part that should carry it."""
     rows = []
     for factor, y in planted.items():
-        ok = np.isfinite(y)
-        if ok.sum() < 10 or np.std(y[ok]) == 0:
+        ok = _defined(y)
+        if ok is None:
             continue
         for part, sl in parts.items():
             rows.append({"factor": factor, "expected_part": expected.get(factor, ""), "part": part,
@@ -105,11 +105,17 @@ def leak_probe(generated: np.ndarray, y: np.ndarray, *, log: bool = False, k: in
     """R² of a source-only factor ``y`` from cross-generated outputs (N, ...): their k leading
     principal components (of log(x + 1e-3) for rates) — near 0 when generation does not copy it.
     NaN when fewer than 10 syllables have the factor or it is constant."""
-    ok = np.isfinite(y)
-    if ok.sum() < 10 or np.std(y[ok]) == 0:
+    ok = _defined(y)
+    if ok is None:
         return float("nan")
     values = np.log(generated[ok] + 1e-3) if log else generated[ok]
     return probe_r2(leading_components(values, k), y[ok])
+
+
+def _defined(y: np.ndarray, min_count: int = 10) -> np.ndarray | None:
+    """Mask of the syllables where factor ``y`` is defined; None if fewer than ``min_count`` or constant."""
+    ok = np.isfinite(y)
+    return ok if ok.sum() >= min_count and np.std(y[ok]) > 0 else None
 
 
 def factorisation_targets(probes: pd.DataFrame, parts: dict[str, slice], margin: float = 0.05) -> dict:

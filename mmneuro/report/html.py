@@ -27,7 +27,8 @@ img{max-width:100%;border:1px solid #ddd;margin:0.4em 0}
 FIGURES = [
     ("latent_unit_correlation", "Correlation of every latent dimension with every unit's rate on held-out "
                                 "syllables; units ordered by the dendrogram of their correlation profiles."),
-    ("latent_traversals", "Decoded spectrograms while one latent dimension moves (others at their mean)."),
+    ("latent_traversals", "Decoded spectrograms while one latent dimension moves (the others at the most typical "
+                          "syllable's values)."),
     ("cross_generation", "Example held-out syllables: the true spectrogram, the model's reconstructions and "
                          "cross-generations, and spikes per unit predicted from audio alone (red) vs actual."),
     ("predicted_vs_actual", "Cross-prediction per unit: the model's Pearson r against the baselines'."),
@@ -132,9 +133,11 @@ def _model_section(folder: Path, summary: dict) -> str:
     out.append("<h3>Latent dimensions and bands</h3>" + _table(pd.read_csv(folder / "latent_band.csv")))
     clusters = pd.read_csv(folder / "clusters.csv")
     out.append("<details><summary>unit → cluster table</summary>" + _table(clusters) + "</details>")
-    parts = [(png.stem, f"Traversal of the {png.stem.split('_', 1)[1].replace('_', ' → ', 1).replace('_', ' ')} "
-                        f"decoder: one row per latent of that part, ±2 SD, the others at their mean.")
-             for png in sorted((folder / "figures").glob("traversal_*.png"))]
+    parts = []
+    for png in sorted((folder / "figures").glob("traversal_*.png")):  # traversal_<part>_<modality>.png
+        part, modality = png.stem.removeprefix("traversal_").rsplit("_", 1)
+        parts.append((png.stem, f"The {modality} decoder as each {part} latent moves (one row per latent, ±2 SD), "
+                                "the others at the most typical syllable's values."))
     if (folder / "factors_part_summary.csv").is_file():
         out.append("<h3>Shared and private latents</h3><p class=note>per part: strongest |r| of any of its "
                    "latents with any unit's rate and with any band's energy; probes: R² of each syllable "
