@@ -209,6 +209,22 @@ def test_mixture_with_missing_expert_equals_the_unimodal_bound():
     assert float(terms["ess"][1]) <= 6.0
 
 
+def test_subset_elbos_without_prior_expert_stay_finite_for_a_missing_modality():
+    """No prior expert and modality 1 missing: the singleton subset (1,) has no expert for that
+    sample; it must count zero, with finite loss and gradients (not 0·NaN)."""
+    model = Linear(m=2, n=3)
+    model.present = torch.tensor([[True, True, True], [True, False, True]])
+    mean, logvar = _posterior(2, 3)
+    loss, terms = subset_elbos(DiagGaussian(mean, logvar), model.present, model.log_lik, [(0, 1), (0,), (1,)],
+                               beta=1.0, prior_expert=False, generator=torch.Generator().manual_seed(0))
+    g_mean, g_logvar = torch.autograd.grad(loss.sum(), [mean, logvar])
+    assert torch.isfinite(loss).all() and torch.isfinite(g_mean).all() and torch.isfinite(g_logvar).all()
+    assert float(terms["recon_1"][1].detach()) == 0.0 and float(terms["kl_1"][1].detach()) == 0.0
+    assert float(g_mean[1, 1].abs().sum() + g_logvar[1, 1].abs().sum()) == 0.0  # the missing expert
+    torch.testing.assert_close(loss[1], -terms["recon_0+1"][1] + terms["kl_0+1"][1] - terms["recon_0"][1]
+                               + terms["kl_0"][1])
+
+
 def test_subset_elbos_mask_missing_modalities_and_count_terms():
     model = Linear(m=2, n=4)
     present = torch.tensor([[True, True, False, True], [True, False, True, True]])

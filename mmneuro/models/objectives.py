@@ -55,13 +55,13 @@ def subset_elbos(unimodal: DiagGaussian, present: torch.Tensor, log_lik: LogLik,
     z = post.rsample(generator=generator)  # (S, N, D)
     recon = log_lik(z, member if complete is None else None).sum(1)  # (S, N)
     kl = post.kl_to_standard_normal()
-    valid = masks.any(1).to(recon.dtype)
-    loss = (valid * (beta * kl - recon)).sum(0)
+    valid = masks.any(1)  # (S, N); product_of_experts keeps the invalid entries finite
+    loss = torch.where(valid, beta * kl - recon, 0.0).sum(0)
     terms: Terms = {}
     for s, subset in enumerate(subsets):
         name = "+".join(str(i) for i in subset)
-        terms[f"recon_{name}"] = valid[s] * recon[s]
-        terms[f"kl_{name}"] = valid[s] * kl[s]
+        terms[f"recon_{name}"] = torch.where(valid[s], recon[s], 0.0)
+        terms[f"kl_{name}"] = torch.where(valid[s], kl[s], 0.0)
     return loss, terms
 
 
