@@ -71,6 +71,22 @@ def test_missing_modality_equals_poe_of_the_rest_even_with_nan_parameters():
     full = product_of_experts(q, torch.ones(3, 4, dtype=torch.bool))
     torch.testing.assert_close(poe.mean[2:], full.mean[2:])
 
+def test_poe_without_prior_expert_and_no_expert_present_is_a_finite_placeholder():
+    """Sample 0 has no expert: N(0, I) with finite gradients (the softmax over all −inf was NaN);
+    sample 1 is the PoE of its one expert, untouched by the placeholder."""
+    mean = torch.randn(2, 2, 3, requires_grad=True)
+    logvar = torch.randn(2, 2, 3, requires_grad=True)
+    present = torch.tensor([[False, True], [False, False]])
+    poe = product_of_experts(DiagGaussian(mean, logvar), present, prior_expert=False)
+    torch.testing.assert_close(poe.mean[0], torch.zeros(3))
+    torch.testing.assert_close(poe.logvar[0], torch.zeros(3))
+    torch.testing.assert_close(poe.mean[1], mean[0, 1])
+    torch.testing.assert_close(poe.logvar[1], logvar[0, 1])
+    g_mean, g_logvar = torch.autograd.grad((poe.mean + poe.logvar).sum(), [mean, logvar])
+    assert torch.isfinite(g_mean).all() and torch.isfinite(g_logvar).all()
+    assert float(g_mean[:, 0].abs().sum() + g_logvar[:, 0].abs().sum()) == 0.0
+
+
 
 @pytest.mark.parametrize("value", [50.0, -50.0])
 def test_poe_and_mixtures_stay_finite_for_extreme_logvars(value):

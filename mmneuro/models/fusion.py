@@ -62,16 +62,19 @@ def product_of_experts(experts: DiagGaussian, present: torch.Tensor, prior_exper
     """PoE of the present experts, computed in log space.
 
     experts: mean/logvar (M, N, D); present: (M, N) bool. With ``prior_expert`` a N(0, I) expert
-    is included (Wu & Goodman 2018), so a sample with no modality falls back to the prior.
+    is included (Wu & Goodman 2018). A sample with no present expert gets N(0, I) either way; without
+    the prior expert that is a placeholder the caller must mask (the empty product has no density,
+    and the softmax over all −inf it would take is NaN, which masking the result cannot keep out
+    of the gradient).
     log σ² = −logsumexp_i(−log σ²_i); μ = σ² Σ_i μ_i/σ²_i = Σ_i softmax_i(−log σ²) μ_i, which
     never forms 1/σ² and so stays finite for any log-variance. A missing expert gets precision
     exp(−inf) = 0 and contributes nothing (its mean, even NaN, is masked out).
     """
     neg_logvar = torch.where(present.unsqueeze(-1), -experts.logvar, -math.inf)
     mean = torch.where(present.unsqueeze(-1), experts.mean, 0.0)
-    if prior_expert:
-        neg_logvar = torch.cat([neg_logvar, torch.zeros_like(neg_logvar[:1])], 0)
-        mean = torch.cat([mean, torch.zeros_like(mean[:1])], 0)
+    use_prior = (~present.any(0) | prior_expert).unsqueeze(-1)  # (N, 1)
+    neg_logvar = torch.cat([neg_logvar, torch.zeros_like(neg_logvar[:1]).masked_fill(~use_prior, -math.inf)], 0)
+    mean = torch.cat([mean, torch.zeros_like(mean[:1])], 0)
     log_precision = torch.logsumexp(neg_logvar, 0)
     weights = torch.softmax(neg_logvar, 0)
     return DiagGaussian((weights * mean).sum(0), -log_precision)

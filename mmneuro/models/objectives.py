@@ -55,13 +55,13 @@ def subset_elbos(unimodal: DiagGaussian, present: torch.Tensor, log_lik: LogLik,
     z = post.rsample(generator=generator)  # (S, N, D)
     recon = log_lik(z, member if complete is None else None).sum(1)  # (S, N)
     kl = post.kl_to_standard_normal()
-    valid = masks.any(1).to(recon.dtype)
-    loss = (valid * (beta * kl - recon)).sum(0)
+    valid = masks.any(1)  # (S, N); product_of_experts keeps the invalid entries finite
+    loss = torch.where(valid, beta * kl - recon, 0.0).sum(0)
     terms: Terms = {}
     for s, subset in enumerate(subsets):
         name = "+".join(str(i) for i in subset)
-        terms[f"recon_{name}"] = valid[s] * recon[s]
-        terms[f"kl_{name}"] = valid[s] * kl[s]
+        terms[f"recon_{name}"] = torch.where(valid[s], recon[s], 0.0)
+        terms[f"kl_{name}"] = torch.where(valid[s], kl[s], 0.0)
     return loss, terms
 
 
@@ -98,17 +98,20 @@ def mixture_iwae(mixture: MixturePosterior, log_lik: LogLik, k: int, variant: st
       * ``tight`` (stratified IWAE, Morningstar et al. 2021): log Σ_c α_c (1/K) Σ_k w_{c,k}.
     Both are ≤ log p(X); K = 1 with one component is the ELBO.
 
-    ``dreg``: doubly reparameterised gradients (Tucker et al. 2019): the score-function part of
-    the encoder gradient is replaced by a pathwise one, through detached posterior parameters in
-    log w and a gradient hook on z. ``tight``: as in Shi et al.'s code, every q_c is detached and
-    the hook multiplies the gradient at z by w̃ (encoder gradients carry w̃²). ``loose``: that
-    recipe is biased (each stratum's log-mean-exp is normalised separately, so the strata are not
-    exchangeable; tests show it). Per stratum c only q_c's own score term is rewritten: q_c is
-    detached in log q_mix (the other components keep their direct gradient), the hook factor is
-    1 − r_c(1 − w̃) with r_c = α_c q_c/q_mix, plus the pathwise term −w̃ r_c ∇_z log r_c
-    (Tucker's identity E_q[f ∇_φ log q] = E[∇_z f ∂z/∂φ] with f = w̃ r_c). One component: w̃².
+    ``dreg``: doubly reparameterised gradients (Tucker et al. 2019). Both bounds have the encoder
+    gradient Σ_{c,k} ω_{c,k} ∇ log w_{c,k}, ω = α_c w̃ (loose, w̃ normalised within stratum c) or
+    w̃ (tight, normalised over all C·K samples). As z_{c,k} ~ q_c, only the own term r_c ∇_φ log q_c
+    of ∇_φ log q_mix(z_{c,k}) = Σ_c' r_c' ∇_φ log q_c' (r_c = α_c q_c/q_mix) is a score of the
+    sampling density; Tucker's identity E_q[f ∇_φ log q] = E[∇_z f ∂z/∂φ] with f = ω r_c turns it
+    pathwise, and the other components keep their direct gradient. Hence, per stratum: q_c is
+    detached in log q_mix, the hook at z multiplies by 1 − r_c(1 − w̃), plus the pathwise term
+    −ω r_c ∇_z log r_c. One component: w̃², the usual DReG. Shi et al.'s code detaches every q_c
+    (``m_dreg``, ``m_dreg_looser``), which is biased for both bounds: stratified samples are not
+    draws from q_mix (tests/test_models_objectives.py measures it).
     The returned loss *value* is always −bound; only its gradient changes with ``dreg``.
-    Returns (loss (N,), terms ``bound`` and ``ess`` (effective sample size) per sample).
+    Returns (loss (N,), terms per sample: ``bound`` and ``ess``, the effective sample size of each
+    stratum's K weights, (Σ_k w_{c,k})² / Σ_k w_{c,k}² (Kong 1992), averaged with α over the strata:
+    in [1, K], K when every expert's weights are equal, 1 when one sample per stratum dominates).
     """
     if variant not in ("loose", "tight"):
         raise ValueError(f"unknown IWAE variant {variant!r}; expected 'loose' or 'tight'")
@@ -122,10 +125,8 @@ def mixture_iwae(mixture: MixturePosterior, log_lik: LogLik, k: int, variant: st
     lq = comps.log_prob(z_lw.unsqueeze(-3))  # (C strata, K, C components, N)
     if dreg:
         lq_detached = comps.detach().log_prob(z_lw.unsqueeze(-3))
-        keep = torch.zeros(c, 1, c, 1, dtype=torch.bool, device=z.device)
-        if variant == "loose":
-            keep = ~torch.eye(c, dtype=torch.bool, device=z.device).view(c, 1, c, 1)
-        lq = torch.where(keep, lq, lq_detached)
+        own = torch.eye(c, dtype=torch.bool, device=z.device).view(c, 1, c, 1)
+        lq = torch.where(own, lq_detached, lq)
     log_q_mix = torch.logsumexp(lq + log_alpha, 2)  # (C, K, N)
     log_px = log_lik(z_lw.reshape(c * k, n, -1), None).sum(1).reshape(c, k, n)
     # absent strata get a finite placeholder (masked below): −inf here would turn the backward
@@ -142,18 +143,17 @@ def mixture_iwae(mixture: MixturePosterior, log_lik: LogLik, k: int, variant: st
         log_norm = scaled - bound.unsqueeze(0) - math.log(k)
         outer = torch.ones_like(alpha).unsqueeze(1)
     w_norm = torch.where(stratum, log_norm.exp(), 0.0).detach()  # (C, K, N)
-    ess = 1.0 / (w_norm**2).sum((0, 1)).clamp_min(1e-30)
+    within = (lw - torch.logsumexp(lw, 1, keepdim=True)).detach()  # weights normalised per stratum
+    ess = _weighted(alpha, 1.0 / torch.exp(2.0 * within).sum(1))
     if not dreg:
         return -bound, {"bound": bound.detach(), "ess": ess}
     surrogate = torch.where(stratum, outer * w_norm * lw, 0.0).sum((0, 1))
-    factor = w_norm
-    if variant == "loose":
-        lq_z = comps.detach().log_prob(z.unsqueeze(-3))  # only z carries gradient here
-        own = torch.diagonal(lq_z, dim1=0, dim2=2).permute(2, 0, 1)  # (C, K, N): log q_c(z_{c,k})
-        log_r = torch.where(stratum, log_alpha.unsqueeze(1) + own - torch.logsumexp(lq_z + log_alpha, 2), 0.0)
-        r = log_r.exp().detach()
-        factor = 1.0 - r * (1.0 - w_norm)
-        surrogate = surrogate - torch.where(stratum, outer * w_norm * r * log_r, 0.0).sum((0, 1))
+    lq_z = comps.detach().log_prob(z.unsqueeze(-3))  # only z carries gradient here
+    own_lq = torch.diagonal(lq_z, dim1=0, dim2=2).permute(2, 0, 1)  # (C, K, N): log q_c(z_{c,k})
+    log_r = torch.where(stratum, log_alpha.unsqueeze(1) + own_lq - torch.logsumexp(lq_z + log_alpha, 2), 0.0)
+    r = log_r.exp().detach()
+    factor = 1.0 - r * (1.0 - w_norm)
+    surrogate = surrogate - torch.where(stratum, outer * w_norm * r * log_r, 0.0).sum((0, 1))
     if z_lw.requires_grad:
         z_lw.register_hook(lambda grad: grad * factor.unsqueeze(-1))
     loss = -(surrogate + (bound - surrogate).detach())
