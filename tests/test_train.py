@@ -134,6 +134,45 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
         fit(ds, SMALL | {"epochs": 1, "lr": 1e-4}, tmp_path / "m", progress=False)
 
 
+def test_stale_checkpoint_of_other_data_is_refused_or_retrained(tmp_path, capsys):
+    """Same shapes, other values: a finished or killed run there must not lend its weights."""
+    config = SMALL | {"epochs": 2}
+    ds, other = planted_dataset(n=32, seed=0), planted_dataset(n=32, seed=1)
+    other.attrs = ds.attrs  # the same recorded parameters: only the values differ
+    fit(ds, config, tmp_path / "m", progress=False)
+    with pytest.raises(InputError, match="checkpoint.pt: checkpoint was written for different training data"):
+        fit(other, config, tmp_path / "m", progress=False)
+    with pytest.raises(KeyboardInterrupt):  # a killed run resumed on other data is refused too
+        fit(ds, config, tmp_path / "killed", on_epoch_end=_kill_after(1), progress=False)
+    with pytest.raises(InputError, match="different training data"):
+        fit(other, config, tmp_path / "killed", progress=False)
+
+    path = tmp_path / "other.nc"
+    write_netcdf(other, path)
+    args = ["train", str(path), "--out", str(tmp_path / "m"), "--device", "cpu", "--quiet",
+            *(f"--set={k}={json.dumps(v)}" for k, v in config.items())]
+    assert cli_main(args) == 2
+    assert "checkpoint.pt" in capsys.readouterr().err
+    assert cli_main(args + ["--restart"]) == 0  # the workflow's choice: retrain from scratch
+    fresh = fit(other, config, tmp_path / "fresh", progress=False)
+    for (name, p), q in zip(fresh.state_dict().items(), load_model(tmp_path / "m").state_dict().values()):
+        assert torch.equal(p, q), name
+    assert (tmp_path / "m" / "metrics.csv").read_text() == (tmp_path / "fresh" / "metrics.csv").read_text()
+
+
+def test_finished_checkpoint_rewrites_every_output(tmp_path):
+    """A rerun that finds a finished matching checkpoint (Snakemake deleted the declared outputs)
+    writes weights, config and metrics again, identical to the first run's."""
+    ds = planted_dataset(n=32)
+    fit(ds, SMALL | {"epochs": 1}, tmp_path / "m", progress=False)
+    before = {n: (tmp_path / "m" / n).read_bytes() for n in ("metrics.csv", "config.json")}
+    for name in ("metrics.csv", "config.json", "weights.pt"):
+        (tmp_path / "m" / name).unlink()
+    fit(ds, SMALL | {"epochs": 1}, tmp_path / "m", progress=False)
+    assert {n: (tmp_path / "m" / n).read_bytes() for n in before} == before
+    assert (tmp_path / "m" / "weights.pt").is_file() and not list((tmp_path / "m").glob(".*"))
+
+
 def test_non_finite_loss_stops_with_epoch_and_term(tmp_path):
     ds = planted_dataset(n=32)
     config = SMALL | {"epochs": 2, "likelihood_weighting": {"audio": float("inf"), "neural": 1.0}}
