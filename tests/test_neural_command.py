@@ -90,3 +90,24 @@ def test_bad_input_fails_cleanly_without_output(inputs, extra, monkeypatch):
     out = inputs / "counts.nc"
     assert run(["spikes.csv", "--format", "table", "--syllables", "syllables.nc", "--out", out, *extra]) == 2
     assert not out.exists() and not list(inputs.glob(".counts.nc*"))
+
+
+@pytest.mark.parametrize("extra, where, message", [
+    (["--offset-s", "nan"], "--offset-s", "must be finite"),
+    (["--drift", "5"], "--drift", "not a plausible clock drift"),
+    (["--offset-s", "10000"], "spikes.csv", "3 of 3 syllable windows fall outside the spikes' time span"),
+    (["--sync-audio", "sync_audio_s.npy", "--sync-neural", "shifted.npy"], "spikes.csv", "outside the spikes' time span"),
+    (["--session", ".."], "--session", "not a valid id"),
+])
+def test_wrong_clock_or_id_is_one_clear_error(inputs, capsys, monkeypatch, extra, where, message):
+    """A clock that puts every syllable outside the spikes would give all-zero counts with exit 0."""
+    from mmneuro.cli import main as cli_main
+
+    monkeypatch.chdir(inputs)
+    np.save(inputs / "shifted.npy", np.load(inputs / "sync_neural_s.npy") + 10_000)
+    out = inputs / "counts.nc"
+    rc = cli_main(["neural", "spikes.csv", "--format", "table", "--syllables", "syllables.nc", "--out", str(out),
+                   "--labels", "good,mua", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and where in err and message in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not out.exists() and not list(inputs.glob(".counts.nc*"))
