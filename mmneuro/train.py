@@ -19,6 +19,7 @@ import io
 import json
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -72,6 +73,9 @@ def split_config(config: dict | ModelConfig | None) -> tuple[dict, TrainConfig]:
     unknown = set(config) - train_keys - model_keys
     if unknown:
         raise InputError("config", f"unknown keys {sorted(unknown)}; known: {sorted(train_keys | model_keys)}")
+    from mmneuro.config import check_train_settings
+
+    check_train_settings(config, "config")  # types and ranges, before any data is read
     train = TrainConfig(**{k: v for k, v in config.items() if k in train_keys})
     if train.device not in ("auto", "cpu", "cuda"):
         raise InputError("device", f"expected auto, cpu or cuda, got {train.device!r}")
@@ -104,6 +108,9 @@ def load_arrays(ds: xr.Dataset, neural_input: str, modalities: tuple[str, ...], 
             raise InputError(where, f"spectrogram values must lie in [0, 1], found [{finite.min():.3g}, {finite.max():.3g}]")
         if name == "neural" and finite.size and (finite.min() < 0 or np.any(finite != np.round(finite))):
             raise InputError(where, f"{var} must be non-negative integer counts")
+        if values.size and not np.isfinite(values).any():
+            raise InputError(where, f"{var} is NaN (missing) for every syllable; train a model without "
+                                    f"modality {name!r} (modalities=...) or check the dataset")
         arrays[name] = values[:, None] if name == "audio" else values
     return arrays
 
@@ -237,6 +244,9 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     val_idx = np.flatnonzero((split == "val") & present_any)
     if len(train_idx) == 0:
         raise InputError(where, "no training syllables (split == 'train' with at least one modality)")
+    if len(val_idx) == 0:
+        warnings.warn(f"{where}: no validation syllables ({len(train_idx)} for training); the best epoch and "
+                      "early stopping are judged on the training loss", stacklevel=2)
     # the stage parameters the data were made with travel with the model (mmneuro.apply reuses them)
     preprocessing = {"dataset_params": _json_attr_or_none(ds, "dataset") or {},
                      "audio_params": _json_attr_or_none(ds, "audio"),

@@ -228,3 +228,27 @@ def test_set_reads_exponent_floats_as_numbers():
     config = apply_overrides({}, ["lr=3e-3", "beta=1E+1", "neural.scale=-.5e0", "kind=mvae", "seed=0", "tag=3e"])
     assert config == {"lr": 0.003, "beta": 10.0, "neural": {"scale": -0.5}, "kind": "mvae", "seed": 0, "tag": "3e"}
     assert apply_overrides({}, ['lr="3e-3"'])["lr"] == 0.003  # the workflow passes values as JSON strings
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("latent_dim=2.5", "latent_dim: 2.5 is not of type integer"),
+    ("epochs=ten", "epochs: 'ten' is not of type integer"),
+    ("beta=-1", "beta: must be >= 0 (got -1)"),
+    ("audio.hiden=[8]", "audio: 'hiden' was unexpected"),
+])
+def test_mistyped_settings_fail_before_the_data_is_read(tmp_path, capsys, setting, message):
+    rc = cli_main(["train", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "o"), "--set", setting, "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--set: {message}" in err and "missing.nc" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_all_nan_modality_is_refused_and_no_validation_split_warns(tmp_path):
+    ds = planted_dataset(n=32)
+    blank = ds.assign(spectrogram=ds["spectrogram"] * np.nan)
+    with pytest.raises(InputError, match="spectrogram is NaN .* for every syllable"):
+        fit(blank, SMALL | {"epochs": 1}, tmp_path / "nan", progress=False)
+    assert not (tmp_path / "nan").exists()
+    tiny = ds.isel(syllable=slice(0, 3))  # rows 0-2: all 'train'
+    with pytest.warns(UserWarning, match="no validation syllables"):
+        fit(tiny, SMALL | {"epochs": 1}, tmp_path / "tiny", progress=False)
