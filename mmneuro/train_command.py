@@ -68,9 +68,12 @@ def _number_or_value(value):
 
 
 def main(args: argparse.Namespace) -> int:
+    from mmneuro.config import check_train_settings
     from mmneuro.train import NonFiniteLossError, fit
 
     config = apply_overrides(read_config(args.config), args.set)
+    check_train_settings(config, " + ".join([str(args.config)] * bool(args.config) + ["--set"] * bool(args.set))
+                         or "config")
     if args.model:
         config["kind"] = args.model
     if args.device:
