@@ -146,8 +146,11 @@ def check_train_settings(settings: dict, source: str, prefix: str = "") -> None:
     """InputError naming ``source`` and the key for a training setting of the wrong type or range."""
     import jsonschema
 
-    errors = sorted(jsonschema.Draft202012Validator(train_schema()).iter_errors(settings),
-                    key=lambda e: list(e.absolute_path))
+    # JSON Schema counts 2.0 as an integer; the training loop does not
+    strict = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool))
+    validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=strict)
+    errors = sorted(validator(train_schema()).iter_errors(settings), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         key = ".".join(str(p) for p in [prefix, *err.absolute_path] if p != "") or "(top level)"

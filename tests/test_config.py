@@ -42,6 +42,7 @@ def test_defaults_are_filled(tmp_path):
         ({}, "'sessions' is a required property"),
         ({"sessions": "s.tsv", "train": {"epochs": "ten"}}, "train.epochs: 'ten' is not of type integer"),
         ({"sessions": "s.tsv", "train": {"beta": -1}}, "train.beta: must be >= 0 (got -1)"),
+        ({"sessions": "s.tsv", "train": {"epochs": 2.0}}, "train.epochs: 2.0 is not of type integer"),
         ({"sessions": "s.tsv", "train": {"epoch": 3}}, "train: 'epoch' was unexpected"),
         ({"sessions": "s.tsv", "model_overrides": {"mmvae": {"latent_dim": 2.5}}},
          "model_overrides.mmvae.latent_dim: 2.5 is not of type integer"),
