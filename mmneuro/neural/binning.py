@@ -204,10 +204,12 @@ def bin_counts(
 
 
 MIN_OVERLAP = 0.1  # below this fraction of syllable windows among the spikes, the clock is wrong
+MAX_SPAN_RATIO = 100  # spikes spanning 100x longer than the syllables: probably not in seconds (ms?)
 
 
 def _check_overlap(units: Units, first_s: np.ndarray, last_s: np.ndarray, clock: ClockFit) -> None:
-    """InputError when fewer than MIN_OVERLAP of the syllable windows overlap the span of the spikes."""
+    """InputError when fewer than MIN_OVERLAP of the syllable windows overlap the span of the spikes;
+    a warning when the spikes span MAX_SPAN_RATIO times longer than the syllables (times in ms?)."""
     if first_s.size == 0 or units.spike_times_s.size == 0:
         return
     start, end = float(units.spike_times_s.min()), float(units.spike_times_s.max())
@@ -219,6 +221,13 @@ def _check_overlap(units: Units, first_s: np.ndarray, last_s: np.ndarray, clock:
             f"[{start:g}, {end:g}] s on the neural clock (syllables at {first_s.min():g}..{last_s.max():g} s "
             f"with clock offset {clock.offset_s:g} s, drift {clock.drift:g}); check the clock offset or "
             "sync pulses, and that spike times are in seconds",
+        )
+    syllables_s = float(last_s.max() - first_s.min())
+    if end - start > MAX_SPAN_RATIO * syllables_s > 0:
+        warnings.warn(
+            f"{units.source}: the spikes span {end - start:g} s, {(end - start) / syllables_s:.0f}x the syllables' "
+            f"{syllables_s:g} s; if spike times are not in seconds (ms?), the counts are wrong",
+            stacklevel=3,
         )
 
 
