@@ -156,3 +156,18 @@ def test_training_keys_are_typed_from_the_dataclasses():
     assert props["epochs"]["type"] == "integer" and props["lr"]["type"] == "number"
     assert props["dreg"]["type"] == "boolean" and props["kind"]["type"] == "string"
     assert {f.name for f in dataclasses.fields(ExpertConfig)} == set(props["audio"]["properties"])
+
+
+@pytest.mark.parametrize("sid", ["..", ".", "a/b", ""])
+def test_session_ids_that_escape_the_results_folder_are_refused(tmp_path, sid):
+    """Session ids become folders (results/<session>/): the audio, neural and dataset tests check
+    their --session; here the library entry points that take one."""
+    from pathlib import Path
+
+    from mmneuro.apply.sessions import NewSession
+    from mmneuro.audio.syllables import plan_syllables
+
+    with pytest.raises(InputError, match="not a valid id"):
+        NewSession(session=sid, audio=Path("a.wav"))
+    with pytest.raises(InputError, match="not a valid id"):
+        plan_syllables(tmp_path / "a.wav", sid)
