@@ -137,8 +137,8 @@ def _check_not_truncated(path: Path) -> None:
                 if chunk_size == 0 and present > 0:
                     # a recorder that crashed (or streamed) before writing the size: libsndfile would read 0 s
                     raise InputError(path, f"the WAV header declares 0 data bytes but {present} bytes follow it "
-                                           "(the recorder never finished the header); repair the header, e.g. "
-                                           "`sox --ignore-length IN.wav OUT.wav`, and use the repaired file")
+                                           "(the recorder never finished the header); set the data chunk's "
+                                           f"size to {present} in a copy and use that")
                 if chunk_size != 0xFFFFFFFF and pos + 8 + chunk_size > size:
                     raise InputError(path, f"truncated WAV: data chunk declares {chunk_size} bytes but "
                                            f"only {size - pos - 8} are present")
