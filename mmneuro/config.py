@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import copy
 import math
-import re
+import types
+import typing
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from mmneuro.errors import InputError
+from mmneuro.errors import InputError, check_session_id
+from mmneuro.neural.sync import MAX_DRIFT
 
 NEURAL_FORMATS = ("phy", "nwb", "table")
 SESSION_COLUMNS = (
     "session", "audio", "neural", "neural_format",
     "sync_audio", "sync_neural", "clock_offset_s", "clock_drift",
 )
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,86 @@ def validate_config(config: dict, source: str = "config") -> dict:
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise InputError(source, f"{key}: {_describe(err)}")
     _fill_defaults(config, schema())
+    _check_stage_settings(config, source)
     return config
+
+
+def _check_stage_settings(config: dict, source: str) -> None:
+    """What the static schema cannot type: the audio preset and its overrides (mmneuro.audio.presets),
+    and the training keys (typed from the TrainConfig/ModelConfig dataclasses)."""
+    from mmneuro.audio.presets import resolve_params
+
+    audio = config.get("audio", {})
+    try:
+        resolve_params(audio.get("preset"), audio.get("set"))
+    except InputError as err:
+        raise InputError(source, f"audio: {err}") from None
+    check_train_settings(config.get("train", {}), source, "train")
+    for model, overrides in config.get("model_overrides", {}).items():
+        check_train_settings({**config.get("train", {}), **overrides}, source, f"model_overrides.{model}")
+
+
+# Limits of training keys; their types and defaults come from the dataclasses, never from here.
+TRAIN_LIMITS = {
+    "epochs": {"minimum": 1}, "batch_size": {"minimum": 1}, "lr": {"exclusiveMinimum": 0},
+    "seed": {"minimum": 0}, "patience": {"minimum": 0}, "grad_clip": {"minimum": 0},
+    "val_fraction": {"minimum": 0, "exclusiveMaximum": 1}, "device": {"enum": ["auto", "cpu", "cuda"]},
+    "neural_input": {"enum": ["counts", "total_counts"]}, "latent_dim": {"minimum": 1}, "K": {"minimum": 1},
+    "iwae_variant": {"enum": ["loose", "tight"]}, "beta": {"minimum": 0}, "beta_start": {"minimum": 0},
+    "beta_warmup_epochs": {"minimum": 0}, "mvae_random_subsets": {"minimum": 0},
+    "decode_chunk": {"minimum": 0}, "private_dims": {"minimum": 0}, "shared_alignment": {"minimum": 0},
+}
+
+
+def train_schema() -> dict:
+    """JSON schema of the flat training config (``mmneuro train --config/--set``, the workflow's
+    ``train`` and ``model_overrides``): one property per TrainConfig/ModelConfig field, typed from
+    the dataclass annotations, plus ``audio``/``neural`` expert overrides typed from ExpertConfig."""
+    import dataclasses
+
+    from mmneuro.models.model import KINDS, ExpertConfig, ModelConfig
+    from mmneuro.train import MODALITIES, TrainConfig
+
+    def properties(cls, skip=()):
+        hints = typing.get_type_hints(cls)
+        return {f.name: _json_type(hints[f.name]) for f in dataclasses.fields(cls) if f.name not in skip}
+
+    props = properties(ModelConfig, skip=("modalities",)) | properties(TrainConfig)
+    for key, limits in TRAIN_LIMITS.items():
+        props[key] = {**props[key], **limits}
+    props["kind"] = {**props["kind"], "enum": list(KINDS)}
+    expert = {"type": "object", "additionalProperties": False, "properties": properties(ExpertConfig)}
+    props |= {m: expert for m in MODALITIES}
+    return {"type": "object", "additionalProperties": False, "properties": props}
+
+
+def _json_type(hint) -> dict:
+    """JSON schema of a dataclass field's type (int, float, bool, str, dict, list/tuple, unions, None)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return {"anyOf": [_json_type(a) for a in args]}
+    if hint is type(None):
+        return {"type": "null"}
+    if origin in (list, tuple):
+        item = [a for a in args if a is not Ellipsis]
+        return {"type": "array", **({"items": _json_type(item[0])} if item else {})}
+    simple = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object"}
+    return {"type": simple.get(origin or hint, "object")}
+
+
+def check_train_settings(settings: dict, source: str, prefix: str = "") -> None:
+    """InputError naming ``source`` and the key for a training setting of the wrong type or range."""
+    import jsonschema
+
+    # JSON Schema counts 2.0 as an integer; the training loop does not
+    strict = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool))
+    validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=strict)
+    errors = sorted(validator(train_schema()).iter_errors(settings), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in [prefix, *err.absolute_path] if p != "") or "(top level)"
+        raise InputError(source, f"{key}: {_describe(err)}")
 
 
 def _describe(err) -> str:
@@ -84,6 +164,11 @@ def _describe(err) -> str:
         return f"{err.message.split('(')[-1].rstrip(')')}; allowed keys: {', '.join(allowed)}"
     if err.validator == "enum":
         return f"{err.instance!r} is not one of {', '.join(map(str, err.validator_value))}"
+    if err.validator == "anyOf":
+        kinds = [s.get("type") for s in err.validator_value]
+        return f"{err.instance!r} is not of type {' or '.join(map(str, kinds))}"
+    if err.validator == "type":
+        return f"{err.instance!r} is not of type {err.validator_value}"
     if err.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
         return f"must be {op[err.validator]} {err.validator_value} (got {err.instance!r})"
@@ -130,8 +215,10 @@ def load_sessions(path: str | Path, check_files: bool = True) -> list[Session]:
 def _parse_row(table_path: Path, line: int, row: dict) -> Session:
     where = f"line {line}"
     sid = row.get("session", "").strip()
-    if not _SESSION_ID.match(sid):
-        raise InputError(table_path, f"{where}: session: {sid!r} is not a valid id (letters, digits, _ . -)")
+    try:
+        check_session_id(sid)
+    except InputError as err:
+        raise InputError(table_path, f"{where}: session: {err.problem}") from None
     where = f"line {line} (session {sid})"
 
     def path_of(key: str) -> Path | None:
@@ -164,6 +251,6 @@ def _parse_row(table_path: Path, line: int, row: dict) -> Session:
     offset, drift = number("clock_offset_s"), number("clock_drift")
     if neural is not None and audio is not None and sync_audio is None and offset is None:
         raise InputError(table_path, f"{where}: give clock_offset_s (and optionally clock_drift) or sync_audio + sync_neural")
-    if drift is not None and abs(drift) >= 0.01:
-        raise InputError(table_path, f"{where}: clock_drift: {drift} is not a plausible clock drift (|drift| < 0.01)")
+    if drift is not None and abs(drift) >= MAX_DRIFT:
+        raise InputError(table_path, f"{where}: clock_drift: {drift} is not a plausible clock drift (|drift| < {MAX_DRIFT})")
     return Session(sid, audio, neural, fmt if neural is not None else None, sync_audio, sync_neural, offset, drift)

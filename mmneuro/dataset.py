@@ -8,12 +8,13 @@ from the seed, and saved in the file so all later stages use the same one.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from mmneuro.errors import InputError
+from mmneuro.errors import InputError, check_session_id
 from mmneuro.io import read_netcdf
 
 PER_SYLLABLE_COORDS = ("session", "onset_s", "offset_s")
@@ -33,6 +34,13 @@ def assemble(
     """
     if not sessions:
         raise InputError("dataset", "no sessions to assemble")
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise InputError("dataset", f"{name} must lie in [0, 1) (got {value})")
+    ids = [check_session_id(sid) for sid, _, _ in sessions]
+    dupes = sorted({sid for sid in ids if ids.count(sid) > 1})
+    if dupes:
+        raise InputError("dataset", f"session(s) given more than once: {', '.join(dupes)}")
     if val_fraction + test_fraction >= 1:
         raise InputError("dataset", f"val_fraction + test_fraction must be < 1 (got {val_fraction + test_fraction})")
     parts = [_join_session(sid, syl, cnt) for sid, syl, cnt in sessions]
@@ -43,6 +51,9 @@ def assemble(
     for part in parts:
         part.coords["split"] = ("syllable", _split_labels(part.sizes["syllable"], val_fraction, test_fraction, rng))
     ds = xr.concat(parts, dim="syllable", data_vars="all", coords="minimal", compat="equals", join="exact")
+    if "val" not in ds["split"].values:
+        warnings.warn(f"dataset: no validation syllables ({ds.sizes['syllable']} syllables, val_fraction "
+                      f"{val_fraction}); training will select and early-stop on the training loss", stacklevel=2)
     ds.attrs = {
         "params": {"val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed},
         "sessions": [sid for sid, _, _ in sessions],
@@ -56,6 +67,12 @@ def _join_session(session: str, syllables_path, counts_path) -> xr.Dataset:
     if syllables_path is None and counts_path is None:
         raise InputError(session, "session has neither syllables.nc nor counts.nc")
     syl = read_netcdf(syllables_path) if syllables_path is not None else None
+    if syl is not None and "spectrogram" in syl:
+        # the audio stage writes images in [0, 1]; NaN there means a broken file, not a missing modality
+        nan_rows = np.isnan(syl["spectrogram"].values).reshape(syl.sizes["syllable"], -1).any(1)
+        if nan_rows.any():
+            raise InputError(syllables_path, f"{int(nan_rows.sum())} of {nan_rows.size} spectrograms contain NaN "
+                                             f"(first: syllable {syl['syllable'].values[np.argmax(nan_rows)]})")
     cnt = read_netcdf(counts_path) if counts_path is not None else None
     if cnt is not None:
         # Unit QC (firing rate, ...) differs between sessions; it stays in each counts.nc.

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -21,23 +20,27 @@ NETCDF_ENGINE = "h5netcdf"
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A crash or a kill mid-write leaves no file at ``path`` that looks complete.
-    Works for files and for directories (the caller creates what it needs at the temp path).
+    A crash or a kill mid-write leaves no file at ``path`` that looks complete. The temp name is
+    fixed (``.<name>.tmp``), so what a killed run left there is replaced by the next write and a
+    successful rerun leaves no hidden files behind. Works for files and for directories (the caller
+    creates what it needs at the temp path).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()
+    tmp = path.parent / f".{path.name}.tmp"
+    _remove(tmp)
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:

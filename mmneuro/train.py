@@ -2,19 +2,24 @@
 
 Writes into out_dir (each file atomically): ``config.json`` (model + training config),
 ``weights.pt`` (best-validation weights), ``metrics.csv`` (one row per epoch), ``checkpoint.pt``
-(everything needed to resume). Rerunning ``fit`` on the same out_dir with the same config resumes
-from the last checkpoint and ends exactly where an uninterrupted run would have (every epoch's
-randomness is seeded from (seed, epoch), so nothing depends on how many epochs ran in this process).
+(everything needed to resume). Rerunning ``fit`` on the same out_dir with the same config and the
+same training data resumes from the last checkpoint and ends exactly where an uninterrupted run
+would have (every epoch's randomness is seeded from (seed, epoch), so nothing depends on how many
+epochs ran in this process). A checkpoint of another config or other data is never resumed: it is
+an InputError, or with ``on_mismatch="restart"`` (the workflow's choice) the folder is cleared and
+training starts from scratch.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,6 +32,7 @@ from mmneuro.errors import InputError
 from mmneuro.io import atomic_path, read_netcdf
 from mmneuro.models.model import (
     CONFIG_FILE,
+    WEIGHTS_FILE,
     ExpertConfig,
     ModelConfig,
     MultimodalVAE,
@@ -67,6 +73,9 @@ def split_config(config: dict | ModelConfig | None) -> tuple[dict, TrainConfig]:
     unknown = set(config) - train_keys - model_keys
     if unknown:
         raise InputError("config", f"unknown keys {sorted(unknown)}; known: {sorted(train_keys | model_keys)}")
+    from mmneuro.config import check_train_settings
+
+    check_train_settings(config, "config")  # types and ranges, before any data is read
     train = TrainConfig(**{k: v for k, v in config.items() if k in train_keys})
     if train.device not in ("auto", "cpu", "cuda"):
         raise InputError("device", f"expected auto, cpu or cuda, got {train.device!r}")
@@ -99,6 +108,9 @@ def load_arrays(ds: xr.Dataset, neural_input: str, modalities: tuple[str, ...], 
             raise InputError(where, f"spectrogram values must lie in [0, 1], found [{finite.min():.3g}, {finite.max():.3g}]")
         if name == "neural" and finite.size and (finite.min() < 0 or np.any(finite != np.round(finite))):
             raise InputError(where, f"{var} must be non-negative integer counts")
+        if values.size and not np.isfinite(values).any():
+            raise InputError(where, f"{var} is NaN (missing) for every syllable; train a model without "
+                                    f"modality {name!r} (modalities=...) or check the dataset")
         arrays[name] = values[:, None] if name == "audio" else values
     return arrays
 
@@ -206,13 +218,15 @@ def _run_epoch(model, tensors, idx_batches, optimizer, beta_fn, epoch, train, ge
 
 
 def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out_dir: str | Path,
-        progress: bool = True, on_epoch_end: Callable[[int], None] | None = None) -> MultimodalVAE:
+        progress: bool = True, on_epoch_end: Callable[[int], None] | None = None,
+        on_mismatch: str = "error") -> MultimodalVAE:
     """Train on the dataset's ``train`` syllables, early-stop on ``val``; return the best model.
 
     dataset: an xr.Dataset in the dataset.nc layout or its path. config: flat dict of ModelConfig
     keys (kind, latent_dim, K, beta, …), per-modality expert overrides (``audio: {...}``) and
     TrainConfig keys (epochs, batch_size, lr, seed, device, patience, grad_clip, neural_input,
-    modalities). Resumes from ``out_dir/checkpoint.pt`` if it was written with the same config.
+    modalities). Resumes from ``out_dir/checkpoint.pt`` if it was written with the same config and
+    data; otherwise ``on_mismatch``: "error" (InputError) or "restart" (clear the folder, train anew).
     ``on_epoch_end(epoch)`` is called after each epoch's checkpoint (tests use it to simulate a kill).
     """
     where = str(dataset) if isinstance(dataset, (str, Path)) else "dataset"
@@ -230,6 +244,9 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     val_idx = np.flatnonzero((split == "val") & present_any)
     if len(train_idx) == 0:
         raise InputError(where, "no training syllables (split == 'train' with at least one modality)")
+    if len(val_idx) == 0:
+        warnings.warn(f"{where}: no validation syllables ({len(train_idx)} for training); the best epoch and "
+                      "early stopping are judged on the training loss", stacklevel=2)
     # the stage parameters the data were made with travel with the model (mmneuro.apply reuses them)
     preprocessing = {"dataset_params": _json_attr_or_none(ds, "dataset") or {},
                      "audio_params": _json_attr_or_none(ds, "audio"),
@@ -250,7 +267,8 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = _load_checkpoint(out_dir, full_config, model, optimizer, device)
+    identity = {"config": full_config, "data_sha256": data_digest(arrays, train_idx, val_idx)}
+    state = _load_checkpoint(out_dir, identity, model, optimizer, device, on_mismatch)
     _write_text(out_dir / CONFIG_FILE, json.dumps(full_config, indent=2, default=list))
 
     for epoch in range(state["epoch"] + 1, train.epochs + 1):
@@ -279,7 +297,7 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         state["metrics"].append(row)
-        _save_checkpoint(out_dir, full_config, model, optimizer, state)
+        _save_checkpoint(out_dir, identity, model, optimizer, state)
         if progress:
             print(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
                   file=sys.stderr)
@@ -289,6 +307,8 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     model.load_state_dict(state["best_state"])
     model.save(out_dir)  # best weights + config (config.json rewritten with the model section)
     _write_text(out_dir / CONFIG_FILE, json.dumps(full_config, indent=2, default=list))
+    # also when a finished checkpoint was resumed: a workflow rerun deletes metrics.csv first
+    _write_text(out_dir / METRICS_FILE, _metrics_csv(state["metrics"]))
     model.eval()
     return model
 
@@ -308,26 +328,55 @@ def _metrics_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _save_checkpoint(out_dir: Path, full_config: dict, model, optimizer, state: dict) -> None:
-    checkpoint = {"config": full_config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+def data_digest(arrays: dict[str, np.ndarray], train_idx: np.ndarray, val_idx: np.ndarray) -> str:
+    """SHA-256 of the training arrays (names, shapes, values) and the split: a checkpoint's data identity."""
+    digest = hashlib.sha256()
+    for name, values in arrays.items():
+        digest.update(f"{name}{values.shape}{values.dtype}".encode())
+        digest.update(np.ascontiguousarray(values).tobytes())
+    for idx in (train_idx, val_idx):
+        digest.update(np.asarray(idx, dtype=np.int64).tobytes() + b"|")
+    return digest.hexdigest()
+
+
+def _save_checkpoint(out_dir: Path, identity: dict, model, optimizer, state: dict) -> None:
+    checkpoint = {**identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                   **{k: state[k] for k in ("epoch", "best", "bad_epochs", "best_state", "metrics")}}
     with atomic_path(out_dir / CHECKPOINT_FILE) as tmp:
         torch.save(checkpoint, tmp)
     _write_text(out_dir / METRICS_FILE, _metrics_csv(state["metrics"]))
 
 
-def _load_checkpoint(out_dir: Path, full_config: dict, model, optimizer, device) -> dict:
-    """Restore model/optimizer/progress from checkpoint.pt when it matches this run's config."""
+def _as_json(value):
+    return json.loads(json.dumps(value, default=list))
+
+
+def _load_checkpoint(out_dir: Path, identity: dict, model, optimizer, device, on_mismatch: str) -> dict:
+    """Restore model/optimizer/progress from checkpoint.pt when it has this run's config and data
+    digest; a mismatch is an InputError or (``on_mismatch="restart"``) clears the folder's outputs."""
+    if on_mismatch not in ("error", "restart"):
+        raise ValueError(f"on_mismatch must be 'error' or 'restart', got {on_mismatch!r}")
     fresh = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "metrics": [],
              "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
     path = out_dir / CHECKPOINT_FILE
     if not path.is_file():
         return fresh
-    checkpoint = torch.load(path, map_location=device, weights_only=False)
-    saved = json.loads(json.dumps(checkpoint["config"], default=list))
-    if saved != json.loads(json.dumps(full_config, default=list)):
-        raise InputError(path, "checkpoint was written with a different config or dataset; "
-                               "use a new --out directory or delete the checkpoint")
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    return {k: checkpoint[k] for k in fresh}
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=False)
+        saved = {"config": _as_json(checkpoint["config"]), "data_sha256": checkpoint.get("data_sha256")}
+    except Exception as err:  # a checkpoint from another version, or a damaged file
+        saved = {"unreadable": f"{type(err).__name__}: {err}"}
+    if saved == _as_json(identity):
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        return {k: checkpoint[k] for k in fresh}
+    if on_mismatch == "error":
+        what = (f"is unreadable ({saved['unreadable']})" if "unreadable" in saved else
+                "was written with a different config" if saved["config"] != _as_json(identity["config"])
+                else "was written for different training data")
+        raise InputError(path, f"checkpoint {what}; its weights would not belong to this run. Use a new "
+                               "--out directory, delete the folder, or pass --restart to retrain from scratch")
+    print(f"{path}: stale checkpoint (other config or data); training from scratch", file=sys.stderr)
+    for name in (CHECKPOINT_FILE, METRICS_FILE, WEIGHTS_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+    return fresh

@@ -20,6 +20,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key (YAML value; dotted keys nest: audio.likelihood=laplace)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    parser.add_argument("--restart", action="store_true",
+                        help="if --out holds a checkpoint of another config or dataset, delete it and train "
+                             "from scratch (default: refuse; a matching checkpoint is always resumed)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -65,15 +68,19 @@ def _number_or_value(value):
 
 
 def main(args: argparse.Namespace) -> int:
+    from mmneuro.config import check_train_settings
     from mmneuro.train import NonFiniteLossError, fit
 
     config = apply_overrides(read_config(args.config), args.set)
+    check_train_settings(config, " + ".join([str(args.config)] * bool(args.config) + ["--set"] * bool(args.set))
+                         or "config")
     if args.model:
         config["kind"] = args.model
     if args.device:
         config["device"] = args.device
     try:
-        fit(args.dataset, config, args.out, progress=not args.quiet)
+        fit(args.dataset, config, args.out, progress=not args.quiet,
+            on_mismatch="restart" if args.restart else "error")
     except NonFiniteLossError as err:
         print(f"mmneuro train: training stopped: {err}", file=sys.stderr)
         return 1

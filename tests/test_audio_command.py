@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -115,6 +116,9 @@ def write_bad_inputs(d):
     nan[100] = np.nan
     sf.write(d / "nan.wav", nan, 250_000, subtype="FLOAT")
     (d / "bad_ann.csv").write_text("onset_s,offset_s\n0.1,0.05\n")
+    data = raw.index(b"data")  # a crashed recorder's header: 0 data bytes declared, samples present
+    (d / "zero_header.wav").write_bytes(raw[:data + 4] + (0).to_bytes(4, "little") + raw[data + 8:])
+    (d / "folder.wav").mkdir()
 
 
 @pytest.mark.parametrize("name, extra, message", [
@@ -128,6 +132,10 @@ def write_bad_inputs(d):
     ("good.wav", ["--annotations", "bad_ann.csv"], "row 0"),
     ("good.wav", ["--set", "nperseg=512"], "unknown audio parameter"),
     ("good.wav", ["--session", "bad id"], "session ids"),
+    ("good.wav", ["--session", ".."], "not a valid id"),
+    ("good.wav", ["--session", "."], "not a valid id"),
+    ("zero_header.wav", [], "declares 0 data bytes but 100000 bytes follow"),
+    ("folder.wav", [], "is a directory, not a WAV file"),
 ])
 def test_bad_input_is_one_clear_error_and_no_output(tmp_path, capsys, name, extra, message):
     write_bad_inputs(tmp_path)
@@ -153,3 +161,26 @@ def test_empty_or_silent_audio_gives_valid_empty_output_and_a_warning(tmp_path, 
     ds = read_netcdf(out)
     assert ds.sizes["syllable"] == 0 and ds.spectrogram.shape == (0, 128, 128)
     assert len(pd.read_csv(out.with_suffix(".csv"))) == 0
+
+
+def test_nan_in_a_float_wav_is_reported_where_it_is(tmp_path):
+    samples = np.random.default_rng(0).normal(0, 0.01, 625_000).astype(np.float32)  # 2.5 s
+    samples[500_000] = np.nan  # 2.0 s at 250 kHz, inside the first chunk read
+    sf.write(tmp_path / "nan.wav", samples, 250_000, subtype="FLOAT")
+    with pytest.raises(InputError, match=r"nan.wav: non-finite sample \(NaN/inf\) at t=2.000000 s"):
+        command.main(argparse.Namespace(wav=tmp_path / "nan.wav", session="s", out=tmp_path / "o.nc", preset="mouse",
+                                        overrides=[], annotations=None, channel=None, no_progress=True))
+    assert not (tmp_path / "o.nc").exists()
+
+
+def test_clipping_recording_warns(tmp_path):
+    rng = np.random.default_rng(0)
+    clipped = np.clip(rng.normal(0, 2.0, 250_000), -1, 1)  # 62 % of samples at full scale
+    sf.write(tmp_path / "loud.wav", (clipped * 32767).astype(np.int16), 250_000, subtype="PCM_16")
+    sf.write(tmp_path / "fine.wav", (rng.normal(0, 0.1, 250_000) * 32767).astype(np.int16), 250_000, subtype="PCM_16")
+    with pytest.warns(UserWarning, match=r"loud.wav: 6\d\.\d % of samples are at full scale"):
+        run([str(tmp_path / "loud.wav"), "--session", "s", "--out", str(tmp_path / "loud.nc")])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run([str(tmp_path / "fine.wav"), "--session", "s", "--out", str(tmp_path / "fine.nc")])
+    assert not [w for w in caught if "full scale" in str(w.message)]

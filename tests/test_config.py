@@ -40,6 +40,16 @@ def test_defaults_are_filled(tmp_path):
         ({"sessions": "s.tsv", "models": ["mvae", "mvae-big"]}, "models.1: 'mvae-big' does not match"),
         ({"sessions": "s.tsv", "nueral": {}}, "'nueral' was unexpected"),
         ({}, "'sessions' is a required property"),
+        ({"sessions": "s.tsv", "train": {"epochs": "ten"}}, "train.epochs: 'ten' is not of type integer"),
+        ({"sessions": "s.tsv", "train": {"beta": -1}}, "train.beta: must be >= 0 (got -1)"),
+        ({"sessions": "s.tsv", "train": {"epochs": 2.0}}, "train.epochs: 2.0 is not of type integer"),
+        ({"sessions": "s.tsv", "train": {"epoch": 3}}, "train: 'epoch' was unexpected"),
+        ({"sessions": "s.tsv", "model_overrides": {"mmvae": {"latent_dim": 2.5}}},
+         "model_overrides.mmvae.latent_dim: 2.5 is not of type integer"),
+        ({"sessions": "s.tsv", "model_overrides": {"mmvae": {"audio": {"likelihood": 3}}}},
+         "model_overrides.mmvae.audio.likelihood: 3 is not of type string"),
+        ({"sessions": "s.tsv", "audio": {"preset": "rat"}}, "audio: preset 'rat': unknown preset"),
+        ({"sessions": "s.tsv", "audio": {"set": {"nperseg": 512}}}, "audio: parameter 'nperseg': unknown"),
     ],
 )
 def test_bad_config_names_key_and_problem(tmp_path, config, expected):
@@ -72,6 +82,8 @@ def test_sessions_resolve_relative_to_table(session_files):
         ("s1\ta.wav\tphy\tphy\t\t\t\t\n", "give clock_offset_s"),
         ("s1\ta.wav\tphy\tphy\tsa.npy\t\t\t\n", "sync_audio and sync_neural must be given together"),
         ("s 1\ta.wav\t\t\t\t\t\t\n", "is not a valid id"),
+        ("..\ta.wav\t\t\t\t\t\t\n", "'..' is not a valid id"),
+        (".\ta.wav\t\t\t\t\t\t\n", "'.' is not a valid id"),
     ],
 )
 def test_bad_sessions_table(session_files, row, expected):
@@ -127,3 +139,35 @@ def test_demo_prints_each_models_scores_with_factor_placement(tmp_path):
     assert plain.split()[0] == "mvae" and "ARI 0.88" in plain and "-1.2, +0.5" in plain and "oracle 0.81" in plain
     assert "R²" not in plain
     assert "amplitude audio-private 0.36 vs shared 0.05, drift neural-private 0.50 vs shared 0.09" in factorised
+
+
+def test_training_keys_are_typed_from_the_dataclasses():
+    """The schema follows TrainConfig/ModelConfig: every field is a key, typed from its annotation,
+    and a default changed there needs no change here (the schema holds no defaults)."""
+    import dataclasses
+
+    from mmneuro.config import train_schema
+    from mmneuro.models.model import ExpertConfig, ModelConfig
+    from mmneuro.train import TrainConfig
+
+    props = train_schema()["properties"]
+    fields = {f.name for cls in (TrainConfig, ModelConfig) for f in dataclasses.fields(cls)} - {"modalities"}
+    assert fields <= set(props) and not any("default" in p for p in props.values())
+    assert props["epochs"]["type"] == "integer" and props["lr"]["type"] == "number"
+    assert props["dreg"]["type"] == "boolean" and props["kind"]["type"] == "string"
+    assert {f.name for f in dataclasses.fields(ExpertConfig)} == set(props["audio"]["properties"])
+
+
+@pytest.mark.parametrize("sid", ["..", ".", "a/b", ""])
+def test_session_ids_that_escape_the_results_folder_are_refused(tmp_path, sid):
+    """Session ids become folders (results/<session>/): the audio, neural and dataset tests check
+    their --session; here the library entry points that take one."""
+    from pathlib import Path
+
+    from mmneuro.apply.sessions import NewSession
+    from mmneuro.audio.syllables import plan_syllables
+
+    with pytest.raises(InputError, match="not a valid id"):
+        NewSession(session=sid, audio=Path("a.wav"))
+    with pytest.raises(InputError, match="not a valid id"):
+        plan_syllables(tmp_path / "a.wav", sid)

@@ -76,3 +76,29 @@ def test_sessions_with_different_units_are_refused(tmp_path):
     _, _, *paths_b = fake_session(tmp_path, "b", 10, units=(1, 2, 4))
     with pytest.raises(InputError, match="b: its unit values differ from session a's"):
         assemble([("a", *paths_a), ("b", *paths_b)])
+
+
+def test_bad_session_lists_and_fractions_are_refused(tmp_path, capsys):
+    from mmneuro.cli import main as cli_main
+
+    *_, syl, cnt = fake_session(tmp_path, "a", 20)
+    out = tmp_path / "dataset.nc"
+    for args, message in [
+        (["--session", "a", syl, cnt, "--session", "a", syl, cnt], "session(s) given more than once: a"),
+        (["--session", "..", syl, cnt], "'..' is not a valid id"),
+        (["--session", "a", syl, cnt, "--val-fraction", "-0.1"], "val_fraction must lie in [0, 1) (got -0.1)"),
+    ]:
+        assert cli_main(["dataset", *map(str, args), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+        assert not out.exists() and not list(tmp_path.glob(".dataset*"))
+
+
+def test_nan_spectrograms_are_refused_and_a_missing_val_split_warns(tmp_path):
+    syl, _, path, cnt = fake_session(tmp_path, "a", 20)
+    write_netcdf(syl.assign(spectrogram=syl["spectrogram"] * np.nan), tmp_path / "nan.nc")
+    with pytest.raises(InputError, match=r"nan.nc: 20 of 20 spectrograms contain NaN \(first: syllable a-00000\)"):
+        assemble([("a", tmp_path / "nan.nc", cnt)])
+    *_, tiny_syl, tiny_cnt = fake_session(tmp_path, "t", 3)
+    with pytest.warns(UserWarning, match="no validation syllables"):
+        assemble([("t", tiny_syl, tiny_cnt)])

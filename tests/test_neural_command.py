@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -90,3 +91,39 @@ def test_bad_input_fails_cleanly_without_output(inputs, extra, monkeypatch):
     out = inputs / "counts.nc"
     assert run(["spikes.csv", "--format", "table", "--syllables", "syllables.nc", "--out", out, *extra]) == 2
     assert not out.exists() and not list(inputs.glob(".counts.nc*"))
+
+
+@pytest.mark.parametrize("extra, where, message", [
+    (["--offset-s", "nan"], "--offset-s", "must be finite"),
+    (["--drift", "5"], "--drift", "not a plausible clock drift"),
+    (["--offset-s", "10000"], "spikes.csv", "3 of 3 syllable windows fall outside the spikes' time span"),
+    (["--sync-audio", "sync_audio_s.npy", "--sync-neural", "shifted.npy"], "spikes.csv", "outside the spikes' time span"),
+    (["--session", ".."], "--session", "not a valid id"),
+])
+def test_wrong_clock_or_id_is_one_clear_error(inputs, capsys, monkeypatch, extra, where, message):
+    """A clock that puts every syllable outside the spikes would give all-zero counts with exit 0."""
+    from mmneuro.cli import main as cli_main
+
+    monkeypatch.chdir(inputs)
+    np.save(inputs / "shifted.npy", np.load(inputs / "sync_neural_s.npy") + 10_000)
+    out = inputs / "counts.nc"
+    rc = cli_main(["neural", "spikes.csv", "--format", "table", "--syllables", "syllables.nc", "--out", str(out),
+                   "--labels", "good,mua", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and where in err and message in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not out.exists() and not list(inputs.glob(".counts.nc*"))
+
+
+def test_spike_times_in_ms_warn(inputs, monkeypatch):
+    """Spike times in ms put the syllables at the first few ms of the recording: near-zero counts."""
+    monkeypatch.chdir(inputs)
+    rng = np.random.default_rng(0)
+    spikes_s = np.sort(np.r_[0.001, rng.uniform(0, 60, 600)])  # 10 Hz over a 60 s recording
+    pd.DataFrame({"unit": 1, "time_s": spikes_s * 1000, "label": "good"}).to_csv(inputs / "ms.csv", index=False)
+    pd.DataFrame({"unit": 1, "time_s": spikes_s, "label": "good"}).to_csv(inputs / "s.csv", index=False)
+    args = ["--format", "table", "--syllables", "syllables.nc", "--offset-s", "0.5"]
+    with pytest.warns(UserWarning, match=r"ms.csv: the spikes span .* if spike times are not in seconds"):
+        assert run(["ms.csv", *args, "--out", inputs / "ms.nc"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run(["s.csv", *args, "--out", inputs / "s.nc"]) == 0

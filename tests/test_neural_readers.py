@@ -187,3 +187,17 @@ def test_table_problems_name_the_file(tmp_path):
         read_units(path, "table")
     with pytest.raises(InputError, match="unknown neural format"):
         read_units(path, "kilosort")
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("unit,time_s\n1,0.1\n1,0.2s\n", r"column time_s: 1 value\(s\) are not finite numbers, first in data row 2 \('0.2s'\)"),
+    ("unit,time_s\n1,0.1\n,0.2\n", "column unit: 1 value"),
+    ("unit,time_s,label\n1,0.1,good\nnan,0.2,good\n", "column unit: 1 value"),
+    ("unit,time_s\n", "no rows"),
+])
+def test_table_with_bad_values_names_the_file_and_row(tmp_path, rows, message):
+    path = tmp_path / "spikes.csv"
+    path.write_text(rows)
+    with pytest.raises(InputError, match=message) as err:
+        read_units(path, "table")
+    assert str(path) in str(err.value)

@@ -134,6 +134,45 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
         fit(ds, SMALL | {"epochs": 1, "lr": 1e-4}, tmp_path / "m", progress=False)
 
 
+def test_stale_checkpoint_of_other_data_is_refused_or_retrained(tmp_path, capsys):
+    """Same shapes, other values: a finished or killed run there must not lend its weights."""
+    config = SMALL | {"epochs": 2}
+    ds, other = planted_dataset(n=32, seed=0), planted_dataset(n=32, seed=1)
+    other.attrs = ds.attrs  # the same recorded parameters: only the values differ
+    fit(ds, config, tmp_path / "m", progress=False)
+    with pytest.raises(InputError, match="checkpoint.pt: checkpoint was written for different training data"):
+        fit(other, config, tmp_path / "m", progress=False)
+    with pytest.raises(KeyboardInterrupt):  # a killed run resumed on other data is refused too
+        fit(ds, config, tmp_path / "killed", on_epoch_end=_kill_after(1), progress=False)
+    with pytest.raises(InputError, match="different training data"):
+        fit(other, config, tmp_path / "killed", progress=False)
+
+    path = tmp_path / "other.nc"
+    write_netcdf(other, path)
+    args = ["train", str(path), "--out", str(tmp_path / "m"), "--device", "cpu", "--quiet",
+            *(f"--set={k}={json.dumps(v)}" for k, v in config.items())]
+    assert cli_main(args) == 2
+    assert "checkpoint.pt" in capsys.readouterr().err
+    assert cli_main(args + ["--restart"]) == 0  # the workflow's choice: retrain from scratch
+    fresh = fit(other, config, tmp_path / "fresh", progress=False)
+    for (name, p), q in zip(fresh.state_dict().items(), load_model(tmp_path / "m").state_dict().values()):
+        assert torch.equal(p, q), name
+    assert (tmp_path / "m" / "metrics.csv").read_text() == (tmp_path / "fresh" / "metrics.csv").read_text()
+
+
+def test_finished_checkpoint_rewrites_every_output(tmp_path):
+    """A rerun that finds a finished matching checkpoint (Snakemake deleted the declared outputs)
+    writes weights, config and metrics again, identical to the first run's."""
+    ds = planted_dataset(n=32)
+    fit(ds, SMALL | {"epochs": 1}, tmp_path / "m", progress=False)
+    before = {n: (tmp_path / "m" / n).read_bytes() for n in ("metrics.csv", "config.json")}
+    for name in ("metrics.csv", "config.json", "weights.pt"):
+        (tmp_path / "m" / name).unlink()
+    fit(ds, SMALL | {"epochs": 1}, tmp_path / "m", progress=False)
+    assert {n: (tmp_path / "m" / n).read_bytes() for n in before} == before
+    assert (tmp_path / "m" / "weights.pt").is_file() and not list((tmp_path / "m").glob(".*"))
+
+
 def test_non_finite_loss_stops_with_epoch_and_term(tmp_path):
     ds = planted_dataset(n=32)
     config = SMALL | {"epochs": 2, "likelihood_weighting": {"audio": float("inf"), "neural": 1.0}}
@@ -189,3 +228,27 @@ def test_set_reads_exponent_floats_as_numbers():
     config = apply_overrides({}, ["lr=3e-3", "beta=1E+1", "neural.scale=-.5e0", "kind=mvae", "seed=0", "tag=3e"])
     assert config == {"lr": 0.003, "beta": 10.0, "neural": {"scale": -0.5}, "kind": "mvae", "seed": 0, "tag": "3e"}
     assert apply_overrides({}, ['lr="3e-3"'])["lr"] == 0.003  # the workflow passes values as JSON strings
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("latent_dim=2.5", "latent_dim: 2.5 is not of type integer"),
+    ("epochs=ten", "epochs: 'ten' is not of type integer"),
+    ("beta=-1", "beta: must be >= 0 (got -1)"),
+    ("audio.hiden=[8]", "audio: 'hiden' was unexpected"),
+])
+def test_mistyped_settings_fail_before_the_data_is_read(tmp_path, capsys, setting, message):
+    rc = cli_main(["train", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "o"), "--set", setting, "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--set: {message}" in err and "missing.nc" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_all_nan_modality_is_refused_and_no_validation_split_warns(tmp_path):
+    ds = planted_dataset(n=32)
+    blank = ds.assign(spectrogram=ds["spectrogram"] * np.nan)
+    with pytest.raises(InputError, match="spectrogram is NaN .* for every syllable"):
+        fit(blank, SMALL | {"epochs": 1}, tmp_path / "nan", progress=False)
+    assert not (tmp_path / "nan").exists()
+    tiny = ds.isel(syllable=slice(0, 3))  # rows 0-2: all 'train'
+    with pytest.warns(UserWarning, match="no validation syllables"):
+        fit(tiny, SMALL | {"epochs": 1}, tmp_path / "tiny", progress=False)

@@ -48,9 +48,9 @@ def snakemake(folder: Path, *args: str, check: bool = True) -> subprocess.Comple
     return done
 
 
-def planned_jobs(folder: Path) -> dict[str, int]:
-    """Jobs per rule that a dry run would execute ({} when there is nothing to do)."""
-    out = snakemake(folder, "--dry-run", "--quiet", "rules", "--cores", "1")
+def planned_jobs(folder: Path, *targets: str) -> dict[str, int]:
+    """Jobs per rule that a dry run (of ``targets``, default all) would execute ({} when there is nothing to do)."""
+    out = snakemake(folder, *targets, "--dry-run", "--quiet", "rules", "--cores", "1")
     text = out.stdout + out.stderr
     if "Nothing to be done" in text:
         return {}

@@ -10,17 +10,15 @@ same images; neural units must be the same (tracked) units the model was trained
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from mmneuro.errors import InputError
+from mmneuro.errors import InputError, check_session_id
 
 BIN_FIELDS = ("pre_s", "post_s", "bin_s", "latency_s", "warp_bins")
-_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
@@ -43,8 +41,7 @@ class NewSession:
     syllables: Path | None = None
 
     def __post_init__(self):
-        if not _ID.fullmatch(self.session):
-            raise InputError(f"session {self.session!r}", "session ids may contain only letters, digits, _ . -")
+        check_session_id(self.session)
         if self.audio is None and self.neural is None:
             raise InputError(self.session, "a session needs an audio or a neural recording")
         if self.audio is None and self.syllables is None:

@@ -9,7 +9,6 @@ time (:mod:`mmneuro.audio.measure`). :func:`syllable_dataset` collects them in m
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,8 @@ from mmneuro.audio.segment import segment_wav
 from mmneuro.audio.spectrogram import image_freq_hz, image_time_s
 from mmneuro.audio.stft import FrameGrid, frame_grid, noise_floor_db
 from mmneuro.audio.wav import WavInfo, open_wav
-from mmneuro.errors import InputError
+from mmneuro.errors import InputError, check_session_id
 
-SESSION_ID = re.compile(r"[A-Za-z0-9_.-]+")
 TABLE_COLUMNS = ("syllable", "session", "onset_s", "offset_s", "duration_s", *FEATURES)
 SPECTROGRAM_DIMS = ("syllable", "freq", "time")
 
@@ -116,8 +114,7 @@ def plan_syllables(wav_path, session: str, params: dict | None = None, annotatio
 
     Arguments as :func:`syllable_dataset`. Zero syllables give a valid empty plan and a warning.
     """
-    if not SESSION_ID.fullmatch(str(session)):
-        raise InputError(f"session {session!r}", "session ids may contain only letters, digits, _ . -")
+    check_session_id(session)
     params = resolve_params(overrides=params)
     wav = open_wav(wav_path, params["channel"], params["max_freq_hz"])
     grid = frame_grid(wav.sample_rate_hz, params)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,6 +21,7 @@ from mmneuro.errors import InputError
 WAV_FORMATS = ("WAV", "WAVEX", "W64", "RF64")
 # Only float samples can be NaN/inf; integer PCM skips the check.
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+CLIPPED_FRACTION = 0.01  # warn above this fraction of samples at full scale
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ def open_wav(path: str | Path, channel: int | None, max_freq_hz: float) -> WavIn
     channel: 0-based index; None is allowed only for mono files. Raises InputError otherwise.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a WAV file")
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
@@ -91,13 +95,20 @@ def iter_chunks(wav: WavInfo, step: int, overlap: int) -> Iterator[tuple[int, np
     Consecutive chunks share ``overlap`` samples, so a fixed-length frame grid laid over each chunk
     continues exactly across chunk edges. Only one chunk is held in memory at a time.
     """
+    n_clipped = 0
     with sf.SoundFile(str(wav.path)) as f:
+        full_scale = 1.0 if f.subtype in FLOAT_SUBTYPES else 1.0 - 2.0 ** -15  # int: within 1 LSB of 16-bit full scale
         for start in range(0, wav.n_frames, step):
             f.seek(start)
             block = _read_channel(f, wav, step + overlap)
             if f.subtype in FLOAT_SUBTYPES and not np.isfinite(block).all():
-                raise InputError(wav.path, f"non-finite samples (NaN/inf) near t={start / wav.sample_rate_hz:.3f} s")
+                first = start + int(np.argmin(np.isfinite(block)))
+                raise InputError(wav.path, f"non-finite sample (NaN/inf) at t={first / wav.sample_rate_hz:.6f} s")
+            n_clipped += int(np.count_nonzero(np.abs(block[:step]) >= full_scale))
             yield start, block
+    if wav.n_frames and n_clipped > CLIPPED_FRACTION * wav.n_frames:
+        warnings.warn(f"{wav.path}: {100 * n_clipped / wav.n_frames:.1f} % of samples are at full scale (clipped "
+                      "recording): levels and spectrograms of loud sounds are wrong", stacklevel=2)
 
 
 def _read_channel(f: sf.SoundFile, wav: WavInfo, n: int) -> np.ndarray:
@@ -122,8 +133,13 @@ def _check_not_truncated(path: Path) -> None:
             f.seek(pos)
             chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
             if chunk_id == b"data":
-                # 0 and 0xFFFFFFFF mark streamed WAVs whose writer never filled in the size.
-                if chunk_size not in (0, 0xFFFFFFFF) and pos + 8 + chunk_size > size:
+                present = size - pos - 8
+                if chunk_size == 0 and present > 0:
+                    # a recorder that crashed (or streamed) before writing the size: libsndfile would read 0 s
+                    raise InputError(path, f"the WAV header declares 0 data bytes but {present} bytes follow it "
+                                           "(the recorder never finished the header); set the data chunk's "
+                                           f"size to {present} in a copy and use that")
+                if chunk_size != 0xFFFFFFFF and pos + 8 + chunk_size > size:
                     raise InputError(path, f"truncated WAV: data chunk declares {chunk_size} bytes but "
                                            f"only {size - pos - 8} are present")
                 return

@@ -134,6 +134,7 @@ def bin_counts(
     *,
     session: str | None = None,
     progress: bool | None = None,
+    require_overlap: bool = True,
 ) -> xr.Dataset:
     """Syllable-aligned spike counts of ``units`` as the counts.nc Dataset.
 
@@ -141,9 +142,11 @@ def bin_counts(
     optionally syllable / session. params: :class:`BinParams` or a dict of its fields.
     clock: audio -> neural clock map (default identity). Windows are laid out in audio time and
     mapped through the clock, so a bin lasts bin_s * (1 + drift) neural seconds.
+    require_overlap: refuse (InputError) a clock that puts (almost) every window outside the
+    spikes' own time span, which would give all-zero counts.
     """
     params = params if isinstance(params, BinParams) else BinParams(**(params or {}))
-    clock = clock or ClockFit()
+    clock = (clock or ClockFit()).check()
     table = syllable_table(syllables, session=session)
     session = session or (str(table["session"].iloc[0]) if len(table) else "")
     onset = table["onset_s"].to_numpy()
@@ -153,6 +156,8 @@ def bin_counts(
 
     window_start = clock.to_neural(onset + rel[0])
     _warn_outside_recording(units, window_start, clock.to_neural(onset + rel[-1]))
+    if require_overlap:
+        _check_overlap(units, window_start, clock.to_neural(onset + rel[-1]), clock)
     counts = count_uniform_bins(units, window_start, np.full(onset.size, params.bin_s * scale), params.n_bins, progress=progress)
     syllable_start = clock.to_neural(onset)
     syllable_span = (offset - onset + params.latency_s) * scale
@@ -196,6 +201,34 @@ def bin_counts(
         },
     }
     return ds
+
+
+MIN_OVERLAP = 0.1  # below this fraction of syllable windows among the spikes, the clock is wrong
+MAX_SPAN_RATIO = 100  # spikes spanning 100x longer than the syllables: probably not in seconds (ms?)
+
+
+def _check_overlap(units: Units, first_s: np.ndarray, last_s: np.ndarray, clock: ClockFit) -> None:
+    """InputError when fewer than MIN_OVERLAP of the syllable windows overlap the span of the spikes;
+    a warning when the spikes span MAX_SPAN_RATIO times longer than the syllables (times in ms?)."""
+    if first_s.size == 0 or units.spike_times_s.size == 0:
+        return
+    start, end = float(units.spike_times_s.min()), float(units.spike_times_s.max())
+    inside = (last_s >= start) & (first_s <= end)
+    if inside.mean() < MIN_OVERLAP:
+        raise InputError(
+            units.source,
+            f"{int((~inside).sum())} of {first_s.size} syllable windows fall outside the spikes' time span "
+            f"[{start:g}, {end:g}] s on the neural clock (syllables at {first_s.min():g}..{last_s.max():g} s "
+            f"with clock offset {clock.offset_s:g} s, drift {clock.drift:g}); check the clock offset or "
+            "sync pulses, and that spike times are in seconds",
+        )
+    syllables_s = float(last_s.max() - first_s.min())
+    if end - start > MAX_SPAN_RATIO * syllables_s > 0:
+        warnings.warn(
+            f"{units.source}: the spikes span {end - start:g} s, {(end - start) / syllables_s:.0f}x the syllables' "
+            f"{syllables_s:g} s; if spike times are not in seconds (ms?), the counts are wrong",
+            stacklevel=3,
+        )
 
 
 def _warn_outside_recording(units: Units, first_s: np.ndarray, last_s: np.ndarray) -> None:

@@ -28,7 +28,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mmneuro.errors import InputError
+    from mmneuro.errors import InputError, check_session_id
     from mmneuro.io import write_netcdf
     from mmneuro.neural.binning import BinParams, bin_counts
     from mmneuro.neural.qc import qc_summary, unit_qc
@@ -38,6 +38,10 @@ def main(args: argparse.Namespace) -> int:
 
     # Everything is read and checked before anything is written: bad input leaves no output.
     params = BinParams(args.pre_s, args.post_s, args.bin_s, args.latency_s, args.warp_bins)
+    if args.session is not None:
+        check_session_id(args.session, "--session")
+    if args.sync_audio is None:
+        ClockFit(args.offset_s, args.drift).check("--offset-s/--drift")
     labels = tuple(label.strip() for label in args.labels.split(",") if label.strip())
     if not labels:
         raise InputError("--labels", "no labels given")

@@ -368,6 +368,15 @@ def read_table(path: Path) -> Units:
     missing = [c for c in ("unit", "time_s") if c not in frame.columns]
     if missing:
         raise InputError(path, f"missing column(s) {', '.join(missing)}; found: {', '.join(map(str, frame.columns))}")
+    if frame.empty:
+        raise InputError(path, "the spike table has no rows (no spikes)")
+    for column in ("unit", "time_s"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = np.flatnonzero(~np.isfinite(values.to_numpy(np.float64)))
+        if bad.size:
+            raise InputError(path, f"column {column}: {bad.size} value(s) are not finite numbers, first in data row "
+                                   f"{bad[0] + 1} ({frame[column].iloc[bad[0]]!r})")
+        frame[column] = values
     labels = None
     if "label" in frame.columns:
         per_unit = frame.groupby("unit")["label"].nunique()

@@ -17,6 +17,7 @@ import numpy as np
 from mmneuro.errors import InputError
 
 MIN_PULSES = 3
+MAX_DRIFT = 0.01  # |drift| of a real clock pair is ppm-sized; 1 % means the numbers are not a clock
 VOTE_PULSES = 64  # audio pulses used for the first vote (enough for a clear peak, drift small)
 
 
@@ -35,6 +36,15 @@ class ClockFit:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def check(self, where: str = "clock") -> "ClockFit":
+        """This clock if its offset is finite and its drift plausible (|drift| < MAX_DRIFT), else an InputError."""
+        if not (math.isfinite(self.offset_s) and math.isfinite(self.drift)):
+            raise InputError(where, f"clock offset and drift must be finite numbers (got offset "
+                                    f"{self.offset_s} s, drift {self.drift})")
+        if abs(self.drift) >= MAX_DRIFT:
+            raise InputError(where, f"clock drift {self.drift:g} is not a plausible clock drift (|drift| < {MAX_DRIFT:g})")
+        return self
 
 
 def fit_clock(
@@ -72,7 +82,7 @@ def fit_clock(
         span_end = audio[0] + 2.0 * (span_end - audio[0]) + tol
     # Final pairing with the full fit, so pulses near the window edges are not left out.
     a, n = _match(audio, neural, fit, tol)
-    return _least_squares(a, n)
+    return _least_squares(a, n).check(names[1])
 
 
 def _pulse_train(times, name: str) -> np.ndarray:

@@ -1,4 +1,6 @@
 # Training: one job per model listed in the config (mmneuro.train). Uses the GPU when the job has one.
+# checkpoint.pt is left undeclared so a killed job resumes from it; --restart makes a rerun after a
+# change (other settings or data) retrain from scratch instead of refusing the stale checkpoint.
 
 
 rule train:
@@ -30,4 +32,4 @@ rule train:
         gpu=0,
     shell:
         "mmneuro train {input:q} --model {params.kind} --out {params.out:q} "
-        "--device auto --quiet {params.overrides} > {log:q} 2>&1"
+        "--device auto --restart --quiet {params.overrides} > {log:q} 2>&1"
