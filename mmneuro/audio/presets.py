@@ -37,7 +37,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "min_gap_s": (0.0045, "syllables separated by less than this are merged"),
     # boundaries and splits from a short-window STFT around each boundary (edges.py)
     "edge_window_s": (0.001024, "short STFT window that places boundaries; 256 samples at 250 kHz"),
-    "edge_hop_s": (0.000256, "hop of the short-window frames; 64 samples at 250 kHz"),
+    "edge_hop_s": (0.000512, "hop of the short-window frames (half the window); 128 samples at 250 kHz"),
     "edge_gap_s": (0.0035, "a dip inside a syllable splits it if the short-window level stays below "
                           "the edge level this long"),
     "split_prominence": (0.1, "dips of the smoothed amplitude at least this deep are checked for a gap"),
