@@ -164,6 +164,15 @@ def main() -> int:
                              "planted": n_calls, **peer})
                 print(json.dumps(rows[-1]), flush=True)
             wav.unlink()
+    if rows:
+        print_throughput(rows)
+    if args.planted_s > 0:
+        with tempfile.TemporaryDirectory(prefix="bench_planted_") as tmp:
+            planted_report(Path(tmp), args.planted_s)
+    return 0
+
+
+def print_throughput(rows: list[dict]) -> None:
     print("\n| tool | audio | syllables (planted) | x real time, whole process | x real time, in-process "
           "| x real time, in-process CPU | peak RSS | load (1 min) |")
     print("|---|---|---|---|---|---|---|---|")
@@ -176,10 +185,6 @@ def main() -> int:
         print(f"| {r['tool']} | {r['minutes']:g} min | {r['n_syllables']} ({r['planted']}) "
               f"| {audio_s / r['wall_s']:.0f}x | {audio_s / r['inprocess_s']:.0f}x | {cpu} "
               f"| {r['peak_rss_mib']:.0f} MiB | {r['load_1min']:.1f} |")
-    if args.planted_s > 0:
-        with tempfile.TemporaryDirectory(prefix="bench_planted_") as tmp:
-            planted_report(Path(tmp), args.planted_s)
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The segmenter's frames (4 ms window, 2 ms hop, 2 ms smoothing) place a boundary at the first frame
 whose smoothed amplitude is below the edge threshold: several ms outside the syllable, and two
 syllables less than ~10 ms apart share their boundary frames. Here each boundary is looked at again
-in a short window (``edge_window_s``, 1 ms) every ``edge_hop_s`` (0.128 ms), only around that
+in a short window (``edge_window_s``, 1 ms) every ``edge_hop_s`` (0.5 ms), only around that
 boundary: the peak level over the band (dB above the noise floor) is followed from inside the
 syllable outwards to where it falls below the edge level, and the crossing is interpolated between
 the two frames around it. The short window spreads a boundary by at most half its length, instead of
@@ -24,7 +24,7 @@ from mmneuro.audio.features import noise_peak_db
 from mmneuro.audio.stft import BLOCK_FRAMES, FrameGrid, band_power_db, frame_grid, strided_frames
 from mmneuro.audio.wav import WavInfo, span_reader
 
-# Boundaries measured per batch: 64 regions of ~80 frames of 256 float32 samples are 5 MiB.
+# Boundaries measured per batch: 64 regions of ~20 frames of 256 float32 samples are 1.3 MiB.
 BATCH_REGIONS = 64
 
 
@@ -59,10 +59,10 @@ class EdgeFinder:
                     peak[b:b + len(power)] = power.max(axis=1)
                 yield slice(lo, lo + len(starts)), peak.reshape(len(starts), n)
 
-    def _grid(self, start_s: np.ndarray, stop_s: float):
+    def _grid(self, start_s: np.ndarray, span_s: float):
         """Absolute centre sample of each region's first short frame, and the frames per region."""
         sr, hop = self.wav.sample_rate_hz, self.fine.hop
-        return np.round(start_s * sr).astype(np.int64), int(np.ceil(stop_s * sr / hop)) + 1
+        return np.round(start_s * sr).astype(np.int64), int(np.ceil(span_s * sr / hop)) + 1
 
     def split(self, amp: np.ndarray, on: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frame-level syllables (on, off) split at every local minimum of ``amp`` inside them where the
@@ -77,9 +77,9 @@ class EdgeFinder:
         minima = minima[inside]
         if len(minima) == 0:
             return on, off
-        half_s = p["window_s"]
-        first, n = self._grid(grid.frame_time_s(minima) - half_s, 2 * half_s)
-        run = max(1, int(round(p["edge_gap_s"] / p["edge_hop_s"])))
+        reach_s = p["window_s"]  # the gap is looked for within one long window of the minimum
+        first, n = self._grid(grid.frame_time_s(minima) - reach_s, 2 * reach_s)
+        run = max(1, int(round(p["edge_gap_s"] * grid.sample_rate_hz / self.fine.hop)))
         gap = np.zeros(len(minima), bool)
         for rows, level in self.levels(first, n):
             below = np.zeros((len(level), n + 1), np.int32)

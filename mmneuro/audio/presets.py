@@ -74,8 +74,8 @@ PRESETS: dict[str, dict] = {
 }
 
 _CHOICES = {"pooling": ("softmax", "mean"), "freq_scale": ("linear", "mel")}
-_POSITIVE = ("max_freq_hz", "window_s", "hop_s", "edge_window_s", "edge_hop_s", "edge_gap_s", "floor_sample_s", "floor_snippet_s",
-             "temperature", "max_dur_s", "chunk_s", "n_freq", "n_time")
+_POSITIVE = ("max_freq_hz", "window_s", "hop_s", "edge_window_s", "edge_hop_s", "edge_gap_s",
+             "floor_sample_s", "floor_snippet_s", "temperature", "max_dur_s", "chunk_s", "n_freq", "n_time")
 
 
 def resolve_params(preset: str | None = None, overrides: dict | None = None) -> dict:
@@ -144,6 +144,8 @@ def _check(p: dict) -> None:
         raise InputError("parameter 'min_freq_hz'", "must be >= 0 and below max_freq_hz")
     if p["hop_s"] > p["window_s"]:
         raise InputError("parameter 'hop_s'", "must not exceed window_s (frames would skip audio)")
+    if p["edge_hop_s"] > p["edge_window_s"]:
+        raise InputError("parameter 'edge_hop_s'", "must not exceed edge_window_s (frames would skip audio)")
     if not p["level_lo_db"] < p["level_hi_db"]:
         raise InputError("parameter 'level_lo_db'", "must be below level_hi_db")
     if not p["spec_lo_db"] < p["spec_hi_db"]:
