@@ -141,16 +141,16 @@ def score(found: pd.DataFrame, truth: pd.DataFrame) -> dict:
     gaps = t_on[1:] - t_off[:-1]
     middle = (t_on[1:] + t_off[:-1]) / 2
     first_after = np.searchsorted(on, middle)  # found syllables starting before each gap's middle...
-    spans = (first_after > 0) & (off[np.maximum(first_after - 1, 0)] > middle)  # ...and ending after it
-    return {"gap_split": ~spans if len(on) else np.ones(len(gaps), bool),
+    spans = (first_after > 0) & (np.r_[off, 0.0][first_after - 1] > middle)  # ...and ending after it
+    return {"gap_split": hit[:-1] & hit[1:] & ~spans,
             "precision": float(precision), "recall": float(recall), "f1": float(f1),
             "onset_err_s": onset_err, "offset_err_s": offset_err, "on_own": own,
             "gap_before_s": np.r_[np.inf, gaps], "gap_after_s": np.r_[gaps, np.inf]}
 
 
 def split_rate_by_gap(scores: list[dict]) -> pd.DataFrame:
-    """Fraction of planted neighbour pairs not merged (no found syllable spans the middle of their gap),
-    by gap (bins GAP_BINS_S)."""
+    """Fraction of planted neighbour pairs split: both found (onsets within ON_OWN_TOL_S) and no found
+    syllable spanning the middle of their gap; by gap (bins GAP_BINS_S)."""
     gaps = np.concatenate([s["gap_after_s"][:-1] for s in scores])
     split = np.concatenate([s["gap_split"] for s in scores])
     bins = pd.cut(gaps * 1e3, np.array(GAP_BINS_S) * 1e3, right=False)
