@@ -142,19 +142,27 @@ def score(found: pd.DataFrame, truth: pd.DataFrame) -> dict:
     middle = (t_on[1:] + t_off[:-1]) / 2
     first_after = np.searchsorted(on, middle)  # found syllables starting before each gap's middle...
     spans = (first_after > 0) & (np.r_[off, 0.0][first_after - 1] > middle)  # ...and ending after it
-    return {"gap_split": hit[:-1] & hit[1:] & ~spans,
+    last = np.searchsorted(on, t_off) - 1  # a found syllable overlaps planted k: the last one
+    detected = (last >= 0) & (np.r_[off, 0.0][last] > t_on)  # starting before k ends, ends after k starts
+    return {"gap_split": detected[:-1] & detected[1:] & ~spans,
             "precision": float(precision), "recall": float(recall), "f1": float(f1),
             "onset_err_s": onset_err, "offset_err_s": offset_err, "on_own": own,
             "gap_before_s": np.r_[np.inf, gaps], "gap_after_s": np.r_[gaps, np.inf]}
 
 
-def split_rate_by_gap(scores: list[dict]) -> pd.DataFrame:
-    """Fraction of planted neighbour pairs split: both found (onsets within ON_OWN_TOL_S) and no found
-    syllable spanning the middle of their gap; by gap (bins GAP_BINS_S)."""
-    gaps = np.concatenate([s["gap_after_s"][:-1] for s in scores])
-    split = np.concatenate([s["gap_split"] for s in scores])
-    bins = pd.cut(gaps * 1e3, np.array(GAP_BINS_S) * 1e3, right=False)
-    return (pd.DataFrame({"gap_ms": bins, "split": split}).groupby("gap_ms", observed=False)["split"]
+def split_rate_by_gap(scores: list[dict], outer_gap_s: float = ISOLATED_GAP_S) -> pd.DataFrame:
+    """Fraction of planted neighbour pairs split (each overlapped by a found syllable, none spanning the
+    middle of their gap), by gap (bins GAP_BINS_S), over the pairs whose gaps to their other
+    neighbours are >= ``outer_gap_s`` (so a merge with a third syllable does not count here)."""
+    gaps, split, outer = [], [], []
+    for s in scores:
+        gaps.append(s["gap_after_s"][:-1])
+        split.append(s["gap_split"])
+        outer.append((s["gap_before_s"][:-1] >= outer_gap_s) & (s["gap_after_s"][1:] >= outer_gap_s))
+    keep = np.concatenate(outer)
+    bins = pd.cut(np.concatenate(gaps)[keep] * 1e3, np.array(GAP_BINS_S) * 1e3, right=False)
+    return (pd.DataFrame({"gap_ms": bins, "split": np.concatenate(split)[keep]})
+            .groupby("gap_ms", observed=False)["split"]
             .agg(["size", "mean"]).rename(columns={"size": "pairs", "mean": "split_rate"}))
 
 
