@@ -1,6 +1,6 @@
 """Benchmark of the audio stage: throughput (x real time) and peak RSS, vs vocalpy's AVA segmenter.
 
-    .venv/bin/python benchmarks/bench_audio.py [--minutes 10 60] [--no-peer]
+    .venv/bin/python benchmarks/bench_audio.py [--minutes 10 60] [--no-peer] [--planted-s 60]
 
 Writes 250 kHz int16 recordings (white + low-frequency noise, one 20-200 ms tone sweep per second
 on average) to a temporary directory, deleted afterwards. Each measurement runs in a fresh
@@ -10,7 +10,11 @@ subprocess, which reports its own peak RSS, so runs do not inherit each other's 
     "in-process" times the library calls only, "whole process" includes interpreter start-up and
     imports, "CPU" divides by the in-process CPU time (what a machine shared with other jobs
     cannot take away); the 1-minute load average is printed before each run;
-  - peer: ``vocalpy.segment.ava`` (segmentation only) with AVA's mouse settings, smallest file only.
+  - peer: ``vocalpy.segment.ava`` (segmentation only) with AVA's mouse settings, smallest file only;
+  - boundaries and splits (``--planted-s``): the default preset on each family of
+    ``mmneuro.audio.planted`` (close neighbours 2-20 ms apart, soft onsets, jumps, hum, 250/300 kHz),
+    two seeds of ``--planted-s`` seconds each: boundary errors (median, 95th percentile, worst),
+    F1, isolated syllables found on their own, and the split rate by gap.
 """
 
 from __future__ import annotations
@@ -88,6 +92,40 @@ def write_recording(path: Path, minutes: float, seed: int = 0) -> int:
     return n_calls
 
 
+def planted_report(tmp: Path, seconds: float, seeds: int = 2) -> None:
+    """Print the boundary-error / F1 table per planted family and the split rate by gap."""
+    from mmneuro.audio import segment_file
+    from mmneuro.audio.planted import FAMILIES, score, split_rate_by_gap, summary, write_planted
+
+    print("\n| family | syllables | F1 (worst seed) | onset error median (abs median, p95, worst) ms "
+          "| offset error median (abs median, p95, worst) ms | gaps >= 5 ms to both: on own |")
+    print("|---|---|---|---|---|---|")
+    every = []
+    for family in (*FAMILIES, None):
+        if family is None:
+            scores, name = every, "all"
+        else:
+            scores, name = [], family.name
+            for seed in range(seeds):
+                wav = tmp / f"planted_{family.name}_{seed}.wav"
+                truth = write_planted(wav, family, seed, seconds)
+                scores.append(score(segment_file(wav), truth))
+                wav.unlink()
+            every += scores
+        s = summary(scores)
+        on = np.concatenate([x["onset_err_s"] for x in scores]) * 1e3
+        off = np.concatenate([x["offset_err_s"] for x in scores]) * 1e3
+        print(f"| {name} | {s['n_planted']} | {s['f1_min']:.3f} | {s['onset_median_ms']:+.2f} ({s['onset_abs_median_ms']:.2f}, "
+              f"{s['onset_abs_p95_ms']:.2f}, {np.abs(on).max():.1f}) | {s['offset_median_ms']:+.2f} "
+              f"({s['offset_abs_median_ms']:.2f}, {s['offset_abs_p95_ms']:.2f}, {np.abs(off).max():.1f}) "
+              f"| {s['isolated_on_own']:.3f} of {s['n_isolated']} |")
+    rates = split_rate_by_gap(every)
+    print("\n| gap (ms) | " + " | ".join(str(i) for i in rates.index) + " |")
+    print("|---|" + "---|" * len(rates))
+    print("| pairs | " + " | ".join(str(int(n)) for n in rates["pairs"]) + " |")
+    print("| split | " + " | ".join(f"{r:.3f}" for r in rates["split_rate"]) + " |")
+
+
 def run_child(code: str, *args: str) -> dict:
     """Run ``code`` in a fresh interpreter; its last stdout line is JSON. Adds the wall time and
     the 1-minute load average just before the run."""
@@ -103,8 +141,11 @@ def run_child(code: str, *args: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 60.0])
+    parser.add_argument("--minutes", type=float, nargs="*", default=[10.0, 60.0],
+                        help="lengths of the throughput recordings (none: skip that part)")
     parser.add_argument("--no-peer", action="store_true", help="skip vocalpy (needs ~10 GiB for 10 min)")
+    parser.add_argument("--planted-s", type=float, default=0.0,
+                        help="seconds per planted close-neighbour recording (0: skip that part)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_audio_") as tmp:
@@ -123,6 +164,15 @@ def main() -> int:
                              "planted": n_calls, **peer})
                 print(json.dumps(rows[-1]), flush=True)
             wav.unlink()
+    if rows:
+        print_throughput(rows)
+    if args.planted_s > 0:
+        with tempfile.TemporaryDirectory(prefix="bench_planted_") as tmp:
+            planted_report(Path(tmp), args.planted_s)
+    return 0
+
+
+def print_throughput(rows: list[dict]) -> None:
     print("\n| tool | audio | syllables (planted) | x real time, whole process | x real time, in-process "
           "| x real time, in-process CPU | peak RSS | load (1 min) |")
     print("|---|---|---|---|---|---|---|---|")
@@ -135,7 +185,6 @@ def main() -> int:
         print(f"| {r['tool']} | {r['minutes']:g} min | {r['n_syllables']} ({r['planted']}) "
               f"| {audio_s / r['wall_s']:.0f}x | {audio_s / r['inprocess_s']:.0f}x | {cpu} "
               f"| {r['peak_rss_mib']:.0f} MiB | {r['load_1min']:.1f} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -41,8 +41,7 @@ def dominant_frequency(level_db: np.ndarray, freq_hz: np.ndarray) -> tuple[np.nd
 
 
 def feature_centres(onset_s: float, offset_s: float, grid: FrameGrid) -> np.ndarray:
-    """Absolute sample index (int64) at the centre of each feature frame: every hop from onset to offset
-    (for segmented syllables these are the segmenter's own frames)."""
+    """Absolute sample index (int64) at the centre of each feature frame: every hop from onset to offset."""
     sr = grid.sample_rate_hz
     return np.arange(round(onset_s * sr), round(offset_s * sr) + 1, grid.hop, dtype=np.int64)
 

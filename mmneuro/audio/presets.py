@@ -32,9 +32,15 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "edge_threshold": (0.05, "amplitude below which a syllable starts/ends (AVA th_1)"),
     "dip_threshold": (0.15, "a local minimum below this also ends a syllable (AVA th_2)"),
     "peak_threshold": (0.3, "local maxima above this seed syllables (AVA th_3)"),
-    "min_dur_s": (0.01, "shortest syllable kept (after merging)"),
+    "min_dur_s": (0.008, "shortest syllable kept (after merging)"),
     "max_dur_s": (0.3, "longest syllable kept; also the width of the spectrogram window"),
-    "min_gap_s": (0.004, "syllables separated by less than this are merged"),
+    "min_gap_s": (0.0045, "syllables separated by less than this are merged"),
+    # boundaries and splits from a short-window STFT around each boundary (edges.py)
+    "edge_window_s": (0.001024, "short STFT window that places boundaries; 256 samples at 250 kHz"),
+    "edge_hop_s": (0.000512, "hop of the short-window frames (half the window); 128 samples at 250 kHz"),
+    "edge_gap_s": (0.0035, "a dip inside a syllable splits it if the short-window level stays below "
+                          "the edge level this long"),
+    "split_prominence": (0.1, "dips of the smoothed amplitude at least this deep are checked for a gap"),
     # input
     "channel": (None, "channel of a multi-channel WAV (0-based); required when there are several"),
     "chunk_s": (8.0, "audio read per streamed chunk; bounds memory, does not change results"),
@@ -68,8 +74,8 @@ PRESETS: dict[str, dict] = {
 }
 
 _CHOICES = {"pooling": ("softmax", "mean"), "freq_scale": ("linear", "mel")}
-_POSITIVE = ("max_freq_hz", "window_s", "hop_s", "floor_sample_s", "floor_snippet_s",
-             "temperature", "max_dur_s", "chunk_s", "n_freq", "n_time")
+_POSITIVE = ("max_freq_hz", "window_s", "hop_s", "edge_window_s", "edge_hop_s", "edge_gap_s",
+             "floor_sample_s", "floor_snippet_s", "temperature", "max_dur_s", "chunk_s", "n_freq", "n_time")
 
 
 def resolve_params(preset: str | None = None, overrides: dict | None = None) -> dict:
@@ -138,6 +144,8 @@ def _check(p: dict) -> None:
         raise InputError("parameter 'min_freq_hz'", "must be >= 0 and below max_freq_hz")
     if p["hop_s"] > p["window_s"]:
         raise InputError("parameter 'hop_s'", "must not exceed window_s (frames would skip audio)")
+    if p["edge_hop_s"] > p["edge_window_s"]:
+        raise InputError("parameter 'edge_hop_s'", "must not exceed edge_window_s (frames would skip audio)")
     if not p["level_lo_db"] < p["level_hi_db"]:
         raise InputError("parameter 'level_lo_db'", "must be below level_hi_db")
     if not p["spec_lo_db"] < p["spec_hi_db"]:

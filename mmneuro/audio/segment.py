@@ -20,6 +20,7 @@ from scipy.ndimage import gaussian_filter1d
 from tqdm import tqdm
 
 from mmneuro.audio.presets import resolve_params
+from mmneuro.audio.edges import EdgeFinder
 from mmneuro.audio.stft import FrameGrid, frame_grid, iter_power_db, noise_floor_db
 from mmneuro.audio.wav import WavInfo, open_wav
 
@@ -109,7 +110,10 @@ def segment_wav(wav: WavInfo, params: dict, progress: bool = False) -> tuple[pd.
     floor_db = noise_floor_db(wav, grid, params)
     amp = amplitude_trace(wav, grid, floor_db, params, progress)
     on, off = find_segments(amp, params["edge_threshold"], params["dip_threshold"], params["peak_threshold"])
-    onset_s, offset_s = merge_and_filter(grid.frame_time_s(on), grid.frame_time_s(off), params)
+    edges = EdgeFinder(wav, grid, floor_db, params)
+    on, off = edges.split(amp, on, off)
+    onset_s, offset_s = edges.refine(amp, on, off)
+    onset_s, offset_s = merge_and_filter(onset_s, offset_s, params)
     table = pd.DataFrame({"onset_s": onset_s.astype(np.float64), "offset_s": offset_s.astype(np.float64)})
     return table, floor_db
 
