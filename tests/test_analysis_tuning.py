@@ -103,3 +103,26 @@ def test_same_seed_same_p_and_silent_unit():
     b = tuning_test(counts, exposure, features, groups=groups, n_shifts=50, seed=1)
     np.testing.assert_array_equal(a["p"], b["p"])
     assert a["p"][0] == pytest.approx(1.0)
+
+
+def test_tuning_profiles_separate_planted_clusters():
+    # Three 4-unit band clusters 2.5 widths apart (narrowest family case: 2 kHz wide, 5 kHz apart),
+    # a duration cluster and an amplitude cluster, two sessions: Ward + silhouette on the tuning
+    # curves finds exactly these five clusters.
+    from sklearn.metrics import adjusted_rand_score
+
+    from mmneuro.analysis.neurons import cluster_profiles, tuning_profiles
+
+    rng = np.random.default_rng(9)
+    parts = [_session(90 + k) for k in range(2)]
+    onset = np.concatenate([p[0] for p in parts])
+    exposure = np.concatenate([p[1] for p in parts])
+    f = {k: np.concatenate([p[2][k] for p in parts]) for k in parts[0][2]}
+    planted = [("mean_freq_hz", 60e3, 2e3), ("mean_freq_hz", 65e3, 2e3), ("mean_freq_hz", 70e3, 2e3),
+               ("duration_s", 0.15, 0.03), ("amplitude", 0.2, 0.05)]
+    truth = np.repeat(np.arange(len(planted)), 4)
+    rate = np.column_stack([rng.uniform(1, 8) + rng.uniform(30, 60) * np.exp(-0.5 * ((f[k] - c) / w) ** 2)
+                            for k, c, w in (planted[t] for t in truth)])
+    counts = _counts(rng, onset, exposure, rate, len(truth), np.full(len(truth), 0.7))
+    out = cluster_profiles(tuning_profiles(counts, exposure, f), max_clusters=8)
+    assert out["k"] == 5 and adjusted_rand_score(truth, out["labels"]) == 1.0

@@ -128,6 +128,28 @@ def tuning_test(counts: np.ndarray, exposure_s: np.ndarray, features: dict[str, 
             "feature": np.array(names)[per_feature.argmax(0)]}
 
 
+def tuning_profiles(counts: np.ndarray, exposure_s: np.ndarray, features: dict[str, np.ndarray],
+                    n_bins: int = 16) -> np.ndarray:
+    """What each unit encodes, model-free: its tuning curves over the syllable features, (U, F * n_bins).
+
+    Per feature, the unit's rate in each of ``n_bins`` quantile bins (spikes / exposure in the bin)
+    relative to its pooled rate, minus 1; the concatenated curves scaled to unit length, so units
+    with the same tuning but different gains lie close (Euclidean distance ~ correlation distance).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    exposure_s = np.asarray(exposure_s, dtype=np.float64)
+    rate = counts.sum(0) / exposure_s.sum()
+    curves = []
+    for values in features.values():
+        onehot = np.eye(n_bins)[quantile_bins(values, n_bins)]  # (N, bins)
+        e = onehot.T @ exposure_s
+        curve = (onehot.T @ counts) / np.where(e > 0, e, np.inf)[:, None]  # (bins, U); empty bin -> 0
+        curves.append(np.where(e[:, None] > 0, curve / np.where(rate > 0, rate, np.inf) - 1.0, 0.0))
+    profiles = np.concatenate(curves).T
+    norm = np.linalg.norm(profiles, axis=1, keepdims=True)
+    return profiles / np.where(norm > 0, norm, 1.0)
+
+
 def fdr_bh(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg q-values (same shape as ``p``): q_(i) = min_{j>=i} p_(j) m / j, capped at 1."""
     flat = np.asarray(p, dtype=np.float64).ravel()

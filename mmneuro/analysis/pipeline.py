@@ -68,7 +68,7 @@ def analyse(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: Analys
     tuning = _tuning(_both_modalities(ds), settings)
     log("latent <-> neuron correlations")
     lat_neu, profiles = _latent_neuron(z, data, settings, progress)
-    clusters = _clusters(profiles, tuning["tuned"], settings)
+    clusters = _clusters(tuning["profiles"] if settings.cluster_on == "tuning" else profiles, tuning["tuned"], settings)
     defining = neurons.defining_latents(profiles, clusters["labels"], settings.defining_latents)
 
     log("bands and traversals")
@@ -256,7 +256,8 @@ def _latent_neuron(z: np.ndarray, data: Data, settings: AnalysisSettings, progre
 
 def _tuning(both: xr.Dataset, settings: AnalysisSettings) -> dict:
     """The per-unit tuning test (neurons.tuning_test) on every syllable with both modalities: total
-    counts onset -> offset + latency, so it depends on no model and no split; BH q over units."""
+    counts onset -> offset + latency, so it depends on no model and no split; BH q over units; and
+    the units' tuning curves (neurons.tuning_profiles) from the same counts."""
     from scipy.stats import false_discovery_control
 
     order = np.lexsort((both["onset_s"].values, both["session"].values))
@@ -270,6 +271,7 @@ def _tuning(both: xr.Dataset, settings: AnalysisSettings) -> dict:
                               n_shifts=settings.tuning_shifts, n_bins=settings.tuning_bins, seed=settings.seed)
     out["q"] = false_discovery_control(out["p"], method="bh")
     out["tuned"] = out["q"] <= settings.fdr_q
+    out["profiles"] = neurons.tuning_profiles(counts, exposure, features, settings.profile_bins)
     return out
 
 
@@ -435,6 +437,8 @@ def _summary(ds, data: Data, model, model_dir, settings, clusters, elapsed) -> d
         "settings": settings.to_dict(),
         "clusters": {"k": clusters["k"], "silhouette": clusters["silhouette"],
                      "n_tuned": int((clusters["labels"] >= 0).sum()), "n_untuned": int((clusters["labels"] < 0).sum()),
+                     "profiles": {"tuning": "tuning curves over syllable features (raw counts)",
+                                  "latents": "correlations with the latents"}[settings.cluster_on],
                      "criterion": "fixed" if settings.n_clusters else
                      "max mean silhouette (Ward linkage) over the tuned units"},
     }
