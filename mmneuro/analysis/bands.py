@@ -120,6 +120,28 @@ def correlation_ratio(y: np.ndarray, x: np.ndarray, n_bins: int = 8) -> float:
     return float(np.sum((means[bins] - y.mean()) ** 2) / total)
 
 
+def gaussian_peak_hz(activity: np.ndarray, freq_hz: np.ndarray, start_hz: float) -> float:
+    """Centre (Hz) of a Gaussian tuning curve a + b exp(-(f - c)^2 / 2w^2) fitted by least squares to
+    ``activity`` against the syllables' frequency, started at ``start_hz``; ``start_hz`` if the fit
+    fails. A fit, unlike a correlation peak, is not pulled inwards when the centre lies near the
+    edge of the frequencies sung (only one flank of the curve is sampled there)."""
+    from scipy.optimize import curve_fit
+
+    f = np.asarray(freq_hz, dtype=np.float64) / 1e3  # kHz keeps the parameters of similar size
+    lo, hi = float(f.min()), float(f.max())
+    start = float(np.clip(start_hz / 1e3, lo, hi))
+
+    def curve(x, a, b, c, w):
+        return a + b * np.exp(-0.5 * ((x - c) / w) ** 2)
+
+    try:
+        p, _ = curve_fit(curve, f, activity, p0=[float(np.median(activity)), float(np.ptp(activity)), start, 5.0],
+                         bounds=([-np.inf, 0.0, lo, 0.5], [np.inf, np.inf, hi, hi - lo]), maxfev=2000)
+    except (RuntimeError, ValueError):
+        return float(start_hz)
+    return float(p[2] * 1e3)
+
+
 def cluster_band_table(rates: np.ndarray, labels: np.ndarray, energies: np.ndarray, centers_hz: np.ndarray,
                        features: dict[str, np.ndarray], defining: dict[int, list[tuple[int, float]]],
                        latent_band: pd.DataFrame) -> pd.DataFrame:
@@ -128,9 +150,10 @@ def cluster_band_table(rates: np.ndarray, labels: np.ndarray, energies: np.ndarr
     The cluster's activity is the mean of its units' z-scored rates (rates (N, U) Hz). Its
     ``best_feature`` is the syllable feature explaining most of that activity (correlation ratio
     over quantile bins, ``feature_eta2``). A cluster whose best feature is a frequency
-    (FREQUENCY_FEATURES) gets ``band_center_khz``: the refined peak of its correlation with band
-    energy (``band_r``); one that goes with duration, FM slope, amplitude... is labelled with that
-    feature and gets no band (NaN). Untuned units get neither. Also the defining latents with their
+    (FREQUENCY_FEATURES) gets ``band_center_khz``: the centre of a Gaussian tuning curve fitted to
+    its activity against the syllables' mean frequency (without that feature: the refined peak of
+    its correlation with band energy, whose maximum is ``band_r``); one that goes with duration, FM
+    slope, amplitude... is labelled with that feature and gets no band (NaN). Untuned units get neither. Also the defining latents with their
     own bands (the latent-space route to the same answer).
     """
     z_rates = (rates - rates.mean(0)) / np.where(rates.std(0) > 0, rates.std(0), 1.0)
@@ -147,9 +170,12 @@ def cluster_band_table(rates: np.ndarray, labels: np.ndarray, energies: np.ndarr
             eta = {k: correlation_ratio(activity, features[k]) for k in names}
             best = max(eta, key=eta.get) if eta else ""
             in_band = best in FREQUENCY_FEATURES or not eta
+            center = peak_center(r, centers_hz)
+            if in_band and "mean_freq_hz" in features:
+                center = gaussian_peak_hz(activity, features["mean_freq_hz"], center)
             row.update(label="frequency band" if in_band else best, best_feature=best,
                        feature_eta2=eta.get(best, np.nan), band_r=float(np.nanmax(r)),
-                       band_center_khz=peak_center(r, centers_hz) / 1e3 if in_band else np.nan)
+                       band_center_khz=center / 1e3 if in_band else np.nan)
             lat = defining.get(int(c), [])
             row["defining_latents"] = "; ".join(f"z{d} ({r_:+.2f})" for d, r_ in lat)
             row["latent_bands_khz"] = "; ".join(

@@ -65,10 +65,10 @@ def analyse(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: Analys
     z = emb_split["mean"].sel(conditioning=settings.conditioning).values
 
     log("tuning test")
-    tuning = _tuning(_both_modalities(ds), settings)
+    tuning = unit_tuning(_both_modalities(ds), settings)
     log("latent <-> neuron correlations")
     lat_neu, profiles = _latent_neuron(z, data, settings, progress)
-    clusters = _clusters(tuning["profiles"] if settings.cluster_on == "tuning" else profiles, tuning["tuned"], settings)
+    clusters = cluster_units(tuning["profiles"] if settings.cluster_on == "tuning" else profiles, tuning["tuned"], settings)
     defining = neurons.defining_latents(profiles, clusters["labels"], settings.defining_latents)
 
     log("bands and traversals")
@@ -254,7 +254,7 @@ def _latent_neuron(z: np.ndarray, data: Data, settings: AnalysisSettings, progre
     return out, np.stack(r)[0].T
 
 
-def _tuning(both: xr.Dataset, settings: AnalysisSettings) -> dict:
+def unit_tuning(both: xr.Dataset, settings: AnalysisSettings) -> dict:
     """The per-unit tuning test (neurons.tuning_test) on every syllable with both modalities: total
     counts onset -> offset + latency, so it depends on no model and no split; BH q over units; and
     the units' tuning curves (neurons.tuning_profiles) from the same counts."""
@@ -275,7 +275,7 @@ def _tuning(both: xr.Dataset, settings: AnalysisSettings) -> dict:
     return out
 
 
-def _clusters(profiles: np.ndarray, tuned: np.ndarray, settings: AnalysisSettings) -> dict:
+def cluster_units(profiles: np.ndarray, tuned: np.ndarray, settings: AnalysisSettings) -> dict:
     """Clusters of the tuned units' latent profiles; untuned units get label -1 and no cluster."""
     fit = neurons.cluster_profiles(profiles[tuned], n_clusters=settings.n_clusters,
                                    max_clusters=settings.max_clusters)
@@ -311,14 +311,21 @@ def _bands(model, data: Data, both: xr.Dataset, z: np.ndarray, labels: np.ndarra
             embed.decoder_mean(model, "audio", s.batch_size), embed.typical_latent(z), z.std(0), sd_range=s.traversal_sd,
             steps=s.traversal_steps, freq_hz=freq_hz, lo_hz=s.band_min_hz, hi_hz=s.band_max_hz)
     latent_band = bands.latent_band_table(z, energies, centers, features, traversal)
-    # clusters' bands from raw rates of every syllable with both modalities (no model involved, so
-    # no need to hold syllables out; more syllables resolve narrow tuning)
-    counts, exposure, _ = _counts(both, False, both)
-    cluster_band = bands.cluster_band_table(
-        counts / exposure[:, None], labels,
-        bands.band_energy(both["spectrogram"].transpose("syllable", "freq", "time").values, freq_hz, edges),
-        centers, _features(both, TUNING_FEATURES), defining, latent_band)
+    cluster_band = cluster_bands(both, labels, settings, defining, latent_band)
     return {"latent_band": latent_band, "cluster_band": cluster_band, "traversal": traversal}
+
+
+def cluster_bands(both: xr.Dataset, labels: np.ndarray, settings: AnalysisSettings, defining=None,
+                  latent_band: pd.DataFrame | None = None) -> pd.DataFrame:
+    """bands.cluster_band_table from the raw rates of every syllable with both modalities (no model
+    involved, so no need to hold syllables out; more syllables resolve narrow tuning)."""
+    s = settings
+    edges = bands.band_edges_hz(s.band_min_hz, s.band_max_hz, s.band_width_hz)
+    counts, exposure, _ = _counts(both, False, both)
+    energies = bands.band_energy(both["spectrogram"].transpose("syllable", "freq", "time").values,
+                                 both["freq_hz"].values, edges)
+    return bands.cluster_band_table(counts / exposure[:, None], labels, energies, (edges[:-1] + edges[1:]) / 2,
+                                    _features(both, TUNING_FEATURES), defining or {}, latent_band)
 
 
 def _truth_units(truths: dict[str, dict], units: np.ndarray) -> list[dict] | None:
