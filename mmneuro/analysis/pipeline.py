@@ -407,7 +407,7 @@ def _scores(ds, data: Data, units, labels, cluster_band, cross, syn, truths, set
     oracle_r = audio_neural.get("oracle (planted rate)", np.nan)
     targets = {
         "ari_at_least_0.9": None,
-        "bands_within_5_khz": bool(rec["within_tolerance"].all()) if len(rec) else None,
+        "bands_within_2_khz": bool(rec["within_tolerance"].all()) if len(rec) else None,
         "model_beats_ridge_and_mean_rate": bool(model_r > audio_neural.get("ridge (spectrogram PCA)", np.inf)
                                                 and model_r > audio_neural.get("mean_rate", np.inf)),
         "model_reaches_80pct_of_oracle": bool(model_r >= 0.8 * oracle_r),

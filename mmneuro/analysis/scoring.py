@@ -123,7 +123,7 @@ def planted_clusters(truth: dict) -> dict[int, str]:
 
 
 def band_recovery(units: np.ndarray, recovered: np.ndarray, cluster_band: pd.DataFrame, truth: dict,
-                  tolerance_khz: float = 5.0) -> pd.DataFrame:
+                  tolerance_khz: float = 2.0) -> pd.DataFrame:
     """For every planted cluster with a frequency band: the recovered cluster holding most of its units,
     that cluster's band centre, and the error against the planted centre (kHz)."""
     planted = planted_clusters(truth)

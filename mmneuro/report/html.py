@@ -171,9 +171,9 @@ def _scores_block(scores: dict) -> str:
         rows.append(("untuned units found (recall ≥ 0.9, ≤ 5 % of tuned flagged)",
                      f"recall {c['untuned_recall']:.2f} of {c['n_untuned']}; false flags "
                      f"{c['false_flag_rate']:.2f} of {c['n_tuned']}", t.get("untuned_recall_0.9_false_flags_0.05")))
-    rows += [("each band cluster's centre within 5 kHz",
+    rows += [("each band cluster's centre within 2 kHz",
              "; ".join(f"{r['planted_cluster']}: {r['error_khz']:+.1f} kHz" for r in scores["band_recovery"]),
-             t["bands_within_5_khz"]),
+             t["bands_within_2_khz"]),
             ("audio→neural beats ridge and mean rate",
              ", ".join(f"{k}: r = {v:.3f}" for k, v in scores["crosspred_mean_pearson_r"].items()),
              t["model_beats_ridge_and_mean_rate"]),
