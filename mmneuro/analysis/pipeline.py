@@ -276,7 +276,8 @@ def unit_tuning(both: xr.Dataset, settings: AnalysisSettings) -> dict:
 
 
 def cluster_units(profiles: np.ndarray, tuned: np.ndarray, settings: AnalysisSettings) -> dict:
-    """Clusters of the tuned units' latent profiles; untuned units get label -1 and no cluster."""
+    """Clusters of the tuned units' profiles (U, P) (tuning curves or latent correlations); untuned units
+    get label -1 and no cluster."""
     fit = neurons.cluster_profiles(profiles[tuned], n_clusters=settings.n_clusters,
                                    max_clusters=settings.max_clusters)
     labels = np.full(len(profiles), -1)
