@@ -49,7 +49,10 @@ def score_lines(results: Path) -> list[str]:
     for path in sorted(Path(results).glob("analysis/*/scores.json")):
         s = json.loads(path.read_text())
         errors = ", ".join(f"{r['error_khz']:+.1f}" for r in s["band_recovery"])
-        line = (f"  {path.parent.name:<16} cluster ARI {s['clusters']['ari']:.2f}; band errors (kHz) {errors}; "
+        c = s["clusters"]
+        untuned = (f"untuned recall {c['untuned_recall']:.2f}, tuned flagged {c['false_flag_rate']:.2f}; "
+                   if "untuned_recall" in c else "")
+        line = (f"  {path.parent.name:<16} cluster ARI {c['ari']:.2f}; {untuned}band errors (kHz) {errors}; "
                 f"audio->neural r / oracle {s.get('model_over_oracle_r') or float('nan'):.2f}")
         fact = s.get("factorisation", {})
         if fact.get("targets", {}).get("tuning_in_shared") is not None:

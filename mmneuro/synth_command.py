@@ -10,15 +10,42 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sessions", type=int, default=3, help="number of sessions demo01, demo02, ... (default 3)")
     parser.add_argument("--duration-s", type=float, default=180.0, help="audio length per session in s (default 180)")
     parser.add_argument("--seed", type=int, default=0, help="demo seed; session seeds derive from it (default 0)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--config", metavar="FILE",
+                       help="YAML/JSON file of SynthConfig keys to change (default: the demo's configuration)")
+    which.add_argument("--family", type=int, metavar="SEED",
+                       help="the planted configuration mmneuro.synth.draw_config(SEED) of the benchmark family")
 
 
 def main(args: argparse.Namespace) -> int:
-    from mmneuro.synth import generate_demo, load_ground_truth
+    from mmneuro.synth import draw_config, generate_demo, load_ground_truth
 
-    tsv = generate_demo(args.out, n_sessions=args.sessions, duration_s=args.duration_s, seed=args.seed)
+    config = draw_config(args.family) if args.family is not None else _read_config(args.config)
+    tsv = generate_demo(args.out, n_sessions=args.sessions, duration_s=args.duration_s, seed=args.seed,
+                        config=config)
     for i in range(1, args.sessions + 1):
         truth = load_ground_truth(tsv.parent / f"demo{i:02d}")
         print(f"{truth['session']}: {len(truth['syllables'])} syllables, {len(truth['units'])} units, "
               f"{truth['duration_s']:g} s")
     print(f"sessions table: {tsv}")
     return 0
+
+
+def _read_config(path):
+    """The SynthConfig of a YAML/JSON file (None without one); a clear InputError if it is unreadable."""
+    if path is None:
+        return None
+    from pathlib import Path
+
+    import yaml
+
+    from mmneuro.errors import InputError
+    from mmneuro.synth import SynthConfig
+
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(path, f"cannot read the synth config ({err})") from err
+    if not isinstance(values, dict):
+        raise InputError(path, "must be a mapping of SynthConfig keys to values")
+    return SynthConfig.from_dict(values, where=str(path))

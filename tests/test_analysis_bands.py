@@ -64,14 +64,16 @@ def test_traversal_slope_of_a_linear_decoder():
 
 def test_cluster_band_recovers_planted_tuning():
     """Units tuned (Gaussian, 5 kHz wide) to 45/60/75/90 kHz: each cluster's band centre lands on its
-    planted centre, though the centres sit on band edges."""
+    planted centre, though the centres sit on band edges; a duration-tuned cluster is labelled with
+    duration and gets no band; the untuned units (-1) one row, untuned."""
     rng = np.random.default_rng(4)
     n = 800
     mean_freq = rng.uniform(35_000, 105_000, n)
     duration = rng.uniform(0.02, 0.2, n)
     centers = [45_000, 60_000, 75_000, 90_000]
-    labels = np.repeat([1, 2, 3, 4, 5], 4)
-    tuning = [np.exp(-0.5 * ((mean_freq - c) / 5_000) ** 2) for c in centers] + [np.zeros(n)]
+    labels = np.repeat([1, 2, 3, 4, 5, -1], 4)
+    tuning = [np.exp(-0.5 * ((mean_freq - c) / 5_000) ** 2) for c in centers]
+    tuning += [np.exp(-0.5 * ((duration - 0.15) / 0.03) ** 2), np.zeros(n)]
     rate = np.column_stack([4 + 60 * tuning[lab - 1] for lab in labels])
     rates = rng.poisson(rate * (duration[:, None] + 0.02)) / (duration[:, None] + 0.02)
     edges = band_edges_hz(30_000, 110_000, 5_000)
@@ -81,9 +83,13 @@ def test_cluster_band_recovers_planted_tuning():
     table = cluster_band_table(rates, labels, energies, (edges[:-1] + edges[1:]) / 2,
                                {"mean_freq_hz": mean_freq, "duration_s": duration},
                                {c: [(0, 0.1)] for c in range(1, 6)}, lat)
-    found = table.set_index("cluster")["band_center_khz"]
+    by = table.set_index("cluster")
     for c, center in zip(range(1, 5), centers):
-        assert found[c] == pytest.approx(center / 1e3, abs=2.5)
-    assert table.set_index("cluster").loc[1:4, "tuned"].all()
-    assert not table.set_index("cluster").loc[5, "tuned"]
+        assert by.loc[c, "band_center_khz"] == pytest.approx(center / 1e3, abs=2.5)
+        assert by.loc[c, "label"] == "frequency band"
+    assert by.loc[1:5, "tuned"].all()
+    assert by.loc[5, "label"] == "duration_s" and np.isnan(by.loc[5, "band_center_khz"])
+    assert by.loc[-1, "label"] == "untuned" and not by.loc[-1, "tuned"] and by.loc[-1, "n_units"] == 4
+    assert np.isnan(by.loc[-1, "band_center_khz"])
+    assert list(table["cluster"]) == [1, 2, 3, 4, 5, -1]
     assert table.loc[0, "defining_latents"] == "z0 (+0.10)"

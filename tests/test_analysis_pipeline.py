@@ -100,7 +100,7 @@ def train_small_model(tmp_path, dataset_path, kind="mvae", steps=300, seed=0, **
     return out
 
 
-FAST = ["n_permutations=50", "synergy_k=20", "synergy_max_syllables=100", "pca_components=10"]
+FAST = ["n_permutations=50", "tuning_shifts=200", "synergy_k=20", "synergy_max_syllables=100", "pca_components=10"]
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +163,15 @@ def test_planted_targets_small(world):
     scores = json.loads((out / "scores.json").read_text())
     print(json.dumps(scores, indent=1))
     assert scores["clusters"]["ari"] >= 0.9
+    # the planted untuned units are called untuned (cluster -1), in clusters.csv and cluster_band.csv
+    assert scores["clusters"]["untuned_recall"] == 1.0 and scores["clusters"]["false_flag_rate"] == 0.0
+    table = pd.read_csv(out / "clusters.csv")
+    untuned = {u["unit"] for u in world["units"] if u["cluster"] == "untuned"}
+    assert set(table.loc[table.cluster == -1, "unit"]) == untuned
+    assert set(table.loc[~table.tuned, "unit"]) == untuned and (table.q_value >= table.p_value).all()
+    bands = pd.read_csv(out / "cluster_band.csv").set_index("cluster")
+    assert bands.loc[-1, "label"] == "untuned" and not bands.loc[-1, "tuned"]
+    assert (bands.drop(-1)["label"] == "frequency band").all()
     assert all(r["within_tolerance"] for r in scores["band_recovery"])
     assert scores["targets"]["model_beats_ridge_and_mean_rate"]
     assert scores["targets"]["model_reaches_80pct_of_oracle"]

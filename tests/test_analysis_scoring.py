@@ -7,7 +7,7 @@ import pytest
 from mmneuro.analysis.crosspred import (
     image_error_rows, mean_rate_baseline, oracle_counts, ridge_baseline, score_table, summary)
 from mmneuro.analysis.scoring import (
-    band_recovery, cluster_agreement, match_onsets, planted_syllables, segmentation_scores)
+    band_recovery, cluster_agreement, match_onsets, planted_syllables, segmentation_scores, untuned_recovery)
 
 
 def test_match_onsets_is_one_to_one_and_closest_first():
@@ -99,3 +99,12 @@ def test_planted_factors_follow_the_truth_and_the_neural_clock():
     # a session without truth gets NaN everywhere
     none = planted_factors(np.array(["b"]), np.array([1.0]), {"a": truth}, 0.01)
     assert all(np.isnan(v).all() for v in none.values())
+
+
+def test_untuned_recovery_counts_calls_of_minus_one():
+    units = np.array([0, 1, 2, 3, 4, 5])
+    # units 4, 5 planted untuned; 5 and the tuned unit 0 called untuned (-1)
+    out = untuned_recovery(units, np.array([-1, 1, 2, 2, 3, -1]), TRUTH)
+    assert out == {"n_untuned": 2, "n_tuned": 4, "untuned_recall": 0.5, "false_flag_rate": 0.25}
+    # the ARI treats -1 as one group: everything right -> 1
+    assert cluster_agreement(units, np.array([1, 1, 2, 2, -1, -1]), TRUTH)["ari"] == 1.0

@@ -17,7 +17,7 @@ def run_report(argv):
 
 @pytest.mark.slow
 def test_report_over_two_models(tmp_path):
-    dataset, truth, _ = planted_world(tmp_path, n_per_session=120, units_per_cluster=2)
+    dataset, truth, units = planted_world(tmp_path, n_per_session=120, units_per_cluster=2)
     for kind in ("mvae", "mopoe"):  # the MoPoE one factorised: 2 private latents per modality
         model = train_small_model(tmp_path, dataset, kind=kind, steps=60, private_dims=2 if kind == "mopoe" else 0)
         assert run_cli([str(model), str(dataset), "--out", str(tmp_path / "analysis" / kind), "--truth",
@@ -39,6 +39,11 @@ def test_report_over_two_models(tmp_path):
         ari = json.loads((tmp_path / "analysis" / kind / "scores.json").read_text())["clusters"]["ari"]
         assert f"ARI = {ari:.3f}" in text
     assert "syllables per session" in text and "s1: 120" in text
+    # the planted untuned units are shown as untuned, in no cluster
+    untuned = sorted(u["unit"] for u in units if u["cluster"] == "untuned")
+    assert text.count(f"untuned units ({len(untuned)}, cluster −1, in no cluster): "
+                      f"{', '.join(map(str, untuned))}") == 2
+    assert "untuned units found (recall ≥ 0.9" in text
 
 
 def test_report_without_analyses_is_an_input_error(tmp_path):

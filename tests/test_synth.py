@@ -349,3 +349,65 @@ def test_cli_prints_one_line_per_session_and_the_table(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("demo01: ") and "units" in out[0] and out[1].startswith("demo02: ")
     assert out[2] == f"sessions table: {tmp_path / 'sessions.tsv'}"
+
+
+def test_family_configs_are_seeded_and_within_the_planted_ranges():
+    from mmneuro.synth import draw_config
+    from mmneuro.synth.units import make_clusters, make_units
+
+    assert draw_config(3) == draw_config(3) and draw_config(3) != draw_config(4)
+    seen_extra = set()
+    for seed in range(30):
+        c = draw_config(seed)
+        centers = np.array(c.band_centers_hz)
+        assert 2 <= len(centers) <= 6 and 35e3 <= centers.min() and centers.max() <= 105e3
+        assert 2e3 <= c.band_width_hz <= 10e3 and np.diff(centers).min() >= 2.5 * c.band_width_hz - 1e-6
+        assert 0.5 <= c.baseline_hz[0] < c.baseline_hz[1] <= 10.0 and len(c.extra_clusters) <= 2
+        seen_extra |= set(c.extra_clusters)
+        units = make_units(c)
+        n_tuned = sum(u["feature"] is not None for u in units)
+        assert n_tuned == c.units_per_cluster * (len(centers) + len(c.extra_clusters))
+        assert c.n_untuned <= 0.4 * (n_tuned + c.n_untuned) + 1
+        names = {cl["name"] for cl in make_clusters(c)}
+        assert set(c.extra_clusters) <= names and len(names) == len(centers) + len(c.extra_clusters) + 3
+    assert seen_extra == {"duration", "fm_slope", "amplitude"}
+
+
+def test_demo_config_keeps_its_clusters_and_amplitude_units_follow_amplitude():
+    from mmneuro.synth.units import make_clusters, planted_rate
+
+    names = [cl["name"] for cl in make_clusters(SynthConfig())]
+    assert names == ["band_45k", "band_60k", "band_75k", "band_90k", "duration", "fm_slope", "untuned", "mua",
+                     "noise"]
+    amp = next(cl for cl in make_clusters(SynthConfig(extra_clusters=("amplitude",))) if cl["name"] == "amplitude")
+    unit = {"baseline_hz": 2.0, "gain_hz": 50.0, **{k: amp[k] for k in ("feature", "center", "width")}}
+    assert planted_rate(unit, {"amplitude": amp["center"]}) == pytest.approx(52.0)
+    assert planted_rate(unit, {"amplitude": 0.03}) < 3.0
+
+
+def test_synth_config_from_dict_rejects_unknown_keys():
+    assert SynthConfig.from_dict(SynthConfig().to_dict()) == SynthConfig()
+    with pytest.raises(InputError, match="bogus"):
+        SynthConfig.from_dict({"bogus": 1})
+    with pytest.raises(InputError, match="extra_clusters"):
+        SynthConfig.from_dict({"extra_clusters": ["pitch"]})
+
+
+def test_cli_takes_a_family_seed_or_a_config_file(tmp_path):
+    from mmneuro import synth_command
+    from mmneuro.synth import draw_config
+
+    parser = argparse.ArgumentParser()
+    synth_command.configure_parser(parser)
+    base = ["--sessions", "1", "--duration-s", "5"]
+    assert synth_command.main(parser.parse_args([str(tmp_path / "f"), *base, "--family", "2"])) == 0
+    truth = load_ground_truth(tmp_path / "f" / "demo01")
+    assert SynthConfig.from_dict(truth["config"]) == draw_config(2)
+    (tmp_path / "c.yaml").write_text("n_untuned: 3\nextra_clusters: [amplitude]\n")
+    assert synth_command.main(parser.parse_args([str(tmp_path / "c"), *base, "--config", str(tmp_path / "c.yaml")])) == 0
+    names = [u["cluster"] for u in load_ground_truth(tmp_path / "c" / "demo01")["units"]]
+    assert names.count("untuned") == 3 and "amplitude" in names and "duration" not in names
+    (tmp_path / "bad.yaml").write_text("n_untuned: [oops\n")
+    with pytest.raises(InputError, match="bad.yaml"):
+        synth_command.main(parser.parse_args([str(tmp_path / "b"), *base, "--config", str(tmp_path / "bad.yaml")]))
+    assert not (tmp_path / "b").exists()

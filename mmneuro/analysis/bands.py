@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mmneuro.analysis.neurons import correlation
+from mmneuro.analysis.neurons import correlation, quantile_bins
 
 FEATURES = ("mean_freq_hz", "peak_freq_hz", "bandwidth_hz", "duration_s", "fm_slope_hz_per_s")
+FREQUENCY_FEATURES = ("mean_freq_hz", "peak_freq_hz")  # a cluster that goes with these gets a band
 
 
 def band_edges_hz(lo_hz: float, hi_hz: float, width_hz: float) -> np.ndarray:
@@ -107,34 +108,77 @@ def latent_band_table(z: np.ndarray, energies: np.ndarray, centers_hz: np.ndarra
     return pd.DataFrame(rows)
 
 
+def correlation_ratio(y: np.ndarray, x: np.ndarray, n_bins: int = 8) -> float:
+    """eta^2 of ``y`` on ``x``: the share of y's variance between ``n_bins`` quantile bins of x
+    (any tuning-curve shape, not only a monotonic one; 0 for a constant y)."""
+    y = np.asarray(y, dtype=np.float64)
+    bins = quantile_bins(x, n_bins)
+    total = np.sum((y - y.mean()) ** 2)
+    if total <= 0:
+        return 0.0
+    means = np.bincount(bins, y) / np.maximum(np.bincount(bins), 1)
+    return float(np.sum((means[bins] - y.mean()) ** 2) / total)
+
+
+def gaussian_peak_hz(activity: np.ndarray, freq_hz: np.ndarray, start_hz: float) -> float:
+    """Centre (Hz) of a Gaussian tuning curve a + b exp(-(f - c)^2 / 2w^2) fitted by least squares to
+    ``activity`` against the syllables' frequency, started at ``start_hz``; ``start_hz`` if the fit
+    fails. A fit, unlike a correlation peak, is not pulled inwards when the centre lies near the
+    edge of the frequencies sung (only one flank of the curve is sampled there)."""
+    from scipy.optimize import curve_fit
+
+    f = np.asarray(freq_hz, dtype=np.float64) / 1e3  # kHz keeps the parameters of similar size
+    lo, hi = float(f.min()), float(f.max())
+    start = float(np.clip(start_hz / 1e3, lo, hi))
+
+    def curve(x, a, b, c, w):
+        return a + b * np.exp(-0.5 * ((x - c) / w) ** 2)
+
+    try:
+        p, _ = curve_fit(curve, f, activity, p0=[float(np.median(activity)), float(np.ptp(activity)), start, 5.0],
+                         bounds=([-np.inf, 0.0, lo, 0.5], [np.inf, np.inf, hi, hi - lo]), maxfev=2000)
+    except (RuntimeError, ValueError):
+        return float(start_hz)
+    return float(p[2] * 1e3)
+
+
 def cluster_band_table(rates: np.ndarray, labels: np.ndarray, energies: np.ndarray, centers_hz: np.ndarray,
                        features: dict[str, np.ndarray], defining: dict[int, list[tuple[int, float]]],
                        latent_band: pd.DataFrame) -> pd.DataFrame:
-    """One row per cluster of units: the band its activity goes with.
+    """One row per cluster of tuned units (label >= 1) and one for the untuned units (label -1).
 
-    The cluster's activity is the mean of its units' z-scored rates (rates (N, U) Hz); its band is
-    the refined peak of its correlation with band energy; ``tuned`` marks a peak r above 3/sqrt(N)
-    (about p < 0.003 for independent syllables). Also its best-correlated syllable feature and its
-    defining latents with their own bands (the latent-space route to the same answer).
+    The cluster's activity is the mean of its units' z-scored rates (rates (N, U) Hz). Its
+    ``best_feature`` is the syllable feature explaining most of that activity (correlation ratio
+    over quantile bins, ``feature_eta2``). A cluster whose best feature is a frequency
+    (FREQUENCY_FEATURES) gets ``band_center_khz``: the centre of a Gaussian tuning curve fitted to
+    its activity against the syllables' mean frequency (without that feature: the refined peak of
+    its correlation with band energy, whose maximum is ``band_r``); one that goes with duration, FM
+    slope, amplitude... is labelled with that feature and gets no band (NaN). Untuned units get neither. Also the defining latents with their
+    own bands (the latent-space route to the same answer).
     """
     z_rates = (rates - rates.mean(0)) / np.where(rates.std(0) > 0, rates.std(0), 1.0)
-    n = len(rates)
     names = list(features)
     rows = []
-    for c in np.unique(labels):
-        activity = z_rates[:, labels == c].mean(axis=1, keepdims=True)
-        r = correlation(np.nan_to_num(energies), activity)[:, 0]
-        peak_r = float(np.nanmax(r))
-        row = {"cluster": int(c), "n_units": int((labels == c).sum()),
-               "band_center_khz": peak_center(r, centers_hz) / 1e3, "band_r": peak_r,
-               "tuned": bool(peak_r > 3 / np.sqrt(n))}
-        if names:
-            rf = correlation(np.column_stack([features[k] for k in names]), activity)[:, 0]
-            j = int(np.argmax(np.abs(rf)))
-            row.update(best_feature=names[j], feature_r=float(rf[j]))
-        lat = defining.get(int(c), [])
-        row["defining_latents"] = "; ".join(f"z{d} ({r_:+.2f})" for d, r_ in lat)
-        row["latent_bands_khz"] = "; ".join(
-            f"z{d}: {latent_band.loc[latent_band.latent == d, 'band_center_khz'].iloc[0]:.1f}" for d, _ in lat)
+    for c in sorted(np.unique(labels), key=lambda c: (c < 0, c)):
+        members = labels == c
+        row = {"cluster": int(c), "n_units": int(members.sum()), "tuned": bool(c >= 0),
+               "label": "untuned", "band_center_khz": np.nan, "band_r": np.nan,
+               "best_feature": "", "feature_eta2": np.nan, "defining_latents": "", "latent_bands_khz": ""}
+        if c >= 0:
+            activity = z_rates[:, members].mean(axis=1)
+            r = correlation(np.nan_to_num(energies), activity[:, None])[:, 0]
+            eta = {k: correlation_ratio(activity, features[k]) for k in names}
+            best = max(eta, key=eta.get) if eta else ""
+            in_band = best in FREQUENCY_FEATURES or not eta
+            center = peak_center(r, centers_hz)
+            if in_band and "mean_freq_hz" in features:
+                center = gaussian_peak_hz(activity, features["mean_freq_hz"], center)
+            row.update(label="frequency band" if in_band else best, best_feature=best,
+                       feature_eta2=eta.get(best, np.nan), band_r=float(np.nanmax(r)),
+                       band_center_khz=center / 1e3 if in_band else np.nan)
+            lat = defining.get(int(c), [])
+            row["defining_latents"] = "; ".join(f"z{d} ({r_:+.2f})" for d, r_ in lat)
+            row["latent_bands_khz"] = "; ".join(
+                f"z{d}: {latent_band.loc[latent_band.latent == d, 'band_center_khz'].iloc[0]:.1f}" for d, _ in lat)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -63,6 +63,93 @@ def shuffle_null_pvalues(x: np.ndarray, y: np.ndarray, *, method: str = "pearson
     return observed, (1.0 + exceed) / (1.0 + n_permutations)
 
 
+def circular_orders(groups: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` row orders (n, N), each a circular shift by a random non-zero lag within every group
+    (a session, rows in onset order): the null keeps autocorrelation and slow trends of the data."""
+    groups = np.asarray(groups)
+    orders = np.tile(np.arange(len(groups)), (n, 1))
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        if len(idx) < 2:
+            continue
+        lags = rng.integers(1, len(idx), n)
+        orders[:, idx] = idx[(np.arange(len(idx))[None, :] - lags[:, None]) % len(idx)]
+    return orders
+
+
+def quantile_bins(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin index (N,) of each value among ``n_bins`` bins of (about) equal size, by rank
+    (ties share a bin, so a feature with many equal values gets fewer, larger bins)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(values, method="min") - 1
+    return np.minimum((ranks * n_bins) // len(values), n_bins - 1).astype(int)
+
+
+def tuning_test(counts: np.ndarray, exposure_s: np.ndarray, features: dict[str, np.ndarray], *,
+                groups: np.ndarray | None = None, n_shifts: int = 1000, n_bins: int = 8, seed: int = 0) -> dict:
+    """Per-unit test of "the unit's spike count depends on which syllable it is", on raw counts.
+
+    counts (N, U) spikes per syllable window, exposure_s (N,) window lengths, features name -> (N,)
+    measured syllable features; rows in onset order within each of ``groups`` (sessions).
+    Statistic per unit: the largest, over features, Pearson chi-square of the unit's spikes in
+    ``n_bins`` quantile bins of the feature against spikes expected from its pooled rate and the bins'
+    exposure (a tuning curve that is not flat, whatever its shape). Null: circular shifts of the unit's
+    (count, exposure) sequence against the syllables within each session, which keeps its own firing
+    statistics (rate, overdispersion, slow drift, bursts) and the syllables' order. Two-sided by
+    construction; p = (1 + #{null >= observed}) / (1 + n_shifts) (Phipson & Smyth 2010).
+    Returns ``statistic`` (U,), ``p`` (U,), ``feature`` (U,) the feature with the largest chi-square.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    exposure_s = np.asarray(exposure_s, dtype=np.float64)
+    n = len(counts)
+    names = list(features)
+    if not names:
+        raise ValueError("tuning_test needs at least one syllable feature")
+    # one-hot bin membership of every (feature, bin): (N, F * n_bins)
+    onehot = np.zeros((n, len(names) * n_bins))
+    for f, name in enumerate(names):
+        onehot[np.arange(n), f * n_bins + quantile_bins(features[name], n_bins)] = 1.0
+    rate = counts.sum(0) / exposure_s.sum()  # (U,) pooled rate; unchanged by any reordering
+
+    def chi2(c: np.ndarray, e: np.ndarray) -> np.ndarray:  # (F, U) statistic per feature
+        observed = onehot.T @ c
+        expected = (onehot.T @ e)[:, None] * rate[None, :]
+        term = np.where(expected > 0, (observed - expected) ** 2 / np.where(expected > 0, expected, 1.0), 0.0)
+        return term.reshape(len(names), n_bins, -1).sum(1)
+
+    per_feature = chi2(counts, exposure_s)
+    observed = per_feature.max(0)
+    groups = np.zeros(n, dtype=int) if groups is None else np.asarray(groups)
+    exceed = np.zeros(counts.shape[1])
+    for order in circular_orders(groups, n_shifts, np.random.default_rng(seed)):
+        exceed += chi2(counts[order], exposure_s[order]).max(0) >= observed - 1e-9
+    return {"statistic": observed, "p": (1.0 + exceed) / (1.0 + n_shifts),
+            "feature": np.array(names)[per_feature.argmax(0)]}
+
+
+def tuning_profiles(counts: np.ndarray, exposure_s: np.ndarray, features: dict[str, np.ndarray],
+                    n_bins: int = 16) -> np.ndarray:
+    """What each unit encodes, model-free: its tuning curves over the syllable features, (U, F * n_bins).
+
+    Per feature, the unit's rate in each of ``n_bins`` quantile bins (spikes / exposure in the bin)
+    relative to its pooled rate, minus 1; the concatenated curves scaled to unit length, so units
+    with the same tuning but different gains lie close (Euclidean distance ~ correlation distance).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    exposure_s = np.asarray(exposure_s, dtype=np.float64)
+    rate = counts.sum(0) / exposure_s.sum()
+    curves = []
+    for values in features.values():
+        onehot = np.eye(n_bins)[quantile_bins(values, n_bins)]  # (N, bins)
+        e = onehot.T @ exposure_s
+        curve = (onehot.T @ counts) / np.where(e > 0, e, np.inf)[:, None]  # (bins, U); empty bin -> 0
+        curves.append(np.where(e[:, None] > 0, curve / np.where(rate > 0, rate, np.inf) - 1.0, 0.0))
+    profiles = np.concatenate(curves).T
+    norm = np.linalg.norm(profiles, axis=1, keepdims=True)
+    return profiles / np.where(norm > 0, norm, 1.0)
+
+
 def fdr_bh(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg q-values (same shape as ``p``): q_(i) = min_{j>=i} p_(j) m / j, capped at 1."""
     flat = np.asarray(p, dtype=np.float64).ravel()
@@ -224,10 +311,10 @@ def cluster_profiles(profiles: np.ndarray, *, n_clusters: int = 0, max_clusters:
 
 
 def defining_latents(profiles: np.ndarray, labels: np.ndarray, n: int = 2) -> dict[int, list[tuple[int, float]]]:
-    """Per cluster, the ``n`` latents with the largest |mean correlation| over its units:
+    """Per cluster (labels >= 0), the ``n`` latents with the largest |mean correlation| over its units:
     ``{cluster: [(latent index, mean r), ...]}``."""
     out = {}
-    for c in np.unique(labels):
+    for c in np.unique(labels[labels >= 0]):  # -1: untuned units, no cluster
         mean = profiles[labels == c].mean(axis=0)
         top = np.argsort(-np.abs(mean))[:n]
         out[int(c)] = [(int(d), float(mean[d])) for d in top]

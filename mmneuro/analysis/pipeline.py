@@ -64,13 +64,15 @@ def analyse(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: Analys
     emb_split = emb.sel(syllable=data.ds["syllable"].values)
     z = emb_split["mean"].sel(conditioning=settings.conditioning).values
 
+    log("tuning test")
+    tuning = unit_tuning(_both_modalities(ds), settings)
     log("latent <-> neuron correlations")
     lat_neu, profiles = _latent_neuron(z, data, settings, progress)
-    clusters = neurons.cluster_profiles(profiles, n_clusters=settings.n_clusters, max_clusters=settings.max_clusters)
+    clusters = cluster_units(tuning["profiles"] if settings.cluster_on == "tuning" else profiles, tuning["tuned"], settings)
     defining = neurons.defining_latents(profiles, clusters["labels"], settings.defining_latents)
 
     log("bands and traversals")
-    band_tables = _bands(model, data, z, clusters["labels"], defining, settings)
+    band_tables = _bands(model, data, _both_modalities(ds), z, clusters["labels"], defining, settings)
 
     log("cross-prediction")
     units = data.ds["unit"].values
@@ -80,7 +82,7 @@ def analyse(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: Analys
     log("synergy")
     syn = _synergy(model, data, settings, progress)
 
-    cluster_table = _cluster_table(units, clusters, defining, band_tables["cluster_band"])
+    cluster_table = _cluster_table(units, clusters, tuning, defining, band_tables["cluster_band"])
     scores = _scores(ds, data, units, clusters["labels"], band_tables["cluster_band"], cross, syn, truths, settings)
     summary = _summary(ds, data, model, model_dir, settings, clusters, time.perf_counter() - started)
 
@@ -252,9 +254,43 @@ def _latent_neuron(z: np.ndarray, data: Data, settings: AnalysisSettings, progre
     return out, np.stack(r)[0].T
 
 
-def _features(ds: xr.Dataset) -> dict[str, np.ndarray]:
+def unit_tuning(both: xr.Dataset, settings: AnalysisSettings) -> dict:
+    """The per-unit tuning test (neurons.tuning_test) on every syllable with both modalities: total
+    counts onset -> offset + latency, so it depends on no model and no split; BH q over units; and
+    the units' tuning curves (neurons.tuning_profiles) from the same counts."""
+    from scipy.stats import false_discovery_control
+
+    order = np.lexsort((both["onset_s"].values, both["session"].values))
+    ds = both.isel(syllable=order)
+    counts, exposure, _ = _counts(ds, False, both)
+    features = _features(ds, TUNING_FEATURES)
+    if not features:
+        raise InputError("dataset.nc", f"no finite syllable feature among {', '.join(TUNING_FEATURES)} to test "
+                                       "tuning against")
+    out = neurons.tuning_test(counts, exposure, features, groups=ds["session"].values,
+                              n_shifts=settings.tuning_shifts, n_bins=settings.tuning_bins, seed=settings.seed)
+    out["q"] = false_discovery_control(out["p"], method="bh")
+    out["tuned"] = out["q"] <= settings.fdr_q
+    out["profiles"] = neurons.tuning_profiles(counts, exposure, features, settings.profile_bins)
+    return out
+
+
+def cluster_units(profiles: np.ndarray, tuned: np.ndarray, settings: AnalysisSettings) -> dict:
+    """Clusters of the tuned units' profiles (U, P) (tuning curves or latent correlations); untuned units
+    get label -1 and no cluster."""
+    fit = neurons.cluster_profiles(profiles[tuned], n_clusters=settings.n_clusters,
+                                   max_clusters=settings.max_clusters)
+    labels = np.full(len(profiles), -1)
+    labels[tuned] = fit["labels"]
+    return {**fit, "labels": labels, "k": int(fit["k"]) if tuned.any() else 0}
+
+
+TUNING_FEATURES = (*bands.FEATURES, "amplitude_db")  # what the audio stage measures per syllable
+
+
+def _features(ds: xr.Dataset, names=bands.FEATURES) -> dict[str, np.ndarray]:
     out = {}
-    for name in bands.FEATURES:
+    for name in names:
         if name == "duration_s" and name not in ds.coords and "offset_s" in ds.coords:
             out[name] = ds["offset_s"].values - ds["onset_s"].values
         elif name in ds.coords:
@@ -262,7 +298,8 @@ def _features(ds: xr.Dataset) -> dict[str, np.ndarray]:
     return {k: v for k, v in out.items() if np.isfinite(v).all()}
 
 
-def _bands(model, data: Data, z: np.ndarray, labels: np.ndarray, defining, settings: AnalysisSettings) -> dict:
+def _bands(model, data: Data, both: xr.Dataset, z: np.ndarray, labels: np.ndarray, defining,
+           settings: AnalysisSettings) -> dict:
     s = settings
     freq_hz = data.ds["freq_hz"].values
     edges = bands.band_edges_hz(s.band_min_hz, s.band_max_hz, s.band_width_hz)
@@ -275,9 +312,21 @@ def _bands(model, data: Data, z: np.ndarray, labels: np.ndarray, defining, setti
             embed.decoder_mean(model, "audio", s.batch_size), embed.typical_latent(z), z.std(0), sd_range=s.traversal_sd,
             steps=s.traversal_steps, freq_hz=freq_hz, lo_hz=s.band_min_hz, hi_hz=s.band_max_hz)
     latent_band = bands.latent_band_table(z, energies, centers, features, traversal)
-    rates = data.counts / data.exposure_s[:, None]
-    cluster_band = bands.cluster_band_table(rates, labels, energies, centers, features, defining, latent_band)
+    cluster_band = cluster_bands(both, labels, settings, defining, latent_band)
     return {"latent_band": latent_band, "cluster_band": cluster_band, "traversal": traversal}
+
+
+def cluster_bands(both: xr.Dataset, labels: np.ndarray, settings: AnalysisSettings, defining=None,
+                  latent_band: pd.DataFrame | None = None) -> pd.DataFrame:
+    """bands.cluster_band_table from the raw rates of every syllable with both modalities (no model
+    involved, so no need to hold syllables out; more syllables resolve narrow tuning)."""
+    s = settings
+    edges = bands.band_edges_hz(s.band_min_hz, s.band_max_hz, s.band_width_hz)
+    counts, exposure, _ = _counts(both, False, both)
+    energies = bands.band_energy(both["spectrogram"].transpose("syllable", "freq", "time").values,
+                                 both["freq_hz"].values, edges)
+    return bands.cluster_band_table(counts / exposure[:, None], labels, energies, (edges[:-1] + edges[1:]) / 2,
+                                    _features(both, TUNING_FEATURES), defining or {}, latent_band)
 
 
 def _truth_units(truths: dict[str, dict], units: np.ndarray) -> list[dict] | None:
@@ -330,13 +379,16 @@ def _synergy(model, data: Data, settings: AnalysisSettings, progress: bool) -> p
     return table
 
 
-def _cluster_table(units, clusters: dict, defining, cluster_band: pd.DataFrame) -> pd.DataFrame:
-    band = cluster_band.set_index("cluster")["band_center_khz"]
+def _cluster_table(units, clusters: dict, tuning: dict, defining, cluster_band: pd.DataFrame) -> pd.DataFrame:
+    by_cluster = cluster_band.set_index("cluster")
     labels = clusters["labels"]
     return pd.DataFrame({
-        "unit": units.astype(int), "cluster": labels,
-        "defining_latents": ["; ".join(f"z{d} ({r:+.2f})" for d, r in defining[int(c)]) for c in labels],
-        "cluster_band_center_khz": [band[int(c)] for c in labels],
+        "unit": units.astype(int), "cluster": labels, "tuned": tuning["tuned"],
+        "p_value": tuning["p"], "q_value": tuning["q"], "tuning_feature": tuning["feature"],
+        "cluster_label": [by_cluster.loc[int(c), "label"] for c in labels],
+        "defining_latents": ["; ".join(f"z{d} ({r:+.2f})" for d, r in defining.get(int(c), [])) if c >= 0 else ""
+                             for c in labels],
+        "cluster_band_center_khz": [by_cluster.loc[int(c), "band_center_khz"] for c in labels],
     })
 
 
@@ -356,7 +408,7 @@ def _scores(ds, data: Data, units, labels, cluster_band, cross, syn, truths, set
     oracle_r = audio_neural.get("oracle (planted rate)", np.nan)
     targets = {
         "ari_at_least_0.9": None,
-        "bands_within_5_khz": bool(rec["within_tolerance"].all()) if len(rec) else None,
+        "bands_within_2_khz": bool(rec["within_tolerance"].all()) if len(rec) else None,
         "model_beats_ridge_and_mean_rate": bool(model_r > audio_neural.get("ridge (spectrogram PCA)", np.inf)
                                                 and model_r > audio_neural.get("mean_rate", np.inf)),
         "model_reaches_80pct_of_oracle": bool(model_r >= 0.8 * oracle_r),
@@ -364,8 +416,11 @@ def _scores(ds, data: Data, units, labels, cluster_band, cross, syn, truths, set
     }
     agreement = scoring.cluster_agreement(units, labels, first)
     targets["ari_at_least_0.9"] = agreement["ari"] >= 0.9
+    untuned = scoring.untuned_recovery(units, labels, first)
+    targets["untuned_recall_0.9_false_flags_0.05"] = bool(
+        not untuned["untuned_recall"] < 0.9 and not untuned["false_flag_rate"] > 0.05)
     return {
-        "clusters": agreement,
+        "clusters": {**agreement, **untuned},
         "band_recovery": rec.to_dict("records"),
         "segmentation": seg,
         "crosspred_mean_pearson_r": {k: float(v) for k, v in audio_neural.items()},
@@ -389,7 +444,11 @@ def _summary(ds, data: Data, model, model_dir, settings, clusters, elapsed) -> d
         },
         "settings": settings.to_dict(),
         "clusters": {"k": clusters["k"], "silhouette": clusters["silhouette"],
-                     "criterion": "fixed" if settings.n_clusters else "max mean silhouette (Ward linkage)"},
+                     "n_tuned": int((clusters["labels"] >= 0).sum()), "n_untuned": int((clusters["labels"] < 0).sum()),
+                     "profiles": {"tuning": "tuning curves over syllable features (raw counts)",
+                                  "latents": "correlations with the latents"}[settings.cluster_on],
+                     "criterion": "fixed" if settings.n_clusters else
+                     "max mean silhouette (Ward linkage) over the tuned units"},
     }
 
 

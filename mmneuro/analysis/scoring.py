@@ -92,7 +92,9 @@ def planted_factors(sessions: np.ndarray, onsets_s: np.ndarray, truths: dict[str
 
 
 def cluster_agreement(units: np.ndarray, recovered: np.ndarray, truth: dict) -> dict:
-    """Adjusted Rand index between recovered cluster labels of ``units`` and their planted clusters."""
+    """Adjusted Rand index between recovered cluster labels of ``units`` and their planted clusters,
+    over all of ``units`` in the truth: the planted untuned units are one group, and so are the units
+    called untuned (label -1)."""
     from sklearn.metrics import adjusted_rand_score
 
     planted = planted_clusters(truth)
@@ -101,13 +103,27 @@ def cluster_agreement(units: np.ndarray, recovered: np.ndarray, truth: dict) -> 
             "ari": float(adjusted_rand_score([planted[int(units[i])] for i in keep], np.asarray(recovered)[keep]))}
 
 
+def untuned_recovery(units: np.ndarray, recovered: np.ndarray, truth: dict) -> dict:
+    """How well units called untuned (recovered label -1) match the planted untuned units (good units
+    only; mua and noise are dropped downstream by their label): ``untuned_recall`` = share of planted
+    untuned units called untuned, ``false_flag_rate`` = share of planted tuned units called untuned
+    (NaN where a group is empty)."""
+    planted = planted_clusters(truth)
+    called = {int(u): int(c) < 0 for u, c in zip(units, recovered) if int(u) in planted}
+    untuned = [called[u] for u in called if planted[u] == "untuned"]
+    tuned = [called[u] for u in called if planted[u] not in ("untuned", "mua", "noise")]
+    return {"n_untuned": len(untuned), "n_tuned": len(tuned),
+            "untuned_recall": float(np.mean(untuned)) if untuned else float("nan"),
+            "false_flag_rate": float(np.mean(tuned)) if tuned else float("nan")}
+
+
 def planted_clusters(truth: dict) -> dict[int, str]:
     """unit id -> planted cluster name."""
     return {int(u["unit"]): u["cluster"] for u in truth["units"]}
 
 
 def band_recovery(units: np.ndarray, recovered: np.ndarray, cluster_band: pd.DataFrame, truth: dict,
-                  tolerance_khz: float = 5.0) -> pd.DataFrame:
+                  tolerance_khz: float = 2.0) -> pd.DataFrame:
     """For every planted cluster with a frequency band: the recovered cluster holding most of its units,
     that cluster's band centre, and the error against the planted centre (kHz)."""
     planted = planted_clusters(truth)
@@ -121,9 +137,10 @@ def band_recovery(units: np.ndarray, recovered: np.ndarray, cluster_band: pd.Dat
         labels, counts = np.unique(np.asarray(recovered)[members], return_counts=True)
         best = int(labels[np.argmax(counts)])
         center_khz = float(np.mean(cl["band_hz"])) / 1e3
+        # NaN when that cluster got no band (all its units called untuned, or labelled non-frequency)
         found = float(cluster_band.loc[cluster_band.cluster == best, "band_center_khz"].iloc[0])
         rows.append({"planted_cluster": cl["name"], "planted_center_khz": center_khz,
                      "recovered_cluster": best, "share_of_units": float(counts.max() / len(members)),
                      "recovered_center_khz": found, "error_khz": found - center_khz,
-                     "within_tolerance": bool(abs(found - center_khz) <= tolerance_khz)})
+                     "within_tolerance": bool(abs(found - center_khz) <= tolerance_khz)})  # False if NaN
     return pd.DataFrame(rows)

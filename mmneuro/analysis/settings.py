@@ -23,9 +23,14 @@ class AnalysisSettings:
     encoding: str = "poisson"  # poisson GLM or ridge
     encoding_alpha: float = 1.0  # L2 penalty of the GLM / ridge on standardised latents
     cv_folds: int = 5
-    # --- clusters of units
+    # --- which units are tuned (raw counts of every syllable with both modalities, model-free)
+    tuning_shifts: int = 1000  # circular shifts of each unit's counts against the syllables
+    tuning_bins: int = 8  # quantile bins per syllable feature (the tuning curve's resolution)
+    # --- clusters of tuned units
+    cluster_on: str = "tuning"  # tuning: units' tuning curves over syllable features; latents: latent profiles
+    profile_bins: int = 16  # quantile bins per feature of the tuning curves clustered
     n_clusters: int = 0  # 0: choose by the silhouette criterion over 2..max_clusters
-    max_clusters: int = 12
+    max_clusters: int = 8
     defining_latents: int = 2  # latents listed per cluster (largest |mean correlation|)
     # --- bands
     band_min_hz: float = 30_000.0
@@ -56,12 +61,12 @@ class AnalysisSettings:
         return new
 
     def check(self) -> None:
-        choices = {"null": ("circular", "permutation"), "encoding": ("poisson", "ridge"),
+        choices = {"null": ("circular", "permutation"), "cluster_on": ("tuning", "latents"), "encoding": ("poisson", "ridge"),
                    "conditioning": ("joint", "audio", "neural"), "split": ("train", "val", "test", "all")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise InputError("--set", f"{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
-        positive = ("n_permutations", "cv_folds", "max_clusters", "defining_latents", "band_width_hz",
+        positive = ("n_permutations", "tuning_shifts", "tuning_bins", "profile_bins", "cv_folds", "max_clusters", "defining_latents", "band_width_hz",
                     "traversal_steps", "pca_components", "synergy_k", "synergy_max_syllables", "batch_size")
         for key in positive:
             if not getattr(self, key) > 0:

@@ -182,8 +182,11 @@ def write_all(folder: Path, *, model, model_dir: Path, data, emb, settings, lat_
         written.append(path)
 
     units = data.ds["unit"].values
-    save(correlation_heatmap_figure(lat_neu["r"].sel(correlation="pearson").values, clusters["linkage"],
-                                    clusters["labels"], units), "latent_unit_correlation")
+    tuned = clusters["labels"] >= 0  # the dendrogram is over the tuned units only
+    if tuned.any():
+        save(correlation_heatmap_figure(lat_neu["r"].sel(correlation="pearson").values[:, tuned],
+                                        clusters["linkage"], clusters["labels"][tuned], units[tuned]),
+             "latent_unit_correlation")
     z = emb["mean"].sel(conditioning=settings.conditioning).values
     images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
     freq_hz = data.ds["freq_hz"].values

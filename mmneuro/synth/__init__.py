@@ -7,8 +7,9 @@ Layout and schema: docs/data_contract.md, "Demo data".
 """
 
 from mmneuro.synth.config import SynthConfig
+from mmneuro.synth.family import draw_config
 from mmneuro.synth.session import generate_demo, generate_session, load_ground_truth
 from mmneuro.synth.units import planted_rate, slow_drift_factor
 
-__all__ = ["SynthConfig", "generate_session", "generate_demo", "load_ground_truth", "planted_rate",
+__all__ = ["SynthConfig", "draw_config", "generate_session", "generate_demo", "load_ground_truth", "planted_rate",
            "slow_drift_factor"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class SynthConfig:
     duration_width_s: float = 0.03
     slope_center_hz_per_s: float = 200_000.0
     slope_width_hz_per_s: float = 80_000.0
+    amplitude_center: float = 0.2  # peak amplitude (fraction of full scale) an amplitude cluster prefers
+    amplitude_width: float = 0.05
+    # non-frequency clusters planted besides the bands, any of "duration", "fm_slope", "amplitude"
+    extra_clusters: tuple[str, ...] = ("duration", "fm_slope")
     units_per_cluster: int = 6
     n_untuned: int = 6
     n_mua: int = 4
@@ -76,3 +80,26 @@ class SynthConfig:
     def to_dict(self) -> dict:
         """JSON-ready copy (tuples become lists)."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "synth config") -> "SynthConfig":
+        """A config from ``to_dict()``-style values (lists become tuples); unknown keys or a bad
+        non-frequency cluster name are an InputError naming ``where``."""
+        from mmneuro.errors import InputError
+
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(where, f"unknown synth setting(s) {', '.join(unknown)}")
+
+        def tupled(v):
+            return tuple(tupled(x) for x in v) if isinstance(v, list) else v
+
+        config = cls(**{k: tupled(v) for k, v in values.items()})
+        bad = sorted(set(config.extra_clusters) - set(EXTRA_CLUSTERS))
+        if bad:
+            raise InputError(where, f"extra_clusters: unknown {', '.join(bad)}; allowed: {', '.join(EXTRA_CLUSTERS)}")
+        return config
+
+
+EXTRA_CLUSTERS = ("duration", "fm_slope", "amplitude")

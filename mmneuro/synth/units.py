@@ -10,7 +10,8 @@ from mmneuro.synth.config import SynthConfig
 
 
 def make_clusters(config: SynthConfig) -> list[dict]:
-    """The tuning clusters (ground-truth dicts): one per frequency band, duration, FM slope, untuned,
+    """The tuning clusters (ground-truth dicts): one per frequency band, one per non-frequency feature in
+    ``config.extra_clusters`` (duration, FM slope, peak amplitude; no band), untuned,
     plus the ``mua`` and ``noise`` groups (untuned, excluded downstream by their label)."""
     c = config
     clusters = [
@@ -18,10 +19,12 @@ def make_clusters(config: SynthConfig) -> list[dict]:
          "width": c.band_width_hz, "band_hz": [center - c.band_width_hz, center + c.band_width_hz]}
         for center in c.band_centers_hz
     ]
-    clusters.append({"name": "duration", "feature": "duration_s", "center": c.duration_center_s,
-                     "width": c.duration_width_s, "band_hz": None})
-    clusters.append({"name": "fm_slope", "feature": "fm_slope_hz_per_s", "center": c.slope_center_hz_per_s,
-                     "width": c.slope_width_hz_per_s, "band_hz": None})
+    extra = {"duration": ("duration_s", c.duration_center_s, c.duration_width_s),
+             "fm_slope": ("fm_slope_hz_per_s", c.slope_center_hz_per_s, c.slope_width_hz_per_s),
+             "amplitude": ("amplitude", c.amplitude_center, c.amplitude_width)}
+    for name in (n for n in extra if n in c.extra_clusters):  # fixed order, whatever the config's
+        feature, center, width = extra[name]
+        clusters.append({"name": name, "feature": feature, "center": center, "width": width, "band_hz": None})
     for name in ("untuned", "mua", "noise"):
         clusters.append({"name": name, "feature": None, "center": None, "width": None, "band_hz": None})
     return clusters
