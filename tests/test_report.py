@@ -39,6 +39,7 @@ def test_report_over_two_models(tmp_path):
         ari = json.loads((tmp_path / "analysis" / kind / "scores.json").read_text())["clusters"]["ari"]
         assert f"ARI = {ari:.3f}" in text
     assert "syllables per session" in text and "s1: 120" in text
+    assert text.count("Posterior given each modality alone") == 2  # the collapse alarm, from metrics.csv
 
 
 def test_report_without_analyses_is_an_input_error(tmp_path):
