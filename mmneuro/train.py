@@ -303,9 +303,9 @@ def posterior_kl(metrics: list[dict], term: str = "info_unimodal") -> dict[str, 
     """{modality: nats} of ``term`` (``info_unimodal`` or ``kl_unimodal``) at the best epoch (lowest
     validation loss; the training loss without a validation set), from metrics.csv rows (dicts);
     {} for rows without those columns."""
-    if not metrics:
+    prefix = "val_" if metrics and "val_loss" in metrics[0] else "train_"
+    if not metrics or f"{prefix}loss" not in metrics[0]:
         return {}
-    prefix = "val_" if "val_loss" in metrics[0] else "train_"
     best = min(metrics, key=lambda row: float(row[f"{prefix}loss"]))
     start = f"{prefix}{term}_"
     return {k[len(start):]: float(v) for k, v in best.items() if k.startswith(start) and v not in ("", None)}

@@ -27,23 +27,26 @@ def bounded_logvar(raw: torch.Tensor) -> torch.Tensor:
     return LOGVAR_MAX - F.softplus(LOGVAR_MAX - lower)
 
 
-def kaiming_init(module: nn.Module) -> nn.Module:
-    """He et al. (2015) normal init with the ReLU gain and zero biases for every linear/conv layer.
+def kaiming_init(module: nn.Module, output_layer: bool = True) -> nn.Module:
+    """He et al. (2015) normal init with zero biases for every linear/conv layer: the ReLU gain √2 for
+    layers feeding a SiLU; gain 1 (LeCun) for the last one if ``output_layer`` (it feeds a Gaussian
+    head's outputs or an output activation, not a SiLU).
 
     PyTorch's default (uniform, gain 1/√3) shrinks activations by ~3× per SiLU layer: at init the
     conv audio expert's encoder means then varied by 1e-4 across syllables and its decoder output by
-    1e-4 across z, and training never left that state (benchmarks/probe_init.py). A transposed
-    convolution's fan-in is the taps that reach one output pixel: in_channels × kernel area / stride².
+    1e-4 across z, and training never left that state (docs/models.md). A transposed convolution's
+    fan-in is the taps that reach one output pixel: in_channels × kernel area / stride².
     """
-    for layer in module.modules():
-        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            if isinstance(layer, nn.ConvTranspose2d):
-                fan_in = layer.in_channels * math.prod(layer.kernel_size) // math.prod(layer.stride)
-            else:
-                fan_in = layer.weight[0].numel()
-            nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0 / fan_in))
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
+    layers = [m for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.ConvTranspose2d):
+            fan_in = layer.in_channels * math.prod(layer.kernel_size) // math.prod(layer.stride)
+        else:
+            fan_in = layer.weight[0].numel()
+        gain = 1.0 if output_layer and i == len(layers) - 1 else 2.0
+        nn.init.normal_(layer.weight, 0.0, math.sqrt(gain / fan_in))
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
     return module
 
 
@@ -191,7 +194,10 @@ class Expert(nn.Module):
         else:
             raise ValueError(f"unknown expert network {network!r}; expected 'conv' or 'mlp'")
         self.head = GaussianHead(self.encoder.out_features, latent_dim)
-        kaiming_init(self)
+        if network == "conv":  # MLP experts keep PyTorch's init (measured in docs/models.md)
+            kaiming_init(self.encoder, output_layer=False)  # its features feed a SiLU
+            kaiming_init(self.head)
+            kaiming_init(self.decoder)
         self.likelihood = make_likelihood(likelihood, self.shape, likelihood_params)
 
     def encode(self, x: torch.Tensor) -> DiagGaussian:
