@@ -41,6 +41,9 @@ from mmneuro.models.model import (
 
 CHECKPOINT_FILE, METRICS_FILE = "checkpoint.pt", "metrics.csv"
 MODALITIES = ("audio", "neural")
+# a unimodal posterior carrying less than this (nats; the info_unimodal_<m> bound on I(x_m; z), see
+# MultimodalVAE._unimodal_kl) has collapsed: the modality's encoder tells the latent almost nothing
+COLLAPSE_NATS = 1.0
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -193,6 +196,7 @@ def _run_epoch(model, tensors, idx_batches, optimizer, beta_fn, epoch, train, ge
     from tqdm.auto import tqdm
 
     totals: dict[str, float] = {}
+    counts: dict[str, int] = {}  # per term: a batch without a modality has no kl_unimodal_<m>
     count = 0
     bar = tqdm(idx_batches, desc=f"epoch {epoch} {'train' if optimizer else 'val'}", file=sys.stderr,
                disable=not progress, leave=False)
@@ -213,8 +217,9 @@ def _run_epoch(model, tensors, idx_batches, optimizer, beta_fn, epoch, train, ge
         count += n
         for k, v in {"loss": float(loss.detach()), **terms}.items():
             totals[k] = totals.get(k, 0.0) + n * v
-        bar.set_postfix({k: f"{v / count:.4g}" for k, v in list(totals.items())[:4]})
-    return {k: v / max(count, 1) for k, v in totals.items()}
+            counts[k] = counts.get(k, 0) + n
+        bar.set_postfix({k: f"{v / counts[k]:.4g}" for k, v in list(totals.items())[:4]})
+    return {k: v / counts[k] for k, v in totals.items()}
 
 
 def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out_dir: str | Path,
@@ -304,6 +309,7 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
+    warn_collapse(state["metrics"], out_dir)
     model.load_state_dict(state["best_state"])
     model.save(out_dir)  # best weights + config (config.json rewritten with the model section)
     _write_text(out_dir / CONFIG_FILE, json.dumps(full_config, indent=2, default=list))
@@ -311,6 +317,31 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     _write_text(out_dir / METRICS_FILE, _metrics_csv(state["metrics"]))
     model.eval()
     return model
+
+
+def posterior_kl(metrics: list[dict], term: str = "info_unimodal") -> dict[str, float]:
+    """{modality: nats} of ``term`` (``info_unimodal`` or ``kl_unimodal``) at the best epoch (lowest
+    validation loss; the training loss without a validation set), from metrics.csv rows (dicts);
+    {} for rows without those columns."""
+    prefix = "val_" if metrics and "val_loss" in metrics[0] else "train_"
+    if not metrics or f"{prefix}loss" not in metrics[0]:
+        return {}
+    best = min(metrics, key=lambda row: float(row[f"{prefix}loss"]))
+    start = f"{prefix}{term}_"
+    return {k[len(start):]: float(v) for k, v in best.items() if k.startswith(start) and v not in ("", None)}
+
+
+def warn_collapse(metrics: list[dict], where) -> dict[str, float]:
+    """Warn (RuntimeWarning, printed on stderr) for every modality whose posterior carries < COLLAPSE_NATS;
+    returns those {modality: nats}."""
+    import warnings
+
+    collapsed = {m: v for m, v in posterior_kl(metrics).items() if v < COLLAPSE_NATS}
+    for m, v in collapsed.items():
+        message = (f"{where}: the {m} posterior collapsed: it carries {v:.2f} nats about its input (best "
+                   f"epoch; < {COLLAPSE_NATS:g}; metrics.csv: info_unimodal_{m}), so the latent ignores {m}")
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return collapsed
 
 
 # ---- persistence --------------------------------------------------------------------------

@@ -50,3 +50,15 @@ def test_report_without_analyses_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no analysis folders"):
         run_report([str(tmp_path), "--out", str(tmp_path / "r.html")])
     assert not (tmp_path / "r.html").exists()
+
+
+def test_posterior_block_flags_a_collapsed_modality(tmp_path):
+    from mmneuro.report.html import _posterior_block
+
+    metrics = tmp_path / "metrics.csv"  # the best epoch (lowest val_loss) is the second row
+    metrics.write_text("epoch,val_loss,val_kl_unimodal_audio,val_info_unimodal_audio,val_kl_unimodal_neural,"
+                       "val_info_unimodal_neural\n1,10,9.0,8.0,5.0,4.0\n2,5,9.6,0.2,6.0,5.5\n")
+    text = _posterior_block(metrics)
+    assert "audio: 0.2 nats (9.6 KL to the prior) <span class=fail>collapsed" in text
+    assert "neural: 5.5 nats (6.0 KL to the prior) <span class=pass>ok" in text
+    assert _posterior_block(tmp_path / "missing.csv") == ""

@@ -27,6 +27,29 @@ def bounded_logvar(raw: torch.Tensor) -> torch.Tensor:
     return LOGVAR_MAX - F.softplus(LOGVAR_MAX - lower)
 
 
+def kaiming_init(module: nn.Module, output_layer: bool = True) -> nn.Module:
+    """He et al. (2015) normal init with zero biases for every linear/conv layer: the ReLU gain √2 for
+    layers feeding a SiLU; gain 1 (LeCun) for the last one if ``output_layer`` (it feeds a Gaussian
+    head's outputs or an output activation, not a SiLU).
+
+    PyTorch's default (uniform, gain 1/√3) shrinks activations by ~3× per SiLU layer: at init the
+    conv audio expert's encoder means then varied by 1e-4 across syllables and its decoder output by
+    1e-4 across z, and training never left that state (docs/models.md). A transposed convolution's
+    fan-in is the taps that reach one output pixel: in_channels × kernel area / stride².
+    """
+    layers = [m for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.ConvTranspose2d):
+            fan_in = layer.in_channels * math.prod(layer.kernel_size) // math.prod(layer.stride)
+        else:
+            fan_in = layer.weight[0].numel()
+        gain = 1.0 if output_layer and i == len(layers) - 1 else 2.0
+        nn.init.normal_(layer.weight, 0.0, math.sqrt(gain / fan_in))
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+    return module
+
+
 class GaussianHead(nn.Module):
     """Linear map from features to (mean, bounded log-variance) of a D-dimensional Gaussian."""
 
@@ -43,6 +66,12 @@ def _activation(name: str) -> nn.Module:
     return {"sigmoid": nn.Sigmoid(), "identity": nn.Identity(), "softplus": nn.Softplus()}[name]
 
 
+def _norm(name: str, channels: int) -> list[nn.Module]:
+    if name not in ("none", "group"):
+        raise ValueError(f"unknown norm {name!r}; expected 'none' or 'group'")
+    return [nn.GroupNorm(1, channels)] if name == "group" else []
+
+
 def _conv_depth(shape: tuple[int, ...], channels: tuple[int, ...]) -> tuple[int, int]:
     _, f, t = shape
     n = len(channels)
@@ -55,16 +84,20 @@ def _conv_depth(shape: tuple[int, ...], channels: tuple[int, ...]) -> tuple[int,
 class ConvEncoder(nn.Module):
     """Image (N, C, F, T) → features; stride-2 4×4 convolutions halve each side per layer.
 
+    ``norm="group"``: GroupNorm with one group (normalises each image's feature map over channels
+    and pixels) after every convolution. Per sample, unlike AVA's batch norm, so batch statistics
+    cannot mix syllables with the zero-filled inputs of missing modalities or vary with batch size.
+
     ``channels_last``: run the convolutions in NHWC layout (same values; on CPU oneDNN then skips
     its layout reorders, ~1.4× faster for the decoder at batch 320 here).
     """
 
-    def __init__(self, shape: tuple[int, int, int], channels: tuple[int, ...], hidden: int):
+    def __init__(self, shape: tuple[int, int, int], channels: tuple[int, ...], hidden: int, norm: str = "none"):
         super().__init__()
         f, t = _conv_depth(shape, channels)
         layers, c_in = [], shape[0]
         for c_out in channels:
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU()]
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), *_norm(norm, c_out), nn.SiLU()]
             c_in = c_out
         self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * f * t, hidden), nn.SiLU())
         self.out_features = hidden
@@ -138,13 +171,14 @@ class Expert(nn.Module):
     """Encoder + Gaussian head + decoder + likelihood for one modality with observations of ``shape``.
 
     ``settings`` (see :class:`mmneuro.models.model.ExpertConfig`): network ``"conv"`` or ``"mlp"``,
-    ``channels``/``hidden`` sizes, ``likelihood`` name and ``likelihood_params``, ``out_activation``.
+    ``channels``/``hidden`` sizes, ``likelihood`` name and ``likelihood_params``, ``out_activation``,
+    ``norm`` (conv encoder only: ``"group"`` or ``"none"``).
     """
 
     def __init__(self, shape: tuple[int, ...], latent_dim: int, network: str, likelihood: str,
                  likelihood_params: dict | None = None, channels: tuple[int, ...] = (32, 32, 64, 64),
                  hidden: tuple[int, ...] = (256, 256), out_activation: str | None = None,
-                 input_transform: str = "log1p"):
+                 input_transform: str = "log1p", norm: str = "none"):
         super().__init__()
         self.shape = tuple(shape)
         self.channels_last = network == "conv"
@@ -152,7 +186,7 @@ class Expert(nn.Module):
             # Poisson/NB links apply their own positivity; Gaussian/Laplace means of [0, 1] images use a sigmoid
             out_activation = "sigmoid" if (network == "conv" and likelihood in ("gaussian", "laplace")) else "identity"
         if network == "conv":
-            self.encoder = ConvEncoder(self.shape, tuple(channels), hidden[0])
+            self.encoder = ConvEncoder(self.shape, tuple(channels), hidden[0], norm)
             self.decoder = ConvDecoder(self.shape, tuple(channels), hidden[0], latent_dim, out_activation)
         elif network == "mlp":
             self.encoder = MLPEncoder(self.shape, tuple(hidden), input_transform)
@@ -160,6 +194,10 @@ class Expert(nn.Module):
         else:
             raise ValueError(f"unknown expert network {network!r}; expected 'conv' or 'mlp'")
         self.head = GaussianHead(self.encoder.out_features, latent_dim)
+        if network == "conv":  # MLP experts keep PyTorch's init (measured in docs/models.md)
+            kaiming_init(self.encoder, output_layer=False)  # its features feed a SiLU
+            kaiming_init(self.head)
+            kaiming_init(self.decoder)
         self.likelihood = make_likelihood(likelihood, self.shape, likelihood_params)
 
     def encode(self, x: torch.Tensor) -> DiagGaussian:

@@ -53,13 +53,15 @@ class ExpertConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 256])  # mlp layers; conv: hidden[0] dense units
     out_activation: str | None = None  # None: sigmoid for conv Gaussian/Laplace, identity otherwise
     input_transform: str = "log1p"  # mlp encoder input: log1p (counts) | none
+    norm: str = "none"  # conv encoder: "group" (GroupNorm, one group, after every convolution) | "none"
 
 
 def default_expert(name: str, shape: list[int]) -> ExpertConfig:
-    """Defaults: audio → conv + Gaussian (σ = 0.1) on the [0, 1] image; anything else → MLP + Poisson."""
+    """Defaults: audio → conv (GroupNorm encoder) + Gaussian (σ = 0.1) on the [0, 1] image; anything
+    else → MLP + Poisson."""
     if name == "audio":
         return ExpertConfig(shape=list(shape), network="conv", likelihood="gaussian",
-                            likelihood_params={"scale": 0.1, "learn_scale": False})
+                            likelihood_params={"scale": 0.1, "learn_scale": False}, norm="group")
     return ExpertConfig(shape=list(shape), network="mlp", likelihood="poisson", likelihood_params={"link": "softplus"})
 
 
@@ -210,7 +212,7 @@ class MultimodalVAE(nn.Module):
         self.experts = nn.ModuleDict({
             name: Expert(tuple(e.shape), config.latent_dim + self.private_sizes[name], e.network, e.likelihood,
                          e.likelihood_params, tuple(e.channels), tuple(e.hidden), e.out_activation,
-                         e.input_transform)
+                         e.input_transform, e.norm)
             for name, e in config.modalities.items()})
         self.weights = config.likelihood_weights()
         self.parts = self._latent_parts()
@@ -401,7 +403,48 @@ class MultimodalVAE(nn.Module):
             per_sample = per_sample + cfg.shared_alignment * align
             terms["shared_disagreement"] = align
         summary = {k: float(v.detach().mean()) for k, v in terms.items()}
+        summary |= self._unimodal_kl(unimodal, private, mask)
         return per_sample.mean(), summary
+
+    @torch.no_grad()
+    def unimodal_information(self, x: dict[str, torch.Tensor]) -> dict[str, float]:
+        """``kl_unimodal_<m>`` and ``info_unimodal_<m>`` (nats, see :meth:`_unimodal_kl`) over the samples
+        of ``x`` (moments of the aggregate posterior from all of them)."""
+        xs, mask = self._prepare(x, None)
+        unimodal, private = self._encode_unimodal(xs, mask)
+        return self._unimodal_kl(unimodal, private, mask)
+
+    def _unimodal_kl(self, unimodal: DiagGaussian, private: dict[str, DiagGaussian],
+                     present: torch.Tensor) -> dict[str, float]:
+        """How much the model's posterior given x_m alone carries, in nats, per modality m (means over
+        the samples with x_m; the collapse alarm in mmneuro.train reads these):
+
+        ``kl_unimodal_<m>``: KL(q(z | x_m) ‖ N(0, I)). q(z | x_m) is what ``encode({m: x_m})`` returns:
+        m's expert fused with the N(0, I) expert where the kind's PoE has one (an expert at variance e^8
+        then yields the prior: 0 nats), and m's private part.
+        ``info_unimodal_<m>``: KL(q(z | x_m) ‖ r) with r the Gaussian matching the batch's aggregate
+        posterior moments. E KL(q ‖ p) = I(x; z) + KL(q_agg ‖ p) (Hoffman & Johnson 2016); r drops the
+        second part for a posterior that is merely offset from the prior (a constant q has 0 here
+        but can have several nats of KL to the prior), so this is the closer bound on I(x_m; z).
+        """
+        prior = {"mmvae": False, "mopoe": self.config.mopoe_prior_expert}.get(self.config.kind,
+                                                                            self.config.poe_prior_expert)
+        out = {}
+        with torch.no_grad():
+            for i, name in enumerate(self.modalities):
+                if not present[i].any():
+                    continue
+                q = product_of_experts(unimodal[i:i + 1], present[i:i + 1], prior)
+                if name in private:
+                    q = DiagGaussian(torch.cat([q.mean, private[name].mean], -1),
+                                     torch.cat([q.logvar, private[name].logvar], -1))
+                q = q[present[i]]
+                mean = q.mean.mean(0)
+                var = q.variance.mean(0) + q.mean.var(0, unbiased=False)
+                info = 0.5 * ((q.variance + (q.mean - mean) ** 2) / var - 1.0 + var.log() - q.logvar).sum(-1)
+                out[f"kl_unimodal_{name}"] = float(q.kl_to_standard_normal().mean())
+                out[f"info_unimodal_{name}"] = float(info.mean())
+        return out
 
     def _complete_mixture(self, mixture: MixturePosterior, subsets: list[tuple[int, ...]], present: torch.Tensor,
                           private: dict[str, DiagGaussian]) -> MixturePosterior:

@@ -125,6 +125,7 @@ def _model_section(folder: Path, summary: dict) -> str:
            f"<p class=note>model settings: {html.escape(json.dumps(settings))}<br>analysis settings: "
            f"{html.escape(json.dumps(summary['settings']))}<br>clusters: k = {summary['clusters']['k']} "
            f"({html.escape(summary['clusters']['criterion'])}); runtime {summary.get('runtime_s', '?')} s</p>"]
+    out.append(_posterior_block(Path(summary["model"]["dir"]) / "metrics.csv"))
     if (folder / "scores.json").is_file():
         out.append(_scores_block(json.loads((folder / "scores.json").read_text())))
     cluster_band = pd.read_csv(folder / "cluster_band.csv", keep_default_na=False, na_values=[""])
@@ -157,6 +158,28 @@ def _model_section(folder: Path, summary: dict) -> str:
             out.append(f"<figure><img alt='{stem}' src='data:image/png;base64,{data}'>"
                        f"<figcaption class=note>{html.escape(caption)}</figcaption></figure>")
     return "\n".join(out)
+
+
+def _posterior_block(metrics_csv: Path) -> str:
+    """What each modality's posterior carries at the best epoch (training's collapse alarm), if known."""
+    import csv
+
+    from mmneuro.train import COLLAPSE_NATS, posterior_kl
+
+    if not metrics_csv.is_file():
+        return ""
+    with metrics_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    info, kl = posterior_kl(rows), posterior_kl(rows, "kl_unimodal")
+    if not info:
+        return ""
+    items = []
+    for m, v in info.items():
+        state = "<span class=fail>collapsed</span>" if v < COLLAPSE_NATS else "<span class=pass>ok</span>"
+        items.append(f"{html.escape(m)}: {v:.1f} nats ({kl.get(m, float('nan')):.1f} KL to the prior) {state}")
+    return ("<p>Posterior given each modality alone, best epoch (metrics.csv <code>info_unimodal_*</code>: "
+            f"a bound on what it carries about its input; collapsed below {COLLAPSE_NATS:g} nat): "
+            + "; ".join(items) + "</p>")
 
 
 def _scores_block(scores: dict) -> str:

@@ -1,0 +1,188 @@
+"""Model quality on planted data: train MVAE / MMVAE / MoPoE with the workflow's settings on small
+datasets built from several SynthConfigs, and print issue 14's targets per model and data family.
+
+For each family the demo generator writes the sessions, the workflow builds dataset.nc (cached in
+``--work``), then each model is trained (config/config.yaml's ``train`` + ``model_overrides``, plus
+``--set``) and scored on the held-out syllables with the analysis stage's own functions:
+
+- ``a2n``: audio → neural mean per-unit Pearson r (all good units), with ridge and the oracle;
+- ``n2a`` / ``a2a``: mean per-syllable r of the spectrogram generated from neurons / from sound,
+  with the mean-spectrogram baseline;
+- ``kl_audio`` / ``kl_neural``: mean KL(q(z | x_m) ‖ N(0, I)) of each unimodal posterior (nats);
+  ``info_*``: the same against the moment-matched aggregate posterior (a bound on I(x_m; z) that
+  does not count a constant offset from the prior; MultimodalVAE.unimodal_information);
+- ``syn``: synergy ordered (joint ≥ self > cross) for the audio / neural target;
+- ``ll_*``: held-out log p(x_m | x_m) (nats per syllable, unweighted likelihoods);
+- ``a2a_df_khz`` / ``a2a_level`` (and ``n2a_*``): what decoded images look like: median error of the
+  dominant frequency in the contour's columns (kHz; one image row is ~1.3 kHz on the demo) and the
+  decoded contour level as a fraction of the true one;
+- ``train_s``: wall time of ``fit``.
+
+Then the median and the worst case over families × seeds per model. Example (what docs/models.md
+quotes)::
+
+    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_model_quality.py \\
+        --families demo,narrow_bands,few_units,busy_baseline --seeds 0 --work /tmp/bench_quality
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+# families of planted data that differ from the demo in band centres/widths, unit counts, baselines
+# and syllable rate (each: SynthConfig changes, sessions, seconds per session)
+FAMILIES = {
+    "demo": ({}, 3, 180.0),
+    "narrow_bands": ({"band_centers_hz": (40_000.0, 55_000.0, 70_000.0, 95_000.0), "band_width_hz": 3_000.0}, 2, 120.0),
+    "few_units": ({"units_per_cluster": 3, "n_untuned": 3, "gain_hz": (20.0, 50.0)}, 2, 120.0),
+    "busy_baseline": ({"baseline_hz": (8.0, 20.0), "syllable_gap_s": (0.03, 0.15), "bout_gap_s": (0.5, 2.0),
+                       "band_centers_hz": (50_000.0, 70_000.0, 90_000.0), "band_width_hz": 7_000.0}, 2, 120.0),
+}
+
+
+def build_dataset(name: str, work: Path) -> Path:
+    """Sessions + dataset.nc for one family under work/name (reused when present)."""
+    import yaml
+
+    from mmneuro.synth import SynthConfig, generate_demo
+
+    changes, n_sessions, duration_s = FAMILIES[name]
+    folder = work / name
+    dataset = folder / "results" / "dataset.nc"
+    if dataset.is_file():
+        return dataset
+    table = generate_demo(folder / "data", n_sessions=n_sessions, duration_s=duration_s, seed=0,
+                          config=replace(SynthConfig(), **changes))
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config |= {"sessions": str(table), "results": str(folder / "results")}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    subprocess.run([sys.executable, "-m", "snakemake", str(dataset), "--snakefile", str(ROOT / "Snakefile"),
+                    "--cores", "1", "--configfile", str(folder / "config.yaml"), "-q"], check=True,
+                   cwd=folder, stdout=subprocess.DEVNULL)
+    return dataset
+
+
+def train_config(kind: str, seed: int, overrides: list[str]) -> dict:
+    """The workflow's training settings for ``kind`` (config/config.yaml), seed and ``--set`` overrides."""
+    import yaml
+
+    from mmneuro.train_command import apply_overrides
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return apply_overrides({**(config.get("train") or {}), **(config.get("model_overrides") or {}).get(kind, {}),
+                            "kind": kind, "seed": seed}, overrides)
+
+
+def image_looks(truth: np.ndarray, decoded: np.ndarray, freq_khz: np.ndarray, level: float = 0.3) -> dict:
+    """What decoded images (N, F, T) look like against the true ones, over the columns where the
+    true image has a contour (a pixel ≥ ``level``): the median |error| of the dominant frequency
+    (argmax row, kHz) and the decoded / true contour level (mean column maximum)."""
+    errors, levels = [], []
+    for t, p in zip(truth, decoded):
+        cols = t.max(0) >= level
+        if cols.sum() < 3:
+            continue
+        errors.append(np.median(np.abs(freq_khz[t[:, cols].argmax(0)] - freq_khz[p[:, cols].argmax(0)])))
+        levels.append(p[:, cols].max(0).mean() / t[:, cols].max(0).mean())
+    return {"df_khz": float(np.median(errors)), "level": float(np.median(levels))}
+
+
+def evaluate(model, dataset: Path, truth_dirs: list[Path]) -> dict:
+    from mmneuro.analysis import pipeline, synergy
+    from mmneuro.analysis.settings import AnalysisSettings
+    from mmneuro.io import read_netcdf
+
+    settings = AnalysisSettings()
+    ds = read_netcdf(dataset)
+    truths = pipeline._load_truths(truth_dirs)
+    data = pipeline._select(ds, model, settings, str(dataset))
+    cross = pipeline._crosspred(model, data, settings, truths, pipeline._truth_units(truths, data.ds["unit"].values))
+    r = cross["table"].groupby(["direction", "method"])["pearson_r"].mean()
+    syn = pipeline._synergy(model, data, settings, False).set_index("target")
+    import torch
+
+    images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
+    looks = {f"{key}_{k}": v for key, method in (("a2a", "model (audio->audio)"), ("n2a", "model (neural->audio)"))
+             for k, v in image_looks(images, cross["images"][method].reshape(images.shape),
+                                     data.ds["freq_hz"].values / 1e3).items()}
+    kl = model.unimodal_information({m: torch.from_numpy(v) for m, v in data.x.items()})
+    return {"a2n": r["audio->neural", "model (audio->neural)"], "ridge": r["audio->neural", "ridge (spectrogram PCA)"],
+            "oracle": r["audio->neural", "oracle (planted rate)"], "n2a": r["neural->audio", "model (neural->audio)"],
+            "mean_img": r["neural->audio", "mean spectrogram"], "a2a": r["neural->audio", "model (audio->audio)"],
+            "kl_audio": kl["kl_unimodal_audio"], "kl_neural": kl["kl_unimodal_neural"],
+            "info_audio": kl["info_unimodal_audio"], "info_neural": kl["info_unimodal_neural"],
+            "syn": "/".join("y" if syn.loc[m, "ordered"] else "n" for m in ("audio", "neural")),
+            "ll_audio": syn.loc["audio", "log_p_self"], "ll_neural": syn.loc["neural", "log_p_self"], **looks}
+
+
+def targets(row: pd.Series) -> str:
+    """Which of issue 14's targets a run misses (empty: all met)."""
+    missed = []
+    if row.a2n < 0.8 * row.oracle or row.a2n < row.ridge + 0.05:
+        missed.append("a2n")
+    if row.n2a < 3 * row.mean_img:
+        missed.append("n2a")
+    if row.a2a < 0.75:
+        missed.append("a2a")
+    if min(row.kl_audio, row.kl_neural) < 5:
+        missed.append("kl")
+    if row.syn != "y/y":
+        missed.append("syn")
+    return ",".join(missed) or "-"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--families", default="demo,narrow_bands,few_units,busy_baseline")
+    ap.add_argument("--models", default="mvae,mmvae,mopoe")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bench_model_quality"))
+    ap.add_argument("--csv", type=Path, help="also write the per-run table here")
+    args = ap.parse_args()
+
+    import torch
+
+    from mmneuro.train import fit
+
+    torch.set_num_threads(1)
+    rows = []
+    for family in args.families.split(","):
+        dataset = build_dataset(family, args.work)
+        truth_dirs = sorted(p.parent for p in (args.work / family / "data").glob("*/ground_truth.json"))
+        for kind in args.models.split(","):
+            for seed in map(int, args.seeds.split(",")):
+                tag = "_".join([family, kind, str(seed)] + [s.replace("=", "-") for s in args.set])
+                t0 = time.perf_counter()
+                model = fit(dataset, train_config(kind, seed, args.set), args.work / "models" / tag, progress=False)
+                row = {"family": family, "model": kind, "seed": seed, "train_s": time.perf_counter() - t0,
+                       **evaluate(model, dataset, truth_dirs)}
+                row["a2n_over_oracle"] = row["a2n"] / row["oracle"]
+                row["missed"] = targets(pd.Series(row))
+                rows.append(row)
+                print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    table = pd.DataFrame(rows)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    pd.set_option("display.width", 200)
+    print(table.round(3).to_string(index=False))
+    numeric = table.drop(columns=["family", "seed", "syn", "missed"])
+    print("\nmedian per model\n" + numeric.groupby("model").median().round(3).to_string())
+    worst = numeric.groupby("model").min()
+    larger_is_worse = [c for c in numeric if c == "train_s" or c.endswith("df_khz")]
+    worst[larger_is_worse] = numeric.groupby("model")[larger_is_worse].max()
+    print("\nworst case per model (min; train_s, *_df_khz: max)\n" + worst.round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
