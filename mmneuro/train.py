@@ -334,8 +334,6 @@ def posterior_kl(metrics: list[dict], term: str = "info_unimodal") -> dict[str, 
 def warn_collapse(metrics: list[dict], where) -> dict[str, float]:
     """Warn (RuntimeWarning, printed on stderr) for every modality whose posterior carries < COLLAPSE_NATS;
     returns those {modality: nats}."""
-    import warnings
-
     collapsed = {m: v for m, v in posterior_kl(metrics).items() if v < COLLAPSE_NATS}
     for m, v in collapsed.items():
         message = (f"{where}: the {m} posterior collapsed: it carries {v:.2f} nats about its input (best "
