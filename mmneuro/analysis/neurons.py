@@ -86,6 +86,12 @@ def quantile_bins(values: np.ndarray, n_bins: int) -> np.ndarray:
     return np.minimum((ranks * n_bins) // len(values), n_bins - 1).astype(int)
 
 
+def feature_bins(features: dict[str, np.ndarray], n_bins: int) -> np.ndarray:
+    """One-hot membership (N, F * n_bins) of every syllable in the quantile bins of every feature."""
+    columns = [np.eye(n_bins)[quantile_bins(values, n_bins)] for values in features.values()]
+    return np.concatenate(columns, axis=1)
+
+
 def tuning_test(counts: np.ndarray, exposure_s: np.ndarray, features: dict[str, np.ndarray], *,
                 groups: np.ndarray | None = None, n_shifts: int = 1000, n_bins: int = 8, seed: int = 0) -> dict:
     """Per-unit test of "the unit's spike count depends on which syllable it is", on raw counts.
@@ -106,10 +112,7 @@ def tuning_test(counts: np.ndarray, exposure_s: np.ndarray, features: dict[str, 
     names = list(features)
     if not names:
         raise ValueError("tuning_test needs at least one syllable feature")
-    # one-hot bin membership of every (feature, bin): (N, F * n_bins)
-    onehot = np.zeros((n, len(names) * n_bins))
-    for f, name in enumerate(names):
-        onehot[np.arange(n), f * n_bins + quantile_bins(features[name], n_bins)] = 1.0
+    onehot = feature_bins(features, n_bins)
     rate = counts.sum(0) / exposure_s.sum()  # (U,) pooled rate; unchanged by any reordering
 
     def chi2(c: np.ndarray, e: np.ndarray) -> np.ndarray:  # (F, U) statistic per feature
@@ -139,13 +142,10 @@ def tuning_profiles(counts: np.ndarray, exposure_s: np.ndarray, features: dict[s
     counts = np.asarray(counts, dtype=np.float64)
     exposure_s = np.asarray(exposure_s, dtype=np.float64)
     rate = counts.sum(0) / exposure_s.sum()
-    curves = []
-    for values in features.values():
-        onehot = np.eye(n_bins)[quantile_bins(values, n_bins)]  # (N, bins)
-        e = onehot.T @ exposure_s
-        curve = (onehot.T @ counts) / np.where(e > 0, e, np.inf)[:, None]  # (bins, U); empty bin -> 0
-        curves.append(np.where(e[:, None] > 0, curve / np.where(rate > 0, rate, np.inf) - 1.0, 0.0))
-    profiles = np.concatenate(curves).T
+    onehot = feature_bins(features, n_bins)
+    e = onehot.T @ exposure_s
+    curve = (onehot.T @ counts) / np.where(e > 0, e, np.inf)[:, None]  # (F * bins, U); empty bin -> 0
+    profiles = np.where(e[:, None] > 0, curve / np.where(rate > 0, rate, np.inf) - 1.0, 0.0).T
     norm = np.linalg.norm(profiles, axis=1, keepdims=True)
     return profiles / np.where(norm > 0, norm, 1.0)
 
