@@ -22,13 +22,16 @@ Then the median and the worst case over families × seeds per model. Example (wh
 quotes)::
 
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_model_quality.py \\
-        --families demo,narrow_bands,few_units,busy_baseline --seeds 0 --work /tmp/bench_quality
+        --families demo,narrow_bands,few_units,busy_baseline --seeds 0,1,2 --work /tmp/bench_quality
+
+``--audio spec_lo_db=6`` builds the datasets with other spectrogram settings (own results folder).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -50,24 +53,33 @@ FAMILIES = {
 }
 
 
-def build_dataset(name: str, work: Path) -> Path:
-    """Sessions + dataset.nc for one family under work/name (reused when present)."""
+def build_dataset(name: str, work: Path, audio_set: list[str] = ()) -> Path:
+    """Sessions + dataset.nc for one family under work/name (reused when present). ``audio_set``:
+    ``KEY=VALUE`` overrides of config.yaml's ``audio.set`` (each set of overrides gets its own
+    results folder; the sessions are shared)."""
     import yaml
 
     from mmneuro.synth import SynthConfig, generate_demo
 
     changes, n_sessions, duration_s = FAMILIES[name]
     folder = work / name
-    dataset = folder / "results" / "dataset.nc"
+    results = folder / ("results" + "".join(f"_{s.replace('=', '-')}" for s in audio_set))
+    dataset = results / "dataset.nc"
     if dataset.is_file():
         return dataset
-    table = generate_demo(folder / "data", n_sessions=n_sessions, duration_s=duration_s, seed=0,
-                          config=replace(SynthConfig(), **changes))
+    table = folder / "data" / "sessions.tsv"
+    if not table.is_file():
+        table = generate_demo(folder / "data", n_sessions=n_sessions, duration_s=duration_s, seed=0,
+                              config=replace(SynthConfig(), **changes))
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config |= {"sessions": str(table), "results": str(folder / "results")}
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    config |= {"sessions": str(table), "results": str(results)}
+    for item in audio_set:
+        key, value = item.split("=", 1)
+        config["audio"].setdefault("set", {})[key] = yaml.safe_load(value)
+    config_file = results.with_suffix(".yaml")
+    config_file.write_text(yaml.safe_dump(config))
     subprocess.run([sys.executable, "-m", "snakemake", str(dataset), "--snakefile", str(ROOT / "Snakefile"),
-                    "--cores", "1", "--configfile", str(folder / "config.yaml"), "-q"], check=True,
+                    "--cores", "1", "--configfile", str(config_file), "-q"], check=True,
                    cwd=folder, stdout=subprocess.DEVNULL)
     return dataset
 
@@ -147,6 +159,8 @@ def main() -> None:
     ap.add_argument("--models", default="mvae,mmvae,mopoe")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
+    ap.add_argument("--audio", action="append", default=[], metavar="KEY=VALUE",
+                    help="override of config.yaml's audio.set for the datasets (e.g. spec_lo_db=6)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_model_quality"))
     ap.add_argument("--csv", type=Path, help="also write the per-run table here")
     args = ap.parse_args()
@@ -158,13 +172,15 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     for family in args.families.split(","):
-        dataset = build_dataset(family, args.work)
+        dataset = build_dataset(family, args.work, args.audio)
         truth_dirs = sorted(p.parent for p in (args.work / family / "data").glob("*/ground_truth.json"))
         for kind in args.models.split(","):
             for seed in map(int, args.seeds.split(",")):
-                tag = "_".join([family, kind, str(seed)] + [s.replace("=", "-") for s in args.set])
+                tag = "_".join([family, kind, str(seed)] + [s.replace("=", "-") for s in args.audio + args.set])
+                out = args.work / "models" / tag
+                shutil.rmtree(out, ignore_errors=True)  # always train the current code, never resume an old run
                 t0 = time.perf_counter()
-                model = fit(dataset, train_config(kind, seed, args.set), args.work / "models" / tag, progress=False)
+                model = fit(dataset, train_config(kind, seed, args.set), out, progress=False)
                 row = {"family": family, "model": kind, "seed": seed, "train_s": time.perf_counter() - t0,
                        **evaluate(model, dataset, truth_dirs)}
                 row["a2n_over_oracle"] = row["a2n"] / row["oracle"]
@@ -177,6 +193,10 @@ def main() -> None:
     pd.set_option("display.width", 200)
     print(table.round(3).to_string(index=False))
     numeric = table.drop(columns=["family", "seed", "syn", "missed"])
+    if table["seed"].nunique() > 1:
+        over_seeds = table.drop(columns=["seed", "syn", "missed"]).groupby(["family", "model"])
+        spread = over_seeds.mean().round(3).astype(str) + " ± " + over_seeds.std().round(3).astype(str)
+        print("\nmean ± SD over seeds\n" + spread.to_string())
     print("\nmedian per model\n" + numeric.groupby("model").median().round(3).to_string())
     worst = numeric.groupby("model").min()
     larger_is_worse = [c for c in numeric if c == "train_s" or c.endswith("df_khz")]
