@@ -159,24 +159,6 @@ def test_log_likelihood_given_empty_equals_the_unimodal_iwae_of_the_own_parts():
     torch.testing.assert_close(ll, expected[0], rtol=1e-4, atol=1e-3)
 
 
-def private_usage(model, x, name, seed=0):
-    """(mean KL of q(w_name | x_name) to N(0, I) in nats, RMS change of name's decoded mean when w_name
-    is redrawn from the prior / the same when z_shared is), at the joint posterior means."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        post = model.encode(x)
-        q, z = post.private[name], post.mean
-        kl = float((0.5 * (q.mean**2 + q.variance - 1 - q.variance.log())).sum(-1).mean())
-        base = model.decode(z, [name])[name].mean
-        change = []
-        for part in (f"{name}_private", "shared"):
-            sl = model.parts[part]
-            redrawn = z.clone()
-            redrawn[:, sl] = torch.randn(len(z), sl.stop - sl.start, generator=g)
-            change.append(float((model.decode(redrawn, [name])[name].mean - base).pow(2).mean().sqrt()))
-    return kl, change[0] / change[1]
-
-
 @pytest.fixture(scope="module")
 def trained():
     """Factorised MVAE, MMVAE and MoPoE on the planted set (600 samples, 2+2+2 latents, γ = 1)."""
@@ -203,12 +185,13 @@ def test_planted_factors_land_in_their_parts(trained, kind):
     # neural-only: better from z_neural_private than from z_shared, by ≥ 0.3
     assert r2[("b", "neural_private")] >= r2[("b", "shared")] + 0.3
     # A probe of the means also credits a part whose posterior has shrunk to the prior (the demo's old
-    # audio-private R² 0.36 came from means carrying < 0.01 nats that no decoder read, docs/models.md),
-    # so each private part must also carry information and move its own decoder. Measured here
-    # (seed 0): KL 1.0-6.7 nats, decoder ratio 0.62-1.08; the demo's collapsed w_audio: 0.6 nats, ≤ 0.1.
-    for name in ("audio", "neural"):
-        kl, ratio = private_usage(model, x, name)
-        assert kl >= 0.5 and ratio >= 0.3, (name, kl, ratio)
+    # audio-private R² 0.36 came from means carrying 0.00 nats, docs/models.md); one posterior sample
+    # does not: the private factors must survive it (measured, seed 0: a 0.92, b 0.65-0.67; a part at
+    # the prior scores ≈ 0).
+    with torch.no_grad():
+        drawn = model.encode(x).sample(1, torch.Generator().manual_seed(0))[0].numpy()
+    assert probe_r2(drawn[:, parts["audio_private"]], truth["a"]) >= 0.5
+    assert probe_r2(drawn[:, parts["neural_private"]], truth["b"]) >= 0.5
 
 
 @pytest.mark.slow
