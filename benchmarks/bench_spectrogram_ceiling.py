@@ -15,9 +15,7 @@ can output under squared error, and per syllable (mean over syllables):
   same fixed reference for every representation (dB = lo + (hi − lo) × pixel, then the default's
   clip), so the scores of different representations are comparable;
 - ``amp_r2``: R² of log planted amplitude from the image's mean column maximum over the contour's
-  columns (does the image keep the level?), ``sat``: fraction of contour columns at 1 (clipped);
-- ``rows_on``: median fraction of the contour's columns whose maximum pixel is ≥ 0.3 of the image's
-  maximum (a point-sampled row grid loses a sweep between rows).
+  columns (does the image keep the level?), ``sat``: fraction of contour columns at 1 (clipped).
 
 Each ``--variant`` is a comma-separated list of audio overrides on top of config.yaml's audio.set
 (``-`` for none). Example (docs/models.md "Spectrogram representation")::
@@ -110,13 +108,11 @@ def score(images: dict, params: dict, default: dict, reference: np.ndarray) -> d
         rows.append({"ceiling": np.sqrt(max(retest, 0.0)), "ceiling_k": _r(expected[i], x[i]), "retest": retest,
                      "clean_r": _r(clean[i], x[i]), "ref_ceiling": _r(ref_expected[i], reference[i]),
                      "col_max": float(level.mean()), "sat": float((level >= 1).mean()),
-                     "rows_on": float((level >= 0.3 * x[i].max()).mean()),
                      "amplitude": images["amplitude"][i]})
     table = pd.DataFrame(rows)
     ok = table["col_max"].notna() & table["amplitude"].notna()
     fit = np.corrcoef(np.log(table.loc[ok, "amplitude"]), table.loc[ok, "col_max"])[0, 1] ** 2
     summary = table.drop(columns=["amplitude", "col_max"]).mean().to_dict()
-    summary["rows_on"] = float(table["rows_on"].median())
     return {**summary, "amp_r2": float(fit), "n": len(table)}
 
 
