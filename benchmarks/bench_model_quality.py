@@ -16,9 +16,9 @@ For each family the demo generator writes the sessions, the workflow builds data
 - ``a2a_df_khz`` / ``a2a_level`` (and ``n2a_*``): what decoded images look like: median error of the
   dominant frequency in the contour's columns (kHz; one image row is ~1.3 kHz on the demo) and the
   decoded contour level as a fraction of the true one;
-- ``a2a_ref`` / ``n2a_ref`` (with ``--audio``): the same per-syllable r against a fixed reference,
-  the default dataset's image: the decoded image is put back on the default's dB scale
-  (dB = spec_lo_db + (spec_hi_db − spec_lo_db) × pixel, then the default's clip), so that a change
+- ``a2a_ref`` / ``n2a_ref``: the same per-syllable r against a fixed reference, the images made
+  before 2026-12-02 (``REFERENCE_AUDIO``): the decoded image is put back on the reference's dB scale
+  (dB = spec_lo_db + (spec_hi_db − spec_lo_db) × pixel, then the reference's clip), so that a change
   of representation cannot score better merely by making its own target easier;
 - ``train_s``: wall time of ``fit``.
 
@@ -55,6 +55,10 @@ FAMILIES = {
     "busy_baseline": ({"baseline_hz": (8.0, 20.0), "syllable_gap_s": (0.03, 0.15), "bout_gap_s": (0.5, 2.0),
                        "band_centers_hz": (50_000.0, 70_000.0, 90_000.0), "band_width_hz": 7_000.0}, 2, 120.0),
 }
+
+
+# the images before 2026-12-02 (docs/models.md "Spectrogram representation"): the fixed reference of *_ref
+REFERENCE_AUDIO = ["image_rows=interp", "spec_lo_db=0", "spec_hi_db=40"]
 
 
 def build_dataset(name: str, work: Path, audio_set: list[str] = ()) -> Path:
@@ -202,7 +206,7 @@ def main() -> None:
     rows = []
     for family in args.families.split(","):
         dataset = build_dataset(family, args.work, args.audio)
-        reference = build_dataset(family, args.work) if args.audio else None
+        reference = build_dataset(family, args.work, REFERENCE_AUDIO)
         truth_dirs = sorted(p.parent for p in (args.work / family / "data").glob("*/ground_truth.json"))
         for kind in args.models.split(","):
             for seed in map(int, args.seeds.split(",")):

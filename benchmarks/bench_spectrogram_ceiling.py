@@ -11,9 +11,9 @@ can output under squared error, and per syllable (mean over syllables):
   reconstruction scores on average (``ceiling_k``: r of the mean of the draws, biased low by their
   leftover noise);
 - ``clean_r``: r(image, the noise-free image) in the same representation;
-- ``ref_ceiling``: r(E[image | syllable] mapped to the default representation, default image), the
-  same fixed reference for every representation (dB = lo + (hi − lo) × pixel, then the default's
-  clip), so the scores of different representations are comparable;
+- ``ref_ceiling``: r(E[image | syllable] mapped to the reference representation, reference image),
+  the same fixed reference for every representation (the images before 2026-12-02: interp rows,
+  [0, 40] dB; dB = lo + (hi − lo) × pixel, then the reference's clip);
 - ``amp_r2``: R² of log planted amplitude from the image's mean column maximum over the contour's
   columns (does the image keep the level?), ``sat``: fraction of contour columns at 1 (clipped).
 
@@ -21,7 +21,7 @@ Each ``--variant`` is a comma-separated list of audio overrides on top of config
 (``-`` for none). Example (docs/models.md "Spectrogram representation")::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_spectrogram_ceiling.py --family demo \\
-        --variant - --variant spec_lo_db=6 --variant image_rows=band,spec_lo_db=3
+        --variant image_rows=interp,spec_lo_db=0,spec_hi_db=40 --variant -
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def main() -> None:
     ap.add_argument("--max-syllables", type=int, default=150, help="per session (evenly spaced)")
     args = ap.parse_args()
     base = (yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["audio"].get("set") or {})
-    default = resolve_params(overrides=base)
+    # the fixed reference of ref_ceiling: the images before 2026-12-02 (as bench_model_quality's *_ref)
+    default = resolve_params(overrides={**base, "image_rows": "interp", "spec_lo_db": 0.0, "spec_hi_db": 40.0})
     results = args.data / args.family / "results"
     sessions = sorted(p.parent for p in (args.data / args.family / "data").glob("*/ground_truth.json"))
     picks = {}

@@ -51,10 +51,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "n_time": (128, "image columns"),
     "freq_scale": ("linear", "spacing of image rows over the band: 'linear' or 'mel'"),
     "time_stretch": (True, "AVA time stretch: duration -> sqrt(duration * max_dur_s)"),
-    "image_rows": ("interp", "image rows from the FFT bins: 'interp' (linear between the two nearest "
-                             "bins) or 'band' (mean power over each row's band)"),
-    "spec_lo_db": (0.0, "dB above the noise floor mapped to 0 in the images"),
-    "spec_hi_db": (40.0, "dB above the noise floor mapped to 1 in the images"),
+    "image_rows": ("band", "image rows from the FFT bins: 'band' (mean power over each row's band) "
+                           "or 'interp' (linear between the two nearest bins)"),
+    "spec_lo_db": (3.0, "dB above the noise floor mapped to 0 in the images"),
+    "spec_hi_db": (50.0, "dB above the noise floor mapped to 1 in the images"),
 }
 
 DEFAULTS: dict[str, object] = {name: default for name, (default, _) in PARAMETERS.items()}
