@@ -16,6 +16,10 @@ For each family the demo generator writes the sessions, the workflow builds data
 - ``a2a_df_khz`` / ``a2a_level`` (and ``n2a_*``): what decoded images look like: median error of the
   dominant frequency in the contour's columns (kHz; one image row is ~1.3 kHz on the demo) and the
   decoded contour level as a fraction of the true one;
+- ``a2a_ref`` / ``n2a_ref``: the same per-syllable r against a fixed reference, the images made
+  before 2026-12-02 (``REFERENCE_AUDIO``): the decoded image is put back on the reference's dB scale
+  (dB = spec_lo_db + (spec_hi_db − spec_lo_db) × pixel, then the reference's clip), so that a change
+  of representation cannot score better merely by making its own target easier;
 - ``train_s``: wall time of ``fit``.
 
 Then the median and the worst case over families × seeds per model. Example (what docs/models.md
@@ -51,6 +55,10 @@ FAMILIES = {
     "busy_baseline": ({"baseline_hz": (8.0, 20.0), "syllable_gap_s": (0.03, 0.15), "bout_gap_s": (0.5, 2.0),
                        "band_centers_hz": (50_000.0, 70_000.0, 90_000.0), "band_width_hz": 7_000.0}, 2, 120.0),
 }
+
+
+# the images before 2026-12-02 (docs/models.md "Spectrogram representation"): the fixed reference of *_ref
+REFERENCE_AUDIO = ["image_rows=interp", "spec_lo_db=0", "spec_hi_db=40"]
 
 
 def build_dataset(name: str, work: Path, audio_set: list[str] = ()) -> Path:
@@ -109,7 +117,29 @@ def image_looks(truth: np.ndarray, decoded: np.ndarray, freq_khz: np.ndarray, le
     return {"df_khz": float(np.median(errors)), "level": float(np.median(levels))}
 
 
-def evaluate(model, dataset: Path, truth_dirs: list[Path]) -> dict:
+def on_reference_scale(images: np.ndarray, params: dict, reference_params: dict) -> np.ndarray:
+    """[0, 1] images of one dataset's dB scale (params' spec_lo/hi_db) on another's."""
+    db = params["spec_lo_db"] + (params["spec_hi_db"] - params["spec_lo_db"]) * images
+    lo, hi = reference_params["spec_lo_db"], reference_params["spec_hi_db"]
+    return np.clip((db - lo) / (hi - lo), 0.0, 1.0)
+
+
+def reference_scores(ds, images: dict, reference: Path) -> dict:
+    """``*_ref``: mean per-syllable r of decoded images (N, F, T) of ``ds``'s syllables against the
+    ``reference`` dataset's images of the same syllables, on the reference's dB scale."""
+    from mmneuro.analysis.neurons import pearson_columns
+    from mmneuro.io import read_netcdf
+
+    ref = read_netcdf(reference)
+    truth = ref["spectrogram"].sel(syllable=ds["syllable"].values).transpose("syllable", "freq", "time").values
+    params, ref_params = json.loads(ds.attrs["audio_params"]), json.loads(ref.attrs["audio_params"])
+    flat = truth.reshape(len(truth), -1)
+    return {f"{key}_ref": float(np.nanmean(pearson_columns(
+        flat.T, on_reference_scale(decoded.reshape(flat.shape), params, ref_params).T)))
+        for key, decoded in images.items()}
+
+
+def evaluate(model, dataset: Path, truth_dirs: list[Path], reference: Path | None = None) -> dict:
     from mmneuro.analysis import pipeline, synergy
     from mmneuro.analysis.settings import AnalysisSettings
     from mmneuro.io import read_netcdf
@@ -127,6 +157,9 @@ def evaluate(model, dataset: Path, truth_dirs: list[Path]) -> dict:
     looks = {f"{key}_{k}": v for key, method in (("a2a", "model (audio->audio)"), ("n2a", "model (neural->audio)"))
              for k, v in image_looks(images, cross["images"][method].reshape(images.shape),
                                      data.ds["freq_hz"].values / 1e3).items()}
+    if reference is not None:
+        looks |= reference_scores(data.ds.assign_attrs(audio_params=ds.attrs["audio_params"]), {"a2a": cross["images"]["model (audio->audio)"],
+                                            "n2a": cross["images"]["model (neural->audio)"]}, reference)
     kl = model.unimodal_information({m: torch.from_numpy(v) for m, v in data.x.items()})
     return {"a2n": r["audio->neural", "model (audio->neural)"], "ridge": r["audio->neural", "ridge (spectrogram PCA)"],
             "oracle": r["audio->neural", "oracle (planted rate)"], "n2a": r["neural->audio", "model (neural->audio)"],
@@ -173,6 +206,7 @@ def main() -> None:
     rows = []
     for family in args.families.split(","):
         dataset = build_dataset(family, args.work, args.audio)
+        reference = build_dataset(family, args.work, REFERENCE_AUDIO)
         truth_dirs = sorted(p.parent for p in (args.work / family / "data").glob("*/ground_truth.json"))
         for kind in args.models.split(","):
             for seed in map(int, args.seeds.split(",")):
@@ -182,7 +216,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 model = fit(dataset, train_config(kind, seed, args.set), out, progress=False)
                 row = {"family": family, "model": kind, "seed": seed, "train_s": time.perf_counter() - t0,
-                       **evaluate(model, dataset, truth_dirs)}
+                       **evaluate(model, dataset, truth_dirs, reference)}
                 row["a2n_over_oracle"] = row["a2n"] / row["oracle"]
                 row["missed"] = targets(pd.Series(row))
                 rows.append(row)

@@ -145,6 +145,8 @@ def test_resolve_params_presets_and_overrides():
     p = resolve_params("short_quiet", {"peak_threshold": "0.5", "time_stretch": "false", "channel": "1"})
     assert p["peak_threshold"] == 0.5 and p["time_stretch"] is False and p["channel"] == 1
     assert p["min_dur_s"] == 0.004  # from the preset
+    # the workflow passes config.yaml's audio.set as JSON: a string arrives quoted
+    assert resolve_params(None, {"freq_scale": '"mel"', "image_rows": "band"})["freq_scale"] == "mel"
     with pytest.raises(InputError, match="'max_dur'.*unknown audio parameter"):
         resolve_params(None, {"max_dur": 1})
     with pytest.raises(InputError, match="unknown preset"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib.resources import files
 
 import numpy as np
@@ -79,9 +80,11 @@ def test_real_recordings_give_finite_in_range_images(name, n_calls):
     images = ds.spectrogram.values
     assert images.shape == (n_calls, 128, 128) and images.dtype == np.float32
     assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
-    # Non-empty: every image has bright pixels (the call) against a mostly dark background.
-    assert (images.max(axis=(1, 2)) > 0.5).all()
-    assert (np.median(images, axis=(1, 2)) < 0.2).all()
+    # Non-empty: every image has a call ≥ 20 dB above the noise floor against a mostly dark background.
+    p = json.loads(ds.attrs["params"])
+    level_db = p["spec_lo_db"] + (p["spec_hi_db"] - p["spec_lo_db"]) * images
+    assert (level_db.max(axis=(1, 2)) > 20).all()
+    assert (np.median(level_db, axis=(1, 2)) < 8).all()
     assert ((ds.mean_freq_hz > 30_000) & (ds.mean_freq_hz < 110_000)).all()
 
 
@@ -95,3 +98,30 @@ def test_spectrograms_agree_across_sampling_rates(tmp_path):
     assert diff.mean() < 0.03, diff.mean()
     # The deer mouse fundamental sits at the band edge (~31 kHz), where frames switch to a harmonic.
     np.testing.assert_allclose(a.mean_freq_hz, b.mean_freq_hz, atol=1000)
+
+
+def test_band_rows_keep_a_sweeps_level_where_interpolated_rows_lose_it(tmp_path):
+    # A 50 -> 70 kHz sweep on 64 rows (1.27 kHz apart; the Hann mainlobe is ~1 kHz wide): point
+    # sampled rows see it only while it passes near a row centre, band rows see all its power.
+    path = write_calls(tmp_path / "sweep.wav", [(0.3, 0.5, 50_000.0, 70_000.0, 0.05),
+                                                (0.6, 0.8, 50_000.0, 70_000.0, 0.1)])
+    annotations = pd.DataFrame({"onset_s": [0.3, 0.6], "offset_s": [0.5, 0.8]})
+    level = {}
+    for rows in ("interp", "band"):
+        params = resolve_params("mouse", {"n_freq": 64, "n_time": 64, "image_rows": rows, "spec_lo_db": 0.0,
+                                          "spec_hi_db": 60.0, "time_stretch": False})
+        images = syllable_dataset(path, "t", params, annotations=annotations).spectrogram.values * 60.0
+        level[rows] = images[:, :, 26:38].max(axis=1)  # contour level (dB) in the syllable's columns
+    assert np.ptp(level["interp"][0]) > 15 and np.ptp(level["band"][0]) < 4
+    # Twice the amplitude is +6.02 dB in every column: the image keeps the call's level.
+    np.testing.assert_allclose(level["band"][1] - level["band"][0], 6.02, atol=0.3)
+
+
+def test_band_mean_of_flat_and_single_bin_power():
+    from mmneuro.audio.spectrogram import band_mean_db
+
+    bands = (np.array([-0.5, 1.5]), np.array([1.5, 5.5]))  # rows of 2 and 4 bins over 6 bins
+    np.testing.assert_allclose(band_mean_db(np.full((3, 6), 7.0, np.float32), bands), 7.0, atol=1e-4)
+    level = np.full((1, 6), -200.0, np.float32)
+    level[0, 3] = 20.0  # power 100 in one bin of the 4-bin row: mean 25 -> 13.98 dB
+    np.testing.assert_allclose(band_mean_db(level, bands)[:, 0], [-200.0, 10 * np.log10(25.0)], atol=1e-3)

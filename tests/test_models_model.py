@@ -109,7 +109,8 @@ def test_cross_generate_sample_and_reconstruct_shapes_and_ranges():
     rate = model.cross_generate(x, src=["audio"], dst="neural")
     assert rate.shape == (6, 5, 3) and (rate > 0).all()
     image = model.cross_generate(x, src=["neural"], dst="audio")
-    assert ((image >= 0) & (image <= 1)).all()
+    # the audio mean is unbounded (identity; default_expert says why): finite, the image's shape
+    assert image.shape == x["audio"].shape and torch.isfinite(image).all()
     draws = model.sample(4, generator=torch.Generator().manual_seed(0), mean=False)
     assert draws["neural"].shape == (4, 5, 3) and torch.equal(draws["neural"], draws["neural"].round())
     assert set(model.reconstruct(x)) == {"audio", "neural"}

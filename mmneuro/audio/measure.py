@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmneuro.audio.features import FEATURES, feature_centres, features_from_levels
-from mmneuro.audio.spectrogram import image_centres, image_from_levels, row_interpolation
+from mmneuro.audio.spectrogram import image_centres, image_from_levels, image_rows
 from mmneuro.audio.stft import FrameGrid, band_power_db, frames_centred_at
 from mmneuro.audio.wav import WavInfo, span_reader
 
@@ -47,7 +47,7 @@ def iter_measurements(wav: WavInfo, onset_s: np.ndarray, offset_s: np.ndarray, f
     batch_size: syllables per batch (default BATCH_SYLLABLES).
     """
     batch_size = batch_size or BATCH_SYLLABLES
-    rows = row_interpolation(grid, params)
+    rows = image_rows(grid, params)
     n = len(onset_s)
     bar = tqdm(total=n, desc=f"spectrograms {wav.path.name}", unit="syll", file=sys.stderr,
                disable=not progress, leave=False)

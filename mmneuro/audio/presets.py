@@ -9,6 +9,8 @@ Pure Python: imported by the CLI parser, so no numpy here.
 
 from __future__ import annotations
 
+import json
+
 from mmneuro.errors import InputError
 
 DEFAULT_PRESET = "mouse"
@@ -49,8 +51,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "n_time": (128, "image columns"),
     "freq_scale": ("linear", "spacing of image rows over the band: 'linear' or 'mel'"),
     "time_stretch": (True, "AVA time stretch: duration -> sqrt(duration * max_dur_s)"),
-    "spec_lo_db": (0.0, "dB above the noise floor mapped to 0 in the images"),
-    "spec_hi_db": (40.0, "dB above the noise floor mapped to 1 in the images"),
+    "image_rows": ("band", "image rows from the FFT bins: 'band' (mean power over each row's band) "
+                           "or 'interp' (linear between the two nearest bins)"),
+    "spec_lo_db": (3.0, "dB above the noise floor mapped to 0 in the images"),
+    "spec_hi_db": (50.0, "dB above the noise floor mapped to 1 in the images"),
 }
 
 DEFAULTS: dict[str, object] = {name: default for name, (default, _) in PARAMETERS.items()}
@@ -73,7 +77,7 @@ PRESETS: dict[str, dict] = {
             "min_dur_s": 0.015},
 }
 
-_CHOICES = {"pooling": ("softmax", "mean"), "freq_scale": ("linear", "mel")}
+_CHOICES = {"pooling": ("softmax", "mean"), "freq_scale": ("linear", "mel"), "image_rows": ("interp", "band")}
 _POSITIVE = ("max_freq_hz", "window_s", "hop_s", "edge_window_s", "edge_hop_s", "edge_gap_s",
              "floor_sample_s", "floor_snippet_s", "temperature", "max_dur_s", "chunk_s", "n_freq", "n_time")
 
@@ -120,7 +124,9 @@ def _coerce(key: str, value):
             return float(value)
         except (TypeError, ValueError):
             raise InputError(where, f"expected a number, got {value!r}") from None
-    return str(value)
+    text = str(value)
+    # the workflow passes every --set value as JSON (workflow/rules/common.smk set_args)
+    return json.loads(text) if len(text) >= 2 and text[0] == text[-1] == '"' else text
 
 
 def _to_int(where: str, value) -> int:

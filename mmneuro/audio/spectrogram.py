@@ -58,6 +58,45 @@ def row_interpolation(grid: FrameGrid, params: dict) -> tuple[np.ndarray, np.nda
     return lower, upper, np.clip(position - lower, 0.0, 1.0).astype(np.float32)
 
 
+def row_bands(grid: FrameGrid, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(start, stop) of each image row's band in fractional FFT-bin units, bin k covering
+    [k - 0.5, k + 0.5): the rows' bands meet halfway between row centres and tile the band."""
+    n_band = len(grid.freq_hz)
+    centre = np.interp(image_freq_hz(params), grid.freq_hz, np.arange(n_band))
+    edges = np.concatenate([[-0.5], 0.5 * (centre[1:] + centre[:-1]), [n_band - 0.5]])
+    return edges[:-1], edges[1:]
+
+
+def image_rows(grid: FrameGrid, params: dict) -> tuple:
+    """What :func:`image_from_levels` needs to make the rows: ``("interp", row_interpolation)`` or
+    ``("band", row_bands)`` (params["image_rows"])."""
+    if params["image_rows"] == "band":
+        return "band", row_bands(grid, params)
+    return "interp", row_interpolation(grid, params)
+
+
+def band_mean_db(level_db: np.ndarray, bands: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Mean power (dB) over each row's band of the columns' levels (n_time, n_bins) -> (n_freq, n_time).
+
+    The integral of the piecewise-constant power over [start, stop) is read off its cumulative sum
+    (linear between bin edges), so a tone anywhere in a row's band adds its whole power to that row:
+    point sampling of rows coarser than the FFT's mainlobe (1.3 kHz rows vs a 1 kHz-wide Hann
+    mainlobe at 64 rows) drops a sweep whenever it passes between two rows.
+    """
+    start, stop = bands
+    power = np.power(np.float32(10.0), level_db / np.float32(10.0))
+    cum = np.concatenate([np.zeros((len(power), 1), np.float32), np.cumsum(power, axis=1)], axis=1)
+
+    def integral(x):  # power integrated from -0.5 to x (fractional bins)
+        u = np.clip(x + 0.5, 0.0, cum.shape[1] - 1)
+        k = np.minimum(np.floor(u).astype(np.int64), cum.shape[1] - 2)
+        w = (u - k).astype(np.float32)
+        return cum[:, k] * (1 - w) + cum[:, k + 1] * w
+
+    mean = (integral(stop) - integral(start)) / (stop - start).astype(np.float32)
+    return (np.float32(10.0) * np.log10(np.maximum(mean, np.float32(1e-20)))).T
+
+
 def image_centres(onset_s: float, offset_s: float, grid: FrameGrid, params: dict) -> np.ndarray:
     """Absolute sample index (int64) at the centre of each image column's STFT frame."""
     return np.round(column_times_s(onset_s, offset_s, params) * grid.sample_rate_hz).astype(np.int64)
@@ -65,8 +104,12 @@ def image_centres(onset_s: float, offset_s: float, grid: FrameGrid, params: dict
 
 def image_from_levels(level_db: np.ndarray, rows: tuple, params: dict) -> np.ndarray:
     """Image (n_freq, n_time) float32 in [0, 1] from the columns' levels (n_time, band bins; dB above
-    the noise floor): rows interpolated with :func:`row_interpolation`, clipped to spec_lo/hi_db."""
-    lower, upper, weight = rows
-    image = (level_db[:, lower] * (1 - weight) + level_db[:, upper] * weight).T
+    the noise floor): rows made as :func:`image_rows` says, clipped to spec_lo/hi_db."""
+    kind, how = rows
+    if kind == "band":
+        image = band_mean_db(level_db, how)
+    else:
+        lower, upper, weight = how
+        image = (level_db[:, lower] * (1 - weight) + level_db[:, upper] * weight).T
     lo, hi = params["spec_lo_db"], params["spec_hi_db"]
     return np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)

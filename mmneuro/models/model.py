@@ -57,11 +57,15 @@ class ExpertConfig:
 
 
 def default_expert(name: str, shape: list[int]) -> ExpertConfig:
-    """Defaults: audio → conv (GroupNorm encoder) + Gaussian (σ = 0.1) on the [0, 1] image; anything
-    else → MLP + Poisson."""
+    """Defaults: audio → conv (GroupNorm encoder) + Gaussian (σ = 0.1) on the [0, 1] image with an
+    unbounded (identity) mean; anything else → MLP + Poisson."""
     if name == "audio":
+        # identity, not sigmoid: most pixels of a syllable image are exactly 0 (below spec_lo_db),
+        # and a sigmoid mean pushed there saturates and then draws nothing (docs/models.md
+        # "Spectrogram representation": reconstruction r -0.00 with sigmoid, 0.54 without).
         return ExpertConfig(shape=list(shape), network="conv", likelihood="gaussian",
-                            likelihood_params={"scale": 0.1, "learn_scale": False}, norm="group")
+                            likelihood_params={"scale": 0.1, "learn_scale": False}, norm="group",
+                            out_activation="identity")
     return ExpertConfig(shape=list(shape), network="mlp", likelihood="poisson", likelihood_params={"link": "softplus"})
 
 
