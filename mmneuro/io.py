@@ -52,14 +52,15 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
     return Path(path)
 
 
-def read_netcdf(path: str | Path) -> xr.Dataset:
-    """Load a stage's NetCDF file fully into memory; a missing or unreadable file is an InputError."""
+def read_netcdf(path: str | Path, variables: list[str] | None = None) -> xr.Dataset:
+    """Load a stage's NetCDF file (only ``variables`` and the coordinates, if given) into memory; a
+    missing or unreadable file is an InputError."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
         with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
-            return ds.load()
+            return (ds if variables is None else ds[list(variables)]).load()
     except (OSError, ValueError) as err:
         raise InputError(path, f"not a readable NetCDF file ({err})") from err
 

@@ -76,7 +76,7 @@ def _data_section(results_dir: Path, summary: dict) -> str:
     if dataset.is_file():
         from mmneuro.io import read_netcdf
 
-        ds = read_netcdf(dataset)
+        ds = read_netcdf(dataset, variables=["session"])  # not the spectrograms: only the counts are shown
         per_session = ds["session"].to_series().value_counts().sort_index()
         rows.append(("syllables per session", ", ".join(f"{k}: {v}" for k, v in per_session.items())))
     table = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)

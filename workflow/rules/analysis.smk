@@ -24,7 +24,9 @@ rule analyse:
         f"{RESULTS}/logs/analyse/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/analyse/{{model}}.tsv"
-    threads: 2
+    # one thread: most of an analysis (imports, statistics, figures) is single-threaded Python, so
+    # on a small machine two analyses side by side finish sooner than two in a row with 2 threads each
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,

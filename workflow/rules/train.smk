@@ -26,6 +26,7 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{model}}.tsv"
     threads: 2
+    priority: 1  # train before analysing: a one-thread analysis alone would leave a core idle
     resources:
         mem_mb=6000,
         runtime=120,
