@@ -53,7 +53,8 @@ class NonFiniteLossError(FloatingPointError):
 @dataclass
 class TrainConfig:
     # measured on planted data (docs/models.md "Training defaults"): at batch 64 and lr 1e-3 every
-    # model was still improving after 30 epochs; batch 32 doubles the steps at the same cost per epoch.
+    # model was still improving after 30 epochs; batch 32 doubles the steps for +1-3 % CPU time per
+    # epoch on one thread (on two threads the demo's trainings took up to 59 % longer in wall time).
     # lr 2e-3 trained MVAE faster but left MoPoE's / MMVAE's audio decoder flat on two families
     epochs: int = 30
     batch_size: int = 32
