@@ -368,8 +368,9 @@ def _crosspred(model, data: Data, settings: AnalysisSettings, truths, truth_unit
     table = crosspred.score_table(data.counts, preds, data.ds["unit"].values)
     images_pred = {}
     if {"audio", "neural"} <= set(model.modalities):
-        images_pred["model (neural->audio)"] = embed.cross_generate(model, data.x, "neural", "audio", s.batch_size)
-        images_pred["model (audio->audio)"] = embed.cross_generate(model, data.x, "audio", "audio", s.batch_size)
+        for src in ("neural", "audio"):
+            images_pred[f"model ({src}->audio)"] = embed.cross_generate(
+                model, data.x, src, "audio", s.batch_size, samples=s.predictive_samples, seed=s.seed)
     images_pred |= image_baselines(data.ds, data.train, settings, truths)
     table = pd.concat([table, crosspred.image_error_rows(images, images_pred)], ignore_index=True)
     return {"table": table, "predictions": preds, "images": images_pred}
