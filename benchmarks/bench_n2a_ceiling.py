@@ -21,11 +21,17 @@ target: n2a >= 3x mean image):
   duration, jump position, harmonic, log amplitude), limited by the training set's size (the
   noise-free re-rendered ceiling is bench_spectrogram_ceiling.py's, 0.98);
 - ``pca_self``: the true image projected on the training images' 20 principal components (the
-  most any predictor of 20 components, such as ``ridge``, can score).
+  least squared error, so roughly the most r, of any predictor confined to them, such as ``ridge``).
 
-Oracles cover the syllables matched to a planted one (n_oracle of n). Example (docs/analysis.md)::
+Oracles cover the syllables matched to a planted one (n_oracle of n). With ``--models DIR`` (trained
+models in DIR/<family>_<kind>_<seed>, e.g. bench_model_quality.py's ``--work``/models) it instead
+scores each model's n2a, a2a and audio -> neural mean per-unit r (``a2n``, summed counts), decoded
+at the posterior mean (``*_S0``) and as the predictive mean over 32 posterior draws (``*_S32``, the
+analysis default ``predictive_samples``). Examples (docs/analysis.md)::
 
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_n2a_ceiling.py --work /work/bq2
+    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_n2a_ceiling.py --work /work/bq2 \
+        --models /work/bq2/models
 """
 
 from __future__ import annotations
@@ -95,16 +101,57 @@ def family_rows(folder: Path) -> dict:
             "tuned": "+".join(scoring.tuning_features(next(iter(truths.values()))))} | table["pearson_r"].to_dict()
 
 
+def model_rows(models: Path, work: Path, samples: int = 32) -> pd.DataFrame:
+    """n2a / a2a of every trained model in ``models`` at the posterior mean and the predictive mean."""
+    import torch
+
+    from mmneuro.analysis import crosspred, embed, pipeline
+    from mmneuro.analysis.settings import AnalysisSettings
+    from mmneuro.io import read_netcdf
+    from mmneuro.models import load_model
+
+    torch.set_num_threads(1)
+    s, rows = AnalysisSettings(), []
+    for folder in sorted(p for p in models.iterdir() if (p / "config.json").is_file()):
+        family, kind, seed = folder.name.rsplit("_", 2)
+        model = load_model(folder)
+        data = pipeline._select(read_netcdf(work / family / "results" / "dataset.nc"), model, s, str(folder))
+        images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
+        row = {"family": family, "model": kind, "seed": int(seed)}
+        for src, key in (("neural", "n2a"), ("audio", "a2a")):
+            for k in (0, samples):
+                pred = embed.cross_generate(model, data.x, src, "audio", s.batch_size, samples=k, seed=s.seed)
+                row[f"{key}_S{k}"] = float(np.nanmean(crosspred.syllable_r(images, pred)))
+        for k in (0, samples):
+            pred = embed.cross_generate(model, data.x, "audio", "neural", s.batch_size, samples=k, seed=s.seed)
+            scores = crosspred.score_table(data.counts, {"model": pred.reshape(len(pred), pred.shape[1], -1).sum(-1)},
+                                           data.ds["unit"].values)
+            row[f"a2n_S{k}"] = float(scores["pearson_r"].mean())
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for key in ("n2a", "a2a", "a2n"):
+        table[f"{key}_gain"] = table[f"{key}_S{samples}"] - table[f"{key}_S0"]
+    return table
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_model_quality"),
                     help="bench_model_quality.py's --work (holds <family>/results/dataset.nc and data/)")
     ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--models", type=Path, help="score the trained models in this folder instead (see above)")
     args = ap.parse_args()
+    pd.set_option("display.width", 200)
+    if args.models:
+        table = model_rows(args.models, args.work)
+        numeric = table.drop(columns=["family", "seed"])
+        print(table.round(3).to_string(index=False))
+        print("\nmedian per model\n" + numeric.groupby("model").median().round(3).to_string())
+        print("\nall runs: median, min, max\n" + numeric.drop(columns="model").agg(["median", "min", "max"]).round(3).to_string())
+        return
     rows = [{"family": f, **family_rows(args.work / f)} for f in args.families.split(",")]
     table = pd.DataFrame(rows).set_index("family")
     scores = table.drop(columns=["n", "n_oracle", "tuned"])
-    pd.set_option("display.width", 200)
     print("mean per-syllable r, held-out syllables\n" + table.round(3).to_string())
     print("\nratio to mean_img (issue 14's target: 3)\n" + scores.div(scores["mean_img"], axis=0).round(2).to_string())
 
