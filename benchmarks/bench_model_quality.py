@@ -7,7 +7,9 @@ For each family the demo generator writes the sessions, the workflow builds data
 
 - ``a2n``: audio → neural mean per-unit Pearson r (all good units), with ridge and the oracle;
 - ``n2a`` / ``a2a``: mean per-syllable r of the spectrogram generated from neurons / from sound,
-  with the mean-spectrogram baseline;
+  with the mean-spectrogram baseline (``mean_img``), ridge from the neurons' counts (``n2a_ridge``)
+  and the planted-feature oracle (``n2a_oracle``, E[image | the features units are tuned to]; what
+  is achievable: benchmarks/bench_n2a_ceiling.py, docs/analysis.md);
 - ``kl_audio`` / ``kl_neural``: mean KL(q(z | x_m) ‖ N(0, I)) of each unimodal posterior (nats);
   ``info_*``: the same against the moment-matched aggregate posterior (a bound on I(x_m; z) that
   does not count a constant offset from the prior; MultimodalVAE.unimodal_information);
@@ -163,7 +165,8 @@ def evaluate(model, dataset: Path, truth_dirs: list[Path], reference: Path | Non
     kl = model.unimodal_information({m: torch.from_numpy(v) for m, v in data.x.items()})
     return {"a2n": r["audio->neural", "model (audio->neural)"], "ridge": r["audio->neural", "ridge (spectrogram PCA)"],
             "oracle": r["audio->neural", "oracle (planted rate)"], "n2a": r["neural->audio", "model (neural->audio)"],
-            "mean_img": r["neural->audio", "mean spectrogram"], "a2a": r["neural->audio", "model (audio->audio)"],
+            "mean_img": r["neural->audio", "mean spectrogram"], "n2a_ridge": r["neural->audio", "ridge (neural counts)"],
+            "n2a_oracle": r["neural->audio", "oracle (planted features)"], "a2a": r["neural->audio", "model (audio->audio)"],
             "kl_audio": kl["kl_unimodal_audio"], "kl_neural": kl["kl_unimodal_neural"],
             "info_audio": kl["info_unimodal_audio"], "info_neural": kl["info_unimodal_neural"],
             "syn": "/".join("y" if syn.loc[m, "ordered"] else "n" for m in ("audio", "neural")),

@@ -146,6 +146,11 @@ def test_analyse_writes_every_output_and_is_deterministic(world):
     summ = cross[cross.direction == "audio->neural"].groupby("method")["pearson_r"].mean()
     # the oracle knows the planted rates: it beats the mean-rate baseline, whose r is undefined/0
     assert summ["oracle (planted rate)"] > 0.5 > summ["mean_rate"]
+    # neural -> audio: the tones' row is planted in the counts, so ridge from them beats the mean
+    # image and the planted-feature oracle (which knows the tone's frequency) beats both
+    images = cross[cross.direction == "neural->audio"].set_index("method")["pearson_r"]
+    print(images.to_dict())
+    assert images["oracle (planted features)"] > images["ridge (neural counts)"] > images["mean spectrogram"] + 0.1
     # same inputs + seed -> identical tables
     again = world["tmp"] / "analysis" / "again"
     assert run_cli([*argv[:3], str(again), *argv[4:]]) == 0

@@ -108,3 +108,34 @@ def test_untuned_recovery_counts_calls_of_minus_one():
     assert out == {"n_untuned": 2, "n_tuned": 4, "untuned_recall": 0.5, "false_flag_rate": 0.25}
     # the ARI treats -1 as one group: everything right -> 1
     assert cluster_agreement(units, np.array([1, 1, 2, 2, -1, -1]), TRUTH)["ari"] == 1.0
+
+
+def test_neural_to_audio_baselines_see_the_planted_tuning():
+    """Ridge from counts and the planted-feature oracle recover a contour row that units are tuned to;
+    counts of other syllables (a wrong split or row order) recover nothing."""
+    from mmneuro.analysis.crosspred import ridge_images, syllable_r, tree_images
+
+    rng = np.random.default_rng(1)
+    n, f, t = 500, 16, 6
+    row = rng.integers(0, f, n)  # the planted feature: the contour's image row
+    images = rng.normal(0.05, 0.02, (n, f, t))
+    images[np.arange(n), row] = 1.0
+    centers = np.linspace(0, f - 1, 8)
+    counts = rng.poisson(2 + 30 * np.exp(-0.5 * ((row[:, None] - centers[None]) / 1.5) ** 2))
+    train, test = slice(0, 400), slice(400, None)
+    kw = dict(n_components=f, alphas=(0.1, 1, 10, 100))
+    ridge = ridge_images(counts[train], images[train], counts[test], **kw)
+    shuffled = ridge_images(counts[train], images[train], rng.permutation(counts[test]), **kw)
+    feature = row[:, None].astype(float)
+    feature[450] = np.nan  # a syllable without a planted match gets no oracle prediction
+    oracle = tree_images(feature[train], images[train], feature[test])
+    mean = np.broadcast_to(images[train].mean(0), images[test].shape)
+    table = image_error_rows(images[test], {"mean": mean, "ridge": ridge, "shuffled": shuffled,
+                                            "oracle": oracle}).set_index("method")
+    assert table.loc["ridge", "pearson_r"] > table.loc["mean", "pearson_r"] + 0.3
+    assert table.loc["shuffled", "pearson_r"] < table.loc["mean", "pearson_r"] + 0.1
+    assert table.loc["oracle", "pearson_r"] > 0.95 and table.loc["oracle", "n_syllables"] == 99
+    assert np.isnan(oracle[50]).all() and table.loc["ridge", "n_syllables"] == 100
+    # on the frequency axis: the brightest decoded row is the planted one (chance: 1/16)
+    assert (ridge.mean(-1).argmax(1) == row[test]).mean() > 0.6
+    np.testing.assert_allclose(syllable_r(images[test], images[test]), 1.0)

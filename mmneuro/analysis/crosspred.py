@@ -19,20 +19,64 @@ def mean_rate_baseline(train_counts: np.ndarray, train_exposure_s: np.ndarray, e
     return np.outer(exposure_s, rate)
 
 
-def ridge_baseline(train_images: np.ndarray, train_counts: np.ndarray, images: np.ndarray, *,
-                   n_components: int, alphas: tuple[float, ...], seed: int = 0) -> np.ndarray:
-    """Ridge regression from the PCA-reduced spectrogram to counts (alpha by leave-one-out CV on the
-    training set). Images (N, F, T); returns predicted counts (N, U), floored at MIN_RATE."""
+def ridge_fit_predict(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray, *, alphas: tuple[float, ...],
+                      x_components: int | None = None, y_components: int | None = None, seed: int = 0) -> np.ndarray:
+    """Ridge regression (alpha by leave-one-out CV on the training set) of ``train_y`` (N, ...) on
+    standardised ``train_x`` (N, ...), both flattened per row; ``x_components`` / ``y_components``
+    reduce the inputs / the targets to that many principal components of the training set first
+    (a target PCA is inverted back). Returns predictions for ``x``, shaped like ``train_y``'s rows."""
+    from sklearn.compose import TransformedTargetRegressor
     from sklearn.decomposition import PCA
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    flat_train = train_images.reshape(len(train_images), -1)
-    n_comp = int(min(n_components, *flat_train.shape))
-    model = make_pipeline(PCA(n_comp, random_state=seed), StandardScaler(), RidgeCV(alphas=alphas))
-    model.fit(flat_train, train_counts)
-    return np.maximum(model.predict(images.reshape(len(images), -1)), MIN_RATE)
+    flat_x, flat_y = train_x.reshape(len(train_x), -1), train_y.reshape(len(train_y), -1)
+    steps = [PCA(int(min(x_components, *flat_x.shape)), random_state=seed)] if x_components else []
+    model = make_pipeline(*steps, StandardScaler(), RidgeCV(alphas=alphas))
+    if y_components:
+        model = TransformedTargetRegressor(model, transformer=PCA(int(min(y_components, *flat_y.shape)),
+                                                                  random_state=seed), check_inverse=False)
+    model.fit(flat_x, flat_y)
+    return model.predict(x.reshape(len(x), -1)).reshape(len(x), *train_y.shape[1:])
+
+
+def ridge_baseline(train_images: np.ndarray, train_counts: np.ndarray, images: np.ndarray, *,
+                   n_components: int, alphas: tuple[float, ...], seed: int = 0) -> np.ndarray:
+    """Audio -> neural: ridge regression from the PCA-reduced spectrogram (N, F, T) to counts;
+    returns predicted counts (N, U), floored at MIN_RATE."""
+    pred = ridge_fit_predict(train_images, train_counts, images, alphas=alphas, x_components=n_components, seed=seed)
+    return np.maximum(pred, MIN_RATE)
+
+
+def ridge_images(train_counts: np.ndarray, train_images: np.ndarray, counts: np.ndarray, *,
+                 n_components: int, alphas: tuple[float, ...], seed: int = 0) -> np.ndarray:
+    """Neural -> audio, the linear stimulus reconstruction: ridge regression from standardised
+    sqrt spike counts (N, ...) (sqrt: Poisson counts get a near-constant variance) to the leading
+    ``n_components`` principal components of the training spectrograms (N, F, T); returns images."""
+    return ridge_fit_predict(np.sqrt(train_counts), train_images, np.sqrt(counts), alphas=alphas,
+                             y_components=n_components, seed=seed)
+
+
+def tree_images(train_features: np.ndarray, train_images: np.ndarray, features: np.ndarray, *,
+                n_trees: int = 50, min_leaf: int = 3, seed: int = 0) -> np.ndarray:
+    """E[image | features], nonparametric: extremely randomised trees (Geurts et al. 2006; no feature
+    scaling to choose) from features (N, K) to every pixel of the images (N, F, T). Rows with a
+    non-finite feature are left out of the fit and predicted as NaN."""
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    ok, rows = np.isfinite(train_features).all(1), np.isfinite(features).all(1)
+    out = np.full((len(features), *train_images.shape[1:]), np.nan)
+    if rows.any():
+        trees = ExtraTreesRegressor(n_trees, min_samples_leaf=min_leaf, random_state=seed, n_jobs=1)
+        trees.fit(train_features[ok], train_images[ok].reshape(ok.sum(), -1))
+        out[rows] = trees.predict(features[rows]).reshape(rows.sum(), *train_images.shape[1:])
+    return out
+
+
+def syllable_r(images: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Per-syllable Pearson r between predicted and actual images (N, ...) over pixels: (N,)."""
+    return pearson_columns(images.reshape(len(images), -1).T, predictions.reshape(len(predictions), -1).T)
 
 
 def oracle_counts(units: list[dict], syllables: list[dict | None], onsets_s: np.ndarray,
@@ -83,15 +127,16 @@ def score_table(counts: np.ndarray, predictions: dict[str, np.ndarray], units: n
 
 def image_error_rows(images: np.ndarray, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
     """Neural -> audio cross-generation error: per method, the mean squared pixel error and the mean
-    per-syllable Pearson r between predicted and actual images (N, F, T)."""
+    per-syllable Pearson r between predicted and actual images (N, F, T). Syllables a method has no
+    prediction for (NaN, e.g. an oracle's unmatched syllables) are left out of its row only."""
     rows = []
-    flat = images.reshape(len(images), -1)
     for method, pred in predictions.items():
         p = pred.reshape(len(pred), -1)
-        r = pearson_columns(flat.T, p.T)
-        rows.append({"direction": "neural->audio", "unit": -1, "method": method, "n_syllables": len(images),
-                     "pearson_r": float(np.nanmean(r)), "deviance_explained": np.nan,
-                     "mse": float(np.mean((flat - p) ** 2))})
+        ok = np.isfinite(p).all(axis=1)
+        flat = images[ok].reshape(ok.sum(), -1)
+        rows.append({"direction": "neural->audio", "unit": -1, "method": method, "n_syllables": int(ok.sum()),
+                     "pearson_r": float(np.nanmean(syllable_r(flat, p[ok]))), "deviance_explained": np.nan,
+                     "mse": float(np.mean((flat - p[ok]) ** 2))})
     return pd.DataFrame(rows)
 
 

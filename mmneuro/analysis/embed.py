@@ -97,13 +97,23 @@ def decoder_mean(model, name: str, batch_size: int = 256):
     return run
 
 
-def cross_generate(model, x: dict[str, np.ndarray], src: str, dst: str, batch_size: int = 256) -> np.ndarray:
-    """Decoder mean of ``dst`` at the posterior mean given ``src`` only: (N, *shape); audio as (N, F, T)."""
+def cross_generate(model, x: dict[str, np.ndarray], src: str, dst: str, batch_size: int = 256, *,
+                   samples: int = 0, seed: int = 0) -> np.ndarray:
+    """``dst`` generated from ``src`` only: (N, *shape); audio as (N, F, T). ``samples`` 0: the decoder
+    mean at the posterior mean (model.cross_generate); > 0: the predictive mean
+    E_q(z|src)[mean of p(dst | z)], averaged over that many posterior draws (seeded by ``seed``)."""
     import torch
 
     out = []
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for sl in _batches(len(x[src]), batch_size):
-            out.append(model.cross_generate({src: torch.from_numpy(x[src][sl])}, [src], dst).numpy())
+            xs = {src: torch.from_numpy(x[src][sl])}
+            if samples:
+                z = model.encode(xs).sample(samples, gen)  # (S, n, D)
+                mean = model.decode(z.reshape(-1, z.shape[-1]), [dst])[dst].mean
+                out.append(mean.reshape(samples, -1, *mean.shape[1:]).mean(0).numpy())
+            else:
+                out.append(model.cross_generate(xs, [src], dst).numpy())
     arr = np.concatenate(out)
     return arr[:, 0] if dst == "audio" and arr.ndim == 4 else arr

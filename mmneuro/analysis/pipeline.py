@@ -185,6 +185,17 @@ def _both_modalities(ds: xr.Dataset) -> xr.Dataset:
 
 def _select(ds: xr.Dataset, model, settings: AnalysisSettings, where: str) -> Data:
     """The analysed split and the training split, with the counts and windows they are scored on."""
+    part, train = splits(ds, settings, where)
+    x, x_train = embed.model_inputs(part, model, where), embed.model_inputs(train, model, where)
+    binned = "neural" in model.modalities and len(model.experts["neural"].shape) == 2
+    c, e, w = _counts(part, binned, ds)
+    ct, et, _ = _counts(train, binned, ds)
+    return Data(part, train, x, x_train, c, e, w, ct, et)
+
+
+def splits(ds: xr.Dataset, settings: AnalysisSettings, where: str) -> tuple[xr.Dataset, xr.Dataset]:
+    """The analysed split (``settings.split``) and the training split of the syllables with both
+    modalities; an InputError naming ``where`` if dataset.nc lacks a variable or either has < 10."""
     for var in ("spectrogram", "total_counts", "counts", "split"):
         if var not in ds.variables:
             raise InputError(where, f"no variable {var!r}: not a dataset.nc from `mmneuro dataset`")
@@ -195,11 +206,7 @@ def _select(ds: xr.Dataset, model, settings: AnalysisSettings, where: str) -> Da
     if part.sizes["syllable"] < 10 or train.sizes["syllable"] < 10:
         raise InputError(where, f"too few syllables with both modalities ({part.sizes['syllable']} in split "
                                 f"{settings.split!r}, {train.sizes['syllable']} in train; need 10 each)")
-    x, x_train = embed.model_inputs(part, model, where), embed.model_inputs(train, model, where)
-    binned = "neural" in model.modalities and len(model.experts["neural"].shape) == 2
-    c, e, w = _counts(part, binned, ds)
-    ct, et, _ = _counts(train, binned, ds)
-    return Data(part, train, x, x_train, c, e, w, ct, et)
+    return part, train
 
 
 def _counts(ds: xr.Dataset, binned: bool, full: xr.Dataset):
@@ -361,11 +368,34 @@ def _crosspred(model, data: Data, settings: AnalysisSettings, truths, truth_unit
     table = crosspred.score_table(data.counts, preds, data.ds["unit"].values)
     images_pred = {}
     if {"audio", "neural"} <= set(model.modalities):
-        images_pred["model (neural->audio)"] = embed.cross_generate(model, data.x, "neural", "audio", s.batch_size)
-        images_pred["model (audio->audio)"] = embed.cross_generate(model, data.x, "audio", "audio", s.batch_size)
-    images_pred["mean spectrogram"] = np.broadcast_to(train_images.mean(0), images.shape)
+        for src in ("neural", "audio"):
+            images_pred[f"model ({src}->audio)"] = embed.cross_generate(
+                model, data.x, src, "audio", s.batch_size, samples=s.predictive_samples, seed=s.seed)
+    images_pred |= image_baselines(data.ds, data.train, settings, truths)
     table = pd.concat([table, crosspred.image_error_rows(images, images_pred)], ignore_index=True)
     return {"table": table, "predictions": preds, "images": images_pred}
+
+
+def image_baselines(part: xr.Dataset, train: xr.Dataset, settings: AnalysisSettings, truths: dict) -> dict:
+    """Neural -> audio baselines for ``part``'s syllables, fitted on ``train`` (no model involved):
+    the mean training spectrogram; ridge from each unit's total counts (crosspred.ridge_images); and
+    with ground truth, the planted-feature oracle E[image | the planted features some unit is tuned
+    to] (crosspred.tree_images; NaN for syllables with no planted match). Images (N, F, T)."""
+    s = settings
+    images = {k: d["spectrogram"].transpose("syllable", "freq", "time").values for k, d in (("part", part), ("train", train))}
+    counts = {k: d["total_counts"].transpose("syllable", "unit").values.astype(np.float64)
+              for k, d in (("part", part), ("train", train))}
+    out = {"mean spectrogram": np.broadcast_to(images["train"].mean(0), images["part"].shape),
+           "ridge (neural counts)": crosspred.ridge_images(counts["train"], images["train"], counts["part"],
+                                                           n_components=s.pca_components, alphas=s.ridge_alphas,
+                                                           seed=s.seed)}
+    if truths:
+        keys = scoring.tuning_features(next(iter(truths.values())))
+        f = {k: scoring.syllable_feature_matrix(scoring.planted_syllables(
+            d["session"].values, d["onset_s"].values, truths, s.match_tolerance_s), keys)
+            for k, d in (("part", part), ("train", train))}
+        out["oracle (planted features)"] = crosspred.tree_images(f["train"], images["train"], f["part"], seed=s.seed)
+    return out
 
 
 def _synergy(model, data: Data, settings: AnalysisSettings, progress: bool) -> pd.DataFrame:

@@ -144,3 +144,15 @@ def band_recovery(units: np.ndarray, recovered: np.ndarray, cluster_band: pd.Dat
                      "recovered_center_khz": found, "error_khz": found - center_khz,
                      "within_tolerance": bool(abs(found - center_khz) <= tolerance_khz)})  # False if NaN
     return pd.DataFrame(rows)
+
+
+def tuning_features(truth: dict) -> list[str]:
+    """The planted syllable features some unit is tuned to (e.g. mean_freq_hz, duration_s), sorted."""
+    return sorted({u["feature"] for u in truth["units"] if u.get("feature")})
+
+
+def syllable_feature_matrix(syllables: list[dict | None], keys: list[str]) -> np.ndarray:
+    """The planted values of ``keys`` for every syllable (N, K) (booleans as 0/1); NaN rows where a
+    syllable has no planted match (``planted_syllables``' None)."""
+    return np.array([[np.nan] * len(keys) if s is None else [float(s[k]) for k in keys] for s in syllables],
+                    dtype=np.float64).reshape(len(syllables), len(keys))

@@ -41,6 +41,9 @@ class AnalysisSettings:
     # --- cross-prediction baselines
     pca_components: int = 20
     ridge_alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
+    # the model's cross-generated spectrograms: the predictive mean E_q(z|src)[mean of p(x | z)] over
+    # this many posterior draws (0: the decoder mean at the posterior mean); docs/analysis.md
+    predictive_samples: int = 32
     # --- synergy
     synergy_k: int = 50  # importance samples per syllable (decoding N·K spectrograms per term dominates the run time)
     synergy_max_syllables: int = 500
@@ -71,6 +74,8 @@ class AnalysisSettings:
         for key in positive:
             if not getattr(self, key) > 0:
                 raise InputError("--set", f"{key}: must be > 0 (got {getattr(self, key)!r})")
+        if self.predictive_samples < 0:
+            raise InputError("--set", f"predictive_samples: must be >= 0 (got {self.predictive_samples})")
         if not 0 < self.fdr_q < 1:
             raise InputError("--set", f"fdr_q: must be in (0, 1) (got {self.fdr_q})")
         if self.n_clusters < 0 or self.n_clusters == 1:
