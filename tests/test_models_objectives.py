@@ -296,3 +296,25 @@ def test_subset_elbos_mask_missing_modalities_and_count_terms():
     assert float(terms["recon_0"][2].detach()) == 0.0
     expected = sum(0.5 * terms[f"kl_{s}"] - terms[f"recon_{s}"] for s in ("0+1", "0", "1"))
     torch.testing.assert_close(loss, expected)
+
+
+def test_subset_elbos_cross_reconstruction_decodes_every_present_modality():
+    """``cross``: each subset's sample reconstructs every present modality (same z, same noise), so
+    the singleton ELBO(x_1) gains log p(x_0 | z_1) where x_0 is present and nothing where it is not."""
+    model = Linear(m=2, n=4)
+    model.present = torch.tensor([[True, False, True, True], [True, True, True, True]])
+    q = DiagGaussian(*_posterior(2, 4))
+    subsets = [(0, 1), (0,), (1,)]
+    runs = {cross: subset_elbos(q, model.present, model.log_lik, subsets, beta=1.0, cross=cross,
+                                generator=torch.Generator().manual_seed(0)) for cross in (False, True)}
+    own, cross = runs[False][1], runs[True][1]
+    torch.testing.assert_close(cross["recon_0+1"], own["recon_0+1"])  # the joint already decodes both
+    torch.testing.assert_close(cross["kl_1"], own["kl_1"])
+    gained = (cross["recon_1"] - own["recon_1"]).detach()
+    assert float(gained[1]) == 0.0  # modality 0 missing for sample 1
+    assert (gained[[0, 2, 3]] != 0).all()
+    # the gain is log p(x_0 | z) at the very z the subset drew: decoding modality 0 alone from it
+    only_0 = torch.tensor([1.0, 0.0], dtype=torch.float64).view(1, 2, 1)
+    _, only0 = subset_elbos(q, model.present, lambda zz, t: model.log_lik(zz, None) * only_0, subsets, beta=1.0,
+                            cross=True, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(gained, only0["recon_1"].detach())

@@ -29,7 +29,7 @@ Terms = dict[str, torch.Tensor]
 def subset_elbos(unimodal: DiagGaussian, present: torch.Tensor, log_lik: LogLik, subsets: list[tuple[int, ...]],
                  beta: float, prior_expert: bool = True, generator: torch.Generator | None = None,
                  complete: Callable[[DiagGaussian, torch.Tensor], DiagGaussian] | None = None,
-                 ) -> tuple[torch.Tensor, Terms]:
+                 cross: bool = False) -> tuple[torch.Tensor, Terms]:
     """MVAE objective (Wu & Goodman 2018): −Σ_A ELBO(x_A) with q(z | x_A) = PoE of the experts in A.
 
     ELBO(x_A) = E_q[Σ_{m∈A} log p(x_m | z)] − β KL(q(z | x_A) || N(0, I)), one reparameterised
@@ -53,7 +53,7 @@ def subset_elbos(unimodal: DiagGaussian, present: torch.Tensor, log_lik: LogLik,
     if complete is not None:
         post = complete(post, masks)
     z = post.rsample(generator=generator)  # (S, N, D)
-    recon = log_lik(z, member if complete is None else None).sum(1)  # (S, N)
+    recon = log_lik(z, None if cross or complete is not None else member).sum(1)  # (S, N)
     kl = post.kl_to_standard_normal()
     valid = masks.any(1)  # (S, N); product_of_experts keeps the invalid entries finite
     loss = torch.where(valid, beta * kl - recon, 0.0).sum(0)
