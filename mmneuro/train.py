@@ -269,7 +269,9 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     device = _device(train.device)
     torch.manual_seed(train.seed)
     model = MultimodalVAE(model_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
+    # fused: one kernel for all parameters instead of ~10 tensor ops each (8 of 180 ms per demo step on
+    # one CPU thread; the same updates to float rounding, 6e-8 after 200 steps)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)
     tensors = {m: torch.from_numpy(a).to(device) for m, a in arrays.items()}
     train_t = {m: t[torch.from_numpy(train_idx).to(device)] for m, t in tensors.items()}
     val_t = {m: t[torch.from_numpy(val_idx).to(device)] for m, t in tensors.items()}
