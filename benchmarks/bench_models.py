@@ -38,8 +38,8 @@ def _mmneuro_model(kind: str, k: int):
     torch.manual_seed(0)
     experts = {
         "audio": ExpertConfig(shape=list(AUDIO_SHAPE), network="conv", likelihood="gaussian",
-                              likelihood_params={"scale": SCALES["audio"]}, channels=[32, 32, 64, 64], hidden=[256],
-                              norm="group"),  # the default audio expert's GroupNorm (default_expert)
+                              likelihood_params={"scale": SCALES["audio"]}, hidden=[256],
+                              norm="group"),  # the default channels and GroupNorm (default_expert)
         "neural": ExpertConfig(shape=list(NEURAL_SHAPE), network="mlp", likelihood="gaussian",
                                likelihood_params={"scale": SCALES["neural"]}, hidden=[256, 256],
                                input_transform="none"),

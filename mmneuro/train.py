@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from mmneuro.collapse import COLLAPSE_NATS, posterior_kl, warn_collapse  # noqa: F401 (API)
 from mmneuro.errors import InputError
 from mmneuro.io import atomic_path, read_netcdf
 from mmneuro.models.model import (
@@ -41,9 +42,6 @@ from mmneuro.models.model import (
 
 CHECKPOINT_FILE, METRICS_FILE = "checkpoint.pt", "metrics.csv"
 MODALITIES = ("audio", "neural")
-# a unimodal posterior carrying less than this (nats; the info_unimodal_<m> bound on I(x_m; z), see
-# MultimodalVAE._unimodal_kl) has collapsed: the modality's encoder tells the latent almost nothing
-COLLAPSE_NATS = 1.0
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -269,7 +267,9 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     device = _device(train.device)
     torch.manual_seed(train.seed)
     model = MultimodalVAE(model_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
+    # fused: one kernel for all parameters instead of ~10 tensor ops each (8 of 180 ms per demo step on
+    # one CPU thread; the same updates to float rounding, 6e-8 after 200 steps)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)
     tensors = {m: torch.from_numpy(a).to(device) for m, a in arrays.items()}
     train_t = {m: t[torch.from_numpy(train_idx).to(device)] for m, t in tensors.items()}
     val_t = {m: t[torch.from_numpy(val_idx).to(device)] for m, t in tensors.items()}
@@ -321,29 +321,6 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     _write_text(out_dir / METRICS_FILE, _metrics_csv(state["metrics"]))
     model.eval()
     return model
-
-
-def posterior_kl(metrics: list[dict], term: str = "info_unimodal") -> dict[str, float]:
-    """{modality: nats} of ``term`` (``info_unimodal`` or ``kl_unimodal``) at the best epoch (lowest
-    validation loss; the training loss without a validation set), from metrics.csv rows (dicts);
-    {} for rows without those columns."""
-    prefix = "val_" if metrics and "val_loss" in metrics[0] else "train_"
-    if not metrics or f"{prefix}loss" not in metrics[0]:
-        return {}
-    best = min(metrics, key=lambda row: float(row[f"{prefix}loss"]))
-    start = f"{prefix}{term}_"
-    return {k[len(start):]: float(v) for k, v in best.items() if k.startswith(start) and v not in ("", None)}
-
-
-def warn_collapse(metrics: list[dict], where) -> dict[str, float]:
-    """Warn (RuntimeWarning, printed on stderr) for every modality whose posterior carries < COLLAPSE_NATS;
-    returns those {modality: nats}."""
-    collapsed = {m: v for m, v in posterior_kl(metrics).items() if v < COLLAPSE_NATS}
-    for m, v in collapsed.items():
-        message = (f"{where}: the {m} posterior collapsed: it carries {v:.2f} nats about its input (best "
-                   f"epoch; < {COLLAPSE_NATS:g}; metrics.csv: info_unimodal_{m}), so the latent ignores {m}")
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
-    return collapsed
 
 
 # ---- persistence --------------------------------------------------------------------------

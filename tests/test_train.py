@@ -107,6 +107,18 @@ def test_metrics_carry_each_unimodal_kl_and_a_collapsed_modality_is_warned(tmp_p
         fit(flat, config, tmp_path / "flat", progress=False)
 
 
+
+def test_the_report_reads_the_collapse_alarm_without_importing_torch(tmp_path):
+    """torch's import costs ~2.5 s CPU; the report stage runs at the end of every workflow, alone."""
+    import subprocess
+    import sys
+
+    (tmp_path / "metrics.csv").write_text("epoch,val_loss,val_info_unimodal_audio,val_kl_unimodal_audio\n1,-5,0.4,2.0\n")
+    code = ("import sys; from pathlib import Path; from mmneuro.report.html import _posterior_block; "
+            f"block = _posterior_block(Path({str(tmp_path / 'metrics.csv')!r})); "
+            "assert 'collapsed' in block, block; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
 def _kill_after(epoch_to_kill):
     def hook(epoch):
         if epoch == epoch_to_kill:

@@ -176,7 +176,7 @@ class Expert(nn.Module):
     """
 
     def __init__(self, shape: tuple[int, ...], latent_dim: int, network: str, likelihood: str,
-                 likelihood_params: dict | None = None, channels: tuple[int, ...] = (32, 32, 64, 64),
+                 likelihood_params: dict | None = None, channels: tuple[int, ...] = (16, 32, 64, 64),
                  hidden: tuple[int, ...] = (256, 256), out_activation: str | None = None,
                  input_transform: str = "log1p", norm: str = "none"):
         super().__init__()

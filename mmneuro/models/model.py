@@ -49,7 +49,9 @@ class ExpertConfig:
     network: str = "mlp"  # "conv" (images) | "mlp"
     likelihood: str = "poisson"  # gaussian | laplace | poisson | negbinom
     likelihood_params: dict = field(default_factory=dict)  # e.g. {"scale": 0.1, "learn_scale": true}, {"link": "exp"}
-    channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])  # conv: one stride-2 layer each
+    # conv: one stride-2 layer each. 16 (not 32) in the full-resolution layer: ~30 % less CPU per
+    # training step on the demo, scores unchanged (docs/models.md "Training defaults")
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
     hidden: list[int] = field(default_factory=lambda: [256, 256])  # mlp layers; conv: hidden[0] dense units
     out_activation: str | None = None  # None: sigmoid for conv Gaussian/Laplace, identity otherwise
     input_transform: str = "log1p"  # mlp encoder input: log1p (counts) | none

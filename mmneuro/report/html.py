@@ -164,7 +164,7 @@ def _posterior_block(metrics_csv: Path) -> str:
     """What each modality's posterior carries at the best epoch (training's collapse alarm), if known."""
     import csv
 
-    from mmneuro.train import COLLAPSE_NATS, posterior_kl
+    from mmneuro.collapse import COLLAPSE_NATS, posterior_kl
 
     if not metrics_csv.is_file():
         return ""
