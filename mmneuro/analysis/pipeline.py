@@ -382,19 +382,27 @@ def image_baselines(part: xr.Dataset, train: xr.Dataset, settings: AnalysisSetti
     with ground truth, the planted-feature oracle E[image | the planted features some unit is tuned
     to] (crosspred.tree_images; NaN for syllables with no planted match). Images (N, F, T)."""
     s = settings
-    images = {k: d["spectrogram"].transpose("syllable", "freq", "time").values for k, d in (("part", part), ("train", train))}
-    counts = {k: d["total_counts"].transpose("syllable", "unit").values.astype(np.float64)
-              for k, d in (("part", part), ("train", train))}
-    out = {"mean spectrogram": np.broadcast_to(images["train"].mean(0), images["part"].shape),
-           "ridge (neural counts)": crosspred.ridge_images(counts["train"], images["train"], counts["part"],
+
+    def images(d):
+        return d["spectrogram"].transpose("syllable", "freq", "time").values
+
+    def counts(d):
+        return d["total_counts"].transpose("syllable", "unit").values.astype(np.float64)
+
+    train_images = images(train)
+    out = {"mean spectrogram": np.broadcast_to(train_images.mean(0), (part.sizes["syllable"], *train_images.shape[1:])),
+           "ridge (neural counts)": crosspred.ridge_images(counts(train), train_images, counts(part),
                                                            n_components=s.pca_components, alphas=s.ridge_alphas,
                                                            seed=s.seed)}
     if truths:
         keys = scoring.tuning_features(next(iter(truths.values())))
-        f = {k: scoring.syllable_feature_matrix(scoring.planted_syllables(
-            d["session"].values, d["onset_s"].values, truths, s.match_tolerance_s), keys)
-            for k, d in (("part", part), ("train", train))}
-        out["oracle (planted features)"] = crosspred.tree_images(f["train"], images["train"], f["part"], seed=s.seed)
+
+        def features(d):
+            planted = scoring.planted_syllables(d["session"].values, d["onset_s"].values, truths, s.match_tolerance_s)
+            return scoring.syllable_feature_matrix(planted, keys)
+
+        out["oracle (planted features)"] = crosspred.tree_images(features(train), train_images, features(part),
+                                                                 seed=s.seed)
     return out
 
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from mmneuro.errors import InputError
 from mmneuro.io import atomic_path
-from mmneuro.models.experts import Expert
+from mmneuro.models.experts import CONV_CHANNELS, Expert
 from mmneuro.models.fusion import (
     DiagGaussian,
     MixturePosterior,
@@ -49,9 +49,7 @@ class ExpertConfig:
     network: str = "mlp"  # "conv" (images) | "mlp"
     likelihood: str = "poisson"  # gaussian | laplace | poisson | negbinom
     likelihood_params: dict = field(default_factory=dict)  # e.g. {"scale": 0.1, "learn_scale": true}, {"link": "exp"}
-    # conv: one stride-2 layer each. 16 (not 32) in the full-resolution layer: ~30 % less CPU per
-    # training step on the demo, scores unchanged (docs/models.md "Training defaults")
-    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
+    channels: list[int] = field(default_factory=lambda: list(CONV_CHANNELS))  # conv widths (experts.py)
     hidden: list[int] = field(default_factory=lambda: [256, 256])  # mlp layers; conv: hidden[0] dense units
     out_activation: str | None = None  # None: sigmoid for conv Gaussian/Laplace, identity otherwise
     input_transform: str = "log1p"  # mlp encoder input: log1p (counts) | none

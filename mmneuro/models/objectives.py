@@ -34,7 +34,8 @@ def subset_elbos(unimodal: DiagGaussian, present: torch.Tensor, log_lik: LogLik,
 
     ELBO(x_A) = E_q[Σ_{m∈A} log p(x_m | z)] − β KL(q(z | x_A) || N(0, I)), one reparameterised
     sample. A subset counts for a sample only if at least one of its modalities is present there
-    (then its missing members are left out of the PoE and the reconstruction).
+    (then its missing members are left out of the PoE and the reconstruction). ``cross``: every
+    present modality is reconstructed from every subset (``mvae_cross_reconstruction``), not only A's.
 
     ``complete(q_shared (S, N, D_s), members (S, M, N)) -> q (S, N, D_total)`` (factorised models):
     extends each subset's PoE by the private posteriors of its members and the prior for the rest;
