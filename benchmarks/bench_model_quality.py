@@ -148,15 +148,26 @@ def reference_scores(ds, images: dict, reference: Path) -> dict:
         for key, decoded in images.items()}
 
 
-def evaluate(model, dataset: Path, truth_dirs: list[Path], reference: Path | None = None) -> dict:
+def fewer_training_syllables(ds, n_train: int, seed: int = 0):
+    """``ds`` with only ``n_train`` of its training syllables (drawn with ``seed``) and the validation
+    ones cut by the same fraction; the others get split "unused", the test syllables stay as they are
+    (less data of one family, scored on the same held-out syllables)."""
+    split = ds["split"].values.astype(str).astype(object)
+    rng = np.random.default_rng(seed)
+    train, val = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    keep_val = int(round(len(val) * n_train / len(train)))
+    split[rng.choice(train, len(train) - n_train, replace=False)] = "unused"
+    split[rng.choice(val, len(val) - keep_val, replace=False)] = "unused"
+    return ds.assign_coords(split=("syllable", split.astype(str)))
+
+
+def evaluate(model, ds, truth_dirs: list[Path], reference: Path | None = None) -> dict:
     from mmneuro.analysis import pipeline, synergy
     from mmneuro.analysis.settings import AnalysisSettings
-    from mmneuro.io import read_netcdf
 
     settings = AnalysisSettings()
-    ds = read_netcdf(dataset)
     truths = pipeline._load_truths(truth_dirs)
-    data = pipeline._select(ds, model, settings, str(dataset))
+    data = pipeline._select(ds, model, settings, "dataset.nc")
     if "neural" not in model.modalities:
         return audio_only_scores(model, data, settings)
     cross = pipeline._crosspred(model, data, settings, truths, pipeline._truth_units(truths, data.ds["unit"].values))
@@ -227,12 +238,15 @@ def main() -> None:
                     help="override of config.yaml's audio.set for the datasets (e.g. spec_lo_db=6)")
     ap.add_argument("--duration-s", type=float, help="seconds per session instead of each family's "
                     "(a larger dataset of the same planted configuration, built once in --work/<family>_<s>s)")
+    ap.add_argument("--train-syllables", type=int, help="train on only this many of each dataset's "
+                    "training syllables (validation cut alike), scored on the same test syllables")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_model_quality"))
     ap.add_argument("--csv", type=Path, help="also write the per-run table here")
     args = ap.parse_args()
 
     import torch
 
+    from mmneuro.io import read_netcdf
     from mmneuro.train import fit
 
     torch.set_num_threads(1)
@@ -241,16 +255,20 @@ def main() -> None:
         dataset = build_dataset(family, args.work, args.audio, args.duration_s)
         reference = build_dataset(family, args.work, REFERENCE_AUDIO, args.duration_s)
         folder = dataset.parent.parent
+        ds = read_netcdf(dataset)
+        name = folder.name
+        if args.train_syllables:
+            ds, name = fewer_training_syllables(ds, args.train_syllables), f"{name}_{args.train_syllables}train"
         truth_dirs = sorted(p.parent for p in (folder / "data").glob("*/ground_truth.json"))
         for kind in args.models.split(","):
             for seed in map(int, args.seeds.split(",")):
-                tag = "_".join([folder.name, kind, str(seed)] + [s.replace("=", "-") for s in args.audio + args.set])
+                tag = "_".join([name, kind, str(seed)] + [s.replace("=", "-") for s in args.audio + args.set])
                 out = args.work / "models" / tag
                 shutil.rmtree(out, ignore_errors=True)  # always train the current code, never resume an old run
                 t0 = time.perf_counter()
-                model = fit(dataset, train_config(kind, seed, args.set), out, progress=False)
-                row = {"family": folder.name, "model": kind, "seed": seed, "train_s": time.perf_counter() - t0,
-                       **evaluate(model, dataset, truth_dirs, reference)}
+                model = fit(ds, train_config(kind, seed, args.set), out, progress=False)
+                row = {"family": name, "model": kind, "seed": seed, "train_s": time.perf_counter() - t0,
+                       **evaluate(model, ds, truth_dirs, reference)}
                 if "a2n" in row:
                     row["a2n_over_oracle"] = row["a2n"] / row["oracle"]
                 row["missed"] = targets(pd.Series(row))
