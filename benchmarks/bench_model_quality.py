@@ -31,6 +31,10 @@ quotes)::
         --families demo,narrow_bands,few_units,busy_baseline --seeds 0,1,2 --work /tmp/bench_quality
 
 ``--audio spec_lo_db=6`` builds the datasets with other spectrogram settings (own results folder).
+``--duration-s 360`` builds a family with longer sessions (more data, same planted configuration;
+own folder ``<family>_360s``), ``--train-syllables 290`` trains on fewer of a family's training
+syllables and scores the same test ones, ``--models vae`` trains the audio-only VAE (``a2a`` and the
+audio posterior only): docs/models.md, "A floor on optimiser steps, and what data size does".
 """
 
 from __future__ import annotations
