@@ -31,6 +31,10 @@ quotes)::
         --families demo,narrow_bands,few_units,busy_baseline --seeds 0,1,2 --work /tmp/bench_quality
 
 ``--audio spec_lo_db=6`` builds the datasets with other spectrogram settings (own results folder).
+``--duration-s 360`` builds a family with longer sessions (more data, same planted configuration;
+own folder ``<family>_360s``), ``--train-syllables 290`` trains on fewer of a family's training
+syllables and scores the same test ones, ``--models vae`` trains the audio-only VAE (``a2a`` and the
+audio posterior only): docs/models.md, "A floor on optimiser steps, and what data size does".
 """
 
 from __future__ import annotations
@@ -63,16 +67,23 @@ FAMILIES = {
 REFERENCE_AUDIO = ["image_rows=interp", "spec_lo_db=0", "spec_hi_db=40"]
 
 
-def build_dataset(name: str, work: Path, audio_set: list[str] = ()) -> Path:
+def family_folder(name: str, work: Path, duration_s: float | None = None) -> Path:
+    """work/name, or work/name_<duration>s for sessions of another length than the family's."""
+    return work / (name if duration_s is None else f"{name}_{duration_s:g}s")
+
+
+def build_dataset(name: str, work: Path, audio_set: list[str] = (), duration_s: float | None = None) -> Path:
     """Sessions + dataset.nc for one family under work/name (reused when present). ``audio_set``:
     ``KEY=VALUE`` overrides of config.yaml's ``audio.set`` (each set of overrides gets its own
-    results folder; the sessions are shared)."""
+    results folder; the sessions are shared). ``duration_s``: seconds per session instead of the
+    family's (more syllables of the same planted configuration; own folder, family_folder)."""
     import yaml
 
     from mmneuro.synth import SynthConfig, generate_demo
 
-    changes, n_sessions, duration_s = FAMILIES[name]
-    folder = work / name
+    changes, n_sessions, family_s = FAMILIES[name]
+    duration_s = family_s if duration_s is None else duration_s
+    folder = family_folder(name, work, None if duration_s == family_s else duration_s)
     results = folder / ("results" + "".join(f"_{s.replace('=', '-')}" for s in audio_set))
     dataset = results / "dataset.nc"
     if dataset.is_file():
@@ -141,15 +152,28 @@ def reference_scores(ds, images: dict, reference: Path) -> dict:
         for key, decoded in images.items()}
 
 
-def evaluate(model, dataset: Path, truth_dirs: list[Path], reference: Path | None = None) -> dict:
+def fewer_training_syllables(ds, n_train: int, seed: int = 0):
+    """``ds`` with only ``n_train`` of its training syllables (drawn with ``seed``) and the validation
+    ones cut by the same fraction; the others get split "unused", the test syllables stay as they are
+    (less data of one family, scored on the same held-out syllables)."""
+    split = ds["split"].values.astype(str).astype(object)
+    rng = np.random.default_rng(seed)
+    train, val = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    keep_val = int(round(len(val) * n_train / len(train)))
+    split[rng.choice(train, len(train) - n_train, replace=False)] = "unused"
+    split[rng.choice(val, len(val) - keep_val, replace=False)] = "unused"
+    return ds.assign_coords(split=("syllable", split.astype(str)))
+
+
+def evaluate(model, ds, truth_dirs: list[Path], reference: Path | None = None) -> dict:
     from mmneuro.analysis import pipeline, synergy
     from mmneuro.analysis.settings import AnalysisSettings
-    from mmneuro.io import read_netcdf
 
     settings = AnalysisSettings()
-    ds = read_netcdf(dataset)
     truths = pipeline._load_truths(truth_dirs)
-    data = pipeline._select(ds, model, settings, str(dataset))
+    data = pipeline._select(ds, model, settings, "dataset.nc")
+    if "neural" not in model.modalities:
+        return audio_only_scores(model, data, settings)
     cross = pipeline._crosspred(model, data, settings, truths, pipeline._truth_units(truths, data.ds["unit"].values))
     r = cross["table"].groupby(["direction", "method"])["pearson_r"].mean()
     syn = pipeline._synergy(model, data, settings, False).set_index("target")
@@ -173,8 +197,27 @@ def evaluate(model, dataset: Path, truth_dirs: list[Path], reference: Path | Non
             "ll_audio": syn.loc["audio", "log_p_self"], "ll_neural": syn.loc["neural", "log_p_self"], **looks}
 
 
+def audio_only_scores(model, data, settings) -> dict:
+    """An audio-only model (``vae``, or ``--set 'modalities=[audio]'``): what the audio side alone
+    reaches at the same budget, ``a2a`` and the audio posterior's nats, scored like the others."""
+    import torch
+
+    from mmneuro.analysis import embed
+    from mmneuro.analysis.neurons import pearson_columns
+
+    images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
+    decoded = embed.cross_generate(model, data.x, "audio", "audio", settings.batch_size,
+                                   samples=settings.predictive_samples, seed=settings.seed)
+    flat = images.reshape(len(images), -1)
+    kl = model.unimodal_information({"audio": torch.from_numpy(data.x["audio"])})
+    return {"a2a": float(np.nanmean(pearson_columns(flat.T, decoded.reshape(flat.shape).T))),
+            "kl_audio": kl["kl_unimodal_audio"], "info_audio": kl["info_unimodal_audio"]}
+
+
 def targets(row: pd.Series) -> str:
     """Which of issue 14's targets a run misses (empty: all met)."""
+    if "a2n" not in row:  # audio-only model
+        return "a2a" if row.a2a < 0.75 else "-"
     missed = []
     if row.a2n < 0.8 * row.oracle or row.a2n < row.ridge + 0.05:
         missed.append("a2n")
@@ -197,30 +240,41 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
     ap.add_argument("--audio", action="append", default=[], metavar="KEY=VALUE",
                     help="override of config.yaml's audio.set for the datasets (e.g. spec_lo_db=6)")
+    ap.add_argument("--duration-s", type=float, help="seconds per session instead of each family's "
+                    "(a larger dataset of the same planted configuration, built once in --work/<family>_<s>s)")
+    ap.add_argument("--train-syllables", type=int, help="train on only this many of each dataset's "
+                    "training syllables (validation cut alike), scored on the same test syllables")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_model_quality"))
     ap.add_argument("--csv", type=Path, help="also write the per-run table here")
     args = ap.parse_args()
 
     import torch
 
+    from mmneuro.io import read_netcdf
     from mmneuro.train import fit
 
     torch.set_num_threads(1)
     rows = []
     for family in args.families.split(","):
-        dataset = build_dataset(family, args.work, args.audio)
-        reference = build_dataset(family, args.work, REFERENCE_AUDIO)
-        truth_dirs = sorted(p.parent for p in (args.work / family / "data").glob("*/ground_truth.json"))
+        dataset = build_dataset(family, args.work, args.audio, args.duration_s)
+        reference = build_dataset(family, args.work, REFERENCE_AUDIO, args.duration_s)
+        folder = dataset.parent.parent
+        ds = read_netcdf(dataset)
+        name = folder.name
+        if args.train_syllables:
+            ds, name = fewer_training_syllables(ds, args.train_syllables), f"{name}_{args.train_syllables}train"
+        truth_dirs = sorted(p.parent for p in (folder / "data").glob("*/ground_truth.json"))
         for kind in args.models.split(","):
             for seed in map(int, args.seeds.split(",")):
-                tag = "_".join([family, kind, str(seed)] + [s.replace("=", "-") for s in args.audio + args.set])
+                tag = "_".join([name, kind, str(seed)] + [s.replace("=", "-") for s in args.audio + args.set])
                 out = args.work / "models" / tag
                 shutil.rmtree(out, ignore_errors=True)  # always train the current code, never resume an old run
                 t0 = time.perf_counter()
-                model = fit(dataset, train_config(kind, seed, args.set), out, progress=False)
-                row = {"family": family, "model": kind, "seed": seed, "train_s": time.perf_counter() - t0,
-                       **evaluate(model, dataset, truth_dirs, reference)}
-                row["a2n_over_oracle"] = row["a2n"] / row["oracle"]
+                model = fit(ds, train_config(kind, seed, args.set), out, progress=False)
+                row = {"family": name, "model": kind, "seed": seed, "train_s": time.perf_counter() - t0,
+                       **evaluate(model, ds, truth_dirs, reference)}
+                if "a2n" in row:
+                    row["a2n_over_oracle"] = row["a2n"] / row["oracle"]
                 row["missed"] = targets(pd.Series(row))
                 rows.append(row)
                 print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
@@ -229,9 +283,9 @@ def main() -> None:
         table.to_csv(args.csv, index=False)
     pd.set_option("display.width", 200)
     print(table.round(3).to_string(index=False))
-    numeric = table.drop(columns=["family", "seed", "syn", "missed"])
+    numeric = table.drop(columns=["family", "seed", "syn", "missed"], errors="ignore")
     if table["seed"].nunique() > 1:
-        over_seeds = table.drop(columns=["seed", "syn", "missed"]).groupby(["family", "model"])
+        over_seeds = table.drop(columns=["seed", "syn", "missed"], errors="ignore").groupby(["family", "model"])
         spread = over_seeds.mean().round(3).astype(str) + " ± " + over_seeds.std().round(3).astype(str)
         print("\nmean ± SD over seeds\n" + spread.to_string())
     print("\nmedian per model\n" + numeric.groupby("model").median().round(3).to_string())

@@ -96,7 +96,7 @@ def _check_stage_settings(config: dict, source: str) -> None:
 
 # Limits of training keys; their types and defaults come from the dataclasses, never from here.
 TRAIN_LIMITS = {
-    "epochs": {"minimum": 1}, "batch_size": {"minimum": 1}, "lr": {"exclusiveMinimum": 0},
+    "epochs": {"minimum": 1}, "min_steps": {"minimum": 0}, "batch_size": {"minimum": 1}, "lr": {"exclusiveMinimum": 0},
     "seed": {"minimum": 0}, "patience": {"minimum": 0}, "grad_clip": {"minimum": 0},
     "val_fraction": {"minimum": 0, "exclusiveMaximum": 1}, "device": {"enum": ["auto", "cpu", "cuda"]},
     "neural_input": {"enum": ["counts", "total_counts"]}, "latent_dim": {"minimum": 1}, "K": {"minimum": 1},

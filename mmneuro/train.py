@@ -55,6 +55,10 @@ class TrainConfig:
     # epoch on one thread (on two threads the demo's trainings took up to 59 % longer in wall time).
     # lr 2e-3 trained MVAE faster but left MoPoE's / MMVAE's audio decoder flat on two families
     epochs: int = 30
+    # a floor on optimiser steps: epochs rise to ceil(min_steps / batches per epoch) on small datasets
+    # (docs/models.md "Training defaults": the MVAE on 290 training syllables was still improving at
+    # epoch 30 = 300 steps; the demo's 677 take 660 steps in 30 epochs, unchanged); 0: exactly `epochs`
+    min_steps: int = 600
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
@@ -138,6 +142,12 @@ def get_split(ds: xr.Dataset, val_fraction: float, seed: int) -> np.ndarray:
     split = np.full(n, "train", dtype=object)
     split[order[: int(round(val_fraction * n))]] = "val"
     return split.astype(str)
+
+
+def max_epochs(train: TrainConfig, n_train: int) -> int:
+    """``train.epochs``, raised so that ``n_train`` syllables in batches of ``train.batch_size`` get
+    at least ``train.min_steps`` optimiser steps (early stopping may still end the run sooner)."""
+    return max(train.epochs, math.ceil(train.min_steps / max(1, math.ceil(n_train / train.batch_size))))
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
@@ -231,8 +241,8 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
 
     dataset: an xr.Dataset in the dataset.nc layout or its path. config: flat dict of ModelConfig
     keys (kind, latent_dim, K, beta, …), per-modality expert overrides (``audio: {...}``) and
-    TrainConfig keys (epochs, batch_size, lr, seed, device, patience, grad_clip, neural_input,
-    modalities). Resumes from ``out_dir/checkpoint.pt`` if it was written with the same config and
+    TrainConfig keys (epochs, min_steps, batch_size, lr, seed, device, patience, grad_clip,
+    neural_input, modalities). Resumes from ``out_dir/checkpoint.pt`` if it was written with the same config and
     data; otherwise ``on_mismatch``: "error" (InputError) or "restart" (clear the folder, train anew).
     ``on_epoch_end(epoch)`` is called after each epoch's checkpoint (tests use it to simulate a kill).
     """
@@ -260,7 +270,8 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
                      "neural_params": _json_attr_or_none(ds, "neural"),
                      "neural_input": train.neural_input}
     model_config = build_model_config(model_dict, train, arrays, preprocessing)
-    train_dict = dataclasses.asdict(train) | {"modalities": list(modalities),
+    epochs = max_epochs(train, len(train_idx))
+    train_dict = dataclasses.asdict(train) | {"modalities": list(modalities), "max_epochs": epochs,
                                               "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
     full_config = {"model": model_config.to_dict(), "train": train_dict}
 
@@ -280,7 +291,10 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     state = _load_checkpoint(out_dir, identity, model, optimizer, device, on_mismatch)
     _write_text(out_dir / CONFIG_FILE, json.dumps(full_config, indent=2, default=list))
 
-    for epoch in range(state["epoch"] + 1, train.epochs + 1):
+    if epochs > train.epochs and progress:
+        print(f"{len(train_idx)} training syllables: up to {epochs} epochs for min_steps={train.min_steps}",
+              file=sys.stderr)
+    for epoch in range(state["epoch"] + 1, epochs + 1):
         if state["bad_epochs"] >= train.patience:
             break
         model.train()

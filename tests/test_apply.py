@@ -38,7 +38,7 @@ def world(tmp_path_factory):
         write_netcdf(counts, root / f"{s}_counts.nc")
         parts.append((s, root / f"{s}_syllables.nc", root / f"{s}_counts.nc"))
     write_netcdf(assemble(parts, seed=0), root / "results" / "dataset.nc")
-    config = {"kind": "mopoe", "latent_dim": 8, "epochs": 40, "batch_size": 32, "lr": 2e-3, "seed": 0,
+    config = {"kind": "mopoe", "latent_dim": 8, "epochs": 40, "min_steps": 0, "batch_size": 32, "lr": 2e-3, "seed": 0,
               "audio": {"network": "mlp", "hidden": [128]}, "neural": {"hidden": [128]}}
     fit(root / "results" / "dataset.nc", config, root / "results" / "models" / "mopoe", progress=False)
     return root

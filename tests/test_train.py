@@ -11,11 +11,11 @@ from mmneuro.cli import main as cli_main
 from mmneuro.errors import InputError
 from mmneuro.io import write_netcdf
 from mmneuro.models import load_model
-from mmneuro.train import NonFiniteLossError, fit
+from mmneuro.train import NonFiniteLossError, TrainConfig, fit, max_epochs
 
 torch.set_num_threads(1)
 
-SMALL = {"latent_dim": 2, "batch_size": 32, "lr": 3e-3, "seed": 0,
+SMALL = {"latent_dim": 2, "batch_size": 32, "lr": 3e-3, "seed": 0, "min_steps": 0,
          "audio": {"channels": [8, 8], "hidden": [32]}, "neural": {"hidden": [32]}}
 
 
@@ -207,6 +207,16 @@ def test_stale_checkpoint_of_other_data_is_refused_or_retrained(tmp_path, capsys
     assert (tmp_path / "m" / "metrics.csv").read_text() == (tmp_path / "fresh" / "metrics.csv").read_text()
 
 
+def test_min_steps_raises_the_epochs_of_small_datasets_only(tmp_path):
+    # the defaults: the demo's 677 training syllables keep 30 epochs (660 steps), 290 get 60
+    assert max_epochs(TrainConfig(), 677) == 30 and max_epochs(TrainConfig(), 290) == 60
+    ds = planted_dataset()  # 120 training syllables: 4 batches of 32 per epoch
+    for min_steps, epochs in ((0, 1), (10, 3), (4, 1)):
+        fit(ds, SMALL | {"epochs": 1, "min_steps": min_steps, "patience": 100}, tmp_path / str(min_steps), progress=False)
+        assert len((tmp_path / str(min_steps) / "metrics.csv").read_text().splitlines()) == 1 + epochs
+        assert json.loads((tmp_path / str(min_steps) / "config.json").read_text())["train"]["max_epochs"] == epochs
+
+
 def test_finished_checkpoint_rewrites_every_output(tmp_path):
     """A rerun that finds a finished matching checkpoint (Snakemake deleted the declared outputs)
     writes weights, config and metrics again, identical to the first run's."""
@@ -247,7 +257,7 @@ def test_cli_trains_and_rejects_bad_input(tmp_path, capsys):
     path = tmp_path / "dataset.nc"
     write_netcdf(planted_dataset(n=32), path)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("latent_dim: 2\nbatch_size: 16\naudio:\n  channels: [8, 8]\n  hidden: [16]\nneural:\n  hidden: [16]\n")
+    cfg.write_text("latent_dim: 2\nbatch_size: 16\nmin_steps: 0\naudio:\n  channels: [8, 8]\n  hidden: [16]\nneural:\n  hidden: [16]\n")
     rc = cli_main(["train", str(path), "--model", "mopoe", "--out", str(tmp_path / "out"), "--config", str(cfg),
                    "--set", "epochs=2", "--set", "neural.likelihood=negbinom", "--set", "neural_input=total_counts",
                    "--device", "cpu", "--quiet"])
@@ -281,6 +291,7 @@ def test_set_reads_exponent_floats_as_numbers():
     ("latent_dim=2.5", "latent_dim: 2.5 is not of type integer"),
     ("epochs=ten", "epochs: 'ten' is not of type integer"),
     ("beta=-1", "beta: must be >= 0 (got -1)"),
+    ("min_steps=-1", "min_steps: must be >= 0 (got -1)"),
     ("audio.hiden=[8]", "audio: 'hiden' was unexpected"),
 ])
 def test_mistyped_settings_fail_before_the_data_is_read(tmp_path, capsys, setting, message):

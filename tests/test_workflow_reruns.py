@@ -29,13 +29,13 @@ def rerun(folder, expected_jobs):
 
 
 def test_reruns_after_changes_run_only_affected_jobs_and_succeed(tmp_path):
-    config = {**TINY_CONFIG, "models": ["mvae"], "train": {"epochs": 1, "batch_size": 32}}
+    config = {**TINY_CONFIG, "models": ["mvae"], "train": {"epochs": 1, "min_steps": 0, "batch_size": 32}}
     make_project(tmp_path)
     write_config(tmp_path, config)
     snakemake(tmp_path, TARGET, "--cores", "2")
     model = tmp_path / "results" / "models" / "mvae"
 
-    write_config(tmp_path, {**config, "train": {"epochs": 2, "batch_size": 32}})
+    write_config(tmp_path, {**config, "train": {"epochs": 2, "min_steps": 0, "batch_size": 32}})
     rerun(tmp_path, {"train": 1})
     assert json.loads((model / "config.json").read_text())["train"]["epochs"] == 2
     assert len((model / "metrics.csv").read_text().splitlines()) == 1 + 2

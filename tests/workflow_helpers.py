@@ -12,12 +12,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Small enough for CI: 2 sessions × 20 s, 32×32 spectrograms, 2 epochs, cheap analysis settings.
+# Small enough for CI: 2 sessions × 20 s, 32×32 spectrograms, 2 epochs (no step floor), cheap analysis settings.
 TINY_CONFIG = {
     "sessions": "data/sessions.tsv",
     "results": "results",
     "audio": {"set": {"n_freq": 32, "n_time": 32}},
-    "train": {"epochs": 2, "batch_size": 32},
+    "train": {"epochs": 2, "min_steps": 0, "batch_size": 32},
     "model_overrides": {"mmvae": {"K": 2}},
     "analysis": {"n_permutations": 20, "synergy_k": 5, "cv_folds": 2, "synergy_max_syllables": 40},
 }
