@@ -5,11 +5,14 @@ Trains one model of ``benchmarks/bench_model_quality.py`` (same dataset, same wo
 ELBO term (reconstruction / KL of the joint, audio-only and neural-only subsets) sends into the
 neural expert's encoder (MLP + Gaussian head), and the neural expert's share of the precision in the
 joint PoE (precision_n / (precision_a + precision_n + 1), the 1 being the N(0, I) expert; mean over
-syllables and latent dimensions), with the median precision of each expert. Per epoch it prints
+syllables and latent dimensions), with the median precision of each expert, and what the neural
+decoder does with its output bias: ``rate_bias`` is the mean rate its last bias alone decodes
+(likelihood mean of the bias; printed next to the data's mean count per unit and bin), ``rate_sd_z`` the SD of its
+decoded rates across 64 draws z ~ N(0, I) (mean over units and bins). Per epoch it prints
 those means next to metrics.csv's terms (validation) and writes them as CSV under ``--out``.
 
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/probe_mvae_posterior.py --family few_units \\
-        --work /tmp/bq --out /tmp/probe_mvae [--set mvae_cross_reconstruction=true]
+        --work /tmp/bq --out /tmp/probe_mvae [--set output_bias_init=false] [--set mvae_cross_reconstruction=true]
 """
 import argparse
 import sys
@@ -19,6 +22,7 @@ import pandas as pd
 import torch
 
 import mmneuro.models.model as model_module
+from mmneuro.io import read_netcdf
 from mmneuro.train import fit
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -62,6 +66,10 @@ def recording_elbos(unimodal, present, log_lik, subsets, beta, *rest, **kw):
         prec = (-unimodal.logvar).exp()  # (M, N, D), audio first
         row["share_neural"] = float((prec[1] / (prec.sum(0) + 1.0)).mean())
         row["prec_audio"], row["prec_neural"] = float(prec[0].median()), float(prec[1].median())
+        bias = expert.decoder.net[-3].bias.view(expert.shape)
+        row["rate_bias"] = float(expert.likelihood.mean(bias).mean())
+        z = torch.randn(64, unimodal.mean.shape[-1], generator=torch.Generator().manual_seed(0))
+        row["rate_sd_z"] = float(expert.likelihood.mean(expert.decode(z)).std(0).mean())
     records.append(row)
     return loss, terms
 
@@ -94,4 +102,6 @@ table = probe.join(metrics[keep].rename(columns=lambda c: c[4:]))
 table.to_csv(out / "probe.csv")
 pd.set_option("display.width", 250)
 print(tag)
+counts = read_netcdf(dataset)["counts"]
+print(f"mean count per unit and bin: {float(counts.mean()):.4f}")
 print(table.round(3).to_string())

@@ -284,6 +284,7 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     tensors = {m: torch.from_numpy(a).to(device) for m, a in arrays.items()}
     train_t = {m: t[torch.from_numpy(train_idx).to(device)] for m, t in tensors.items()}
     val_t = {m: t[torch.from_numpy(val_idx).to(device)] for m, t in tensors.items()}
+    model.init_output_bias(train_t)  # data-dependent init (docs/models.md); a resumed checkpoint overwrites it
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -231,3 +231,47 @@ def test_mvae_cross_reconstruction_makes_the_neural_posterior_carry_the_shared_f
             opt.step()
     model.eval()
     assert model.unimodal_information(x)["info_unimodal_neural"] > 4.0
+
+
+@pytest.mark.parametrize("likelihood,params", [("poisson", {"link": "softplus"}), ("poisson", {"link": "exp"}),
+                                               ("negbinom", {})])
+def test_output_bias_init_makes_the_count_decoder_start_at_the_mean_rate(likelihood, params):
+    # sparse counts as on the benchmark families (~0.08 spikes per unit and bin) and one silent unit;
+    # PyTorch's init decodes ~0.69 (softplus(0)) or 1 (exp(0)) everywhere, 8-12x the data's rate
+    counts = torch.poisson(torch.full((300, 42, 25), 0.08), generator=torch.Generator().manual_seed(0))
+    counts[:, 0] = 0.0
+    z = torch.randn(256, 16, generator=torch.Generator().manual_seed(1))
+    rates = {}
+    for init in (False, True):
+        torch.manual_seed(0)
+        neural = default_expert("neural", [42, 25])
+        neural.likelihood, neural.likelihood_params = likelihood, params
+        model = MultimodalVAE(ModelConfig(latent_dim=16, output_bias_init=init, modalities={
+            "audio": _small_audio(), "neural": neural}))
+        audio_before = [p.clone() for p in model.experts["audio"].parameters()]
+        x = {"audio": torch.rand(300, 1, 16, 16), "neural": counts.clone()}
+        x["neural"][:5, 1] = math.nan  # missing syllables are left out of the mean
+        assert model.init_output_bias(x) == (["neural"] if init else [])
+        for p, q in zip(audio_before, model.experts["audio"].parameters()):  # a conv decoder is left alone
+            torch.testing.assert_close(p, q)
+        with torch.no_grad():
+            rates[init] = model.experts["neural"].likelihood.mean(model.experts["neural"].decode(z)).mean(0)
+    expected = (counts[5:].sum(0) + 0.5) / 295
+    assert float((rates[False] / expected).median()) > 6
+    assert float((rates[True] / expected - 1).abs().median()) < 0.1
+    torch.testing.assert_close(rates[True][0], expected[0], rtol=0.2, atol=0)  # silent unit: 0.5 / N
+
+
+def _small_audio():
+    audio = default_expert("audio", [1, 16, 16])
+    audio.channels, audio.hidden = [4, 4], [16]
+    return audio
+
+
+def test_output_bias_init_of_a_gaussian_mlp_decoder_is_the_mean():
+    audio = _small_audio()
+    audio.network, audio.shape, audio.hidden, audio.input_transform = "mlp", [8], [16], "none"
+    model = MultimodalVAE(ModelConfig(latent_dim=2, modalities={"audio": audio}, kind="vae"))
+    x = torch.randn(50, 8) + 3.0
+    assert model.init_output_bias({"audio": x}) == ["audio"]
+    torch.testing.assert_close(model.experts["audio"].decoder.net[-3].bias, x.mean(0))

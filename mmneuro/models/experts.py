@@ -209,6 +209,23 @@ class Expert(nn.Module):
         """x (N, *shape) → q(z | x) with mean/logvar (N, D)."""
         return self.head(self.encoder(x, channels_last=self.channels_last))
 
+    @torch.no_grad()
+    def init_output_bias(self, x: torch.Tensor) -> bool:
+        """Set an MLP decoder's last bias so that it decodes the mean of the samples x (N, *shape)
+        wherever the rest of its output is 0 (``Likelihood.output_for_data``); returns whether it did
+        (conv decoders, whose bias is per channel, and output activations other than identity are
+        left alone).
+
+        Adam moves a bias by ~lr per step, so from 0 a Poisson rate of 0.08 spikes per bin (softplus⁻¹
+        −2.4) would take ~2400 steps at lr 1e-3; meanwhile the hidden layers learn the baseline instead
+        of what z says (docs/models.md, "The MVAE's neural posterior").
+        """
+        last = self.decoder.net[-3] if isinstance(self.decoder, MLPDecoder) else None
+        if not isinstance(last, nn.Linear) or not isinstance(self.decoder.net[-2], nn.Identity):
+            return False
+        last.bias.copy_(self.likelihood.output_for_data(x.to(last.bias)).flatten())
+        return True
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (..., D) → decoder output (..., *shape); leading axes are flattened into one batch."""
         lead = z.shape[:-1]

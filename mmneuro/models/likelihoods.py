@@ -39,6 +39,10 @@ class Likelihood(nn.Module):
     def distribution(self, out: torch.Tensor) -> torch.distributions.Distribution:  # pragma: no cover
         raise NotImplementedError
 
+    def output_for_data(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, *event) → the decoder output (*event) whose distribution has x's mean (inverse link)."""
+        return x.mean(0)
+
 
 class _LocationScale(Likelihood):
     """Gaussian/Laplace with the decoder output as location and one scale per modality.
@@ -85,6 +89,17 @@ def _log_rate(out: torch.Tensor, link: str) -> torch.Tensor:
     return torch.log(F.softplus(out) + RATE_FLOOR)
 
 
+def _output_for_counts(x: torch.Tensor, link: str) -> torch.Tensor:
+    """Decoder output whose rate is the mean count of x (N, *event), with half a count added to each
+    element's total: an element silent in all N samples gets rate 0.5/N, not a rate whose softplus
+    gradient (≈ rate) is dead."""
+    rate = (x.sum(0) + 0.5) / x.shape[0]
+    if link == "exp":
+        return rate.log()
+    rate = rate - RATE_FLOOR
+    return rate + torch.log(-torch.expm1(-rate))  # softplus⁻¹, stable for small and large rates
+
+
 class PoissonLikelihood(Likelihood):
     """Poisson counts with rate = softplus(out) + 1e-6 (default) or exp(out)."""
 
@@ -94,6 +109,9 @@ class PoissonLikelihood(Likelihood):
 
     def mean(self, out):
         return _log_rate(out, self.link).exp()
+
+    def output_for_data(self, x):
+        return _output_for_counts(x, self.link)
 
     def log_prob(self, out, x):
         # log Poi(x; λ) = x log λ − λ − log x!  (exact for integer counts)
@@ -117,6 +135,9 @@ class NegativeBinomialLikelihood(Likelihood):
 
     def mean(self, out):
         return _log_rate(out, self.link).exp()
+
+    def output_for_data(self, x):
+        return _output_for_counts(x, self.link)
 
     def log_prob(self, out, x):
         # log NB(x; μ, r) = lgamma(x+r) − lgamma(r) − lgamma(x+1) + r log(r/(r+μ)) + x log(μ/(r+μ))
