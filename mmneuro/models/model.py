@@ -42,8 +42,8 @@ CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
 
 
 # The mixtures' neural encoder memorised the training syllables' spike noise (held-out neural ->
-# audio 0.67-0.70 x ridge, median); dropping half its inputs in training: 0.90-0.93 x (4 families x
-# 2 seeds). The MVAE's neural expert is not overfit but barely trained (its posterior is near the
+# audio 0.67-0.72 x ridge, median); dropping half its inputs in training: 0.91-0.92 x (4 families x
+# 3 seeds). The MVAE's neural expert is not overfit but barely trained (its posterior is near the
 # prior), and the same dropout made it worse, so it keeps none (docs/models.md, "Neural -> audio
 # below ridge").
 NEURAL_INPUT_DROPOUT = {"mmvae": 0.5, "mopoe": 0.5}
