@@ -164,7 +164,7 @@ def build_model_config(model_dict: dict, train: TrainConfig, arrays: dict[str, n
     given = model_dict.get("modalities") if isinstance(model_dict.get("modalities"), dict) else {}
     experts = {}
     for name, values in arrays.items():
-        base = dataclasses.asdict(default_expert(name, list(values.shape[1:])))
+        base = dataclasses.asdict(default_expert(name, list(values.shape[1:]), fields.get("kind", "mvae")))
         override = dict(model_dict.get(name) or given.get(name) or {})
         if isinstance(override, ExpertConfig):
             override = dataclasses.asdict(override)
@@ -299,6 +299,9 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
         if state["bad_epochs"] >= train.patience:
             break
         model.train()
+        # the global RNG feeds dropout layers (the mixtures' neural input_dropout): seeded per epoch as well,
+        # so a resumed run draws the same masks
+        torch.manual_seed(_epoch_generator(train.seed, epoch, 2).initial_seed())
         gen = _epoch_generator(train.seed, epoch, 0)  # batch order: drawn on the CPU on every device
         # on the CPU the model samples from the same stream (results as before); elsewhere from its own
         sampler = gen if device.type == "cpu" else _epoch_generator(train.seed, epoch, 0, device)
