@@ -187,11 +187,15 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """Independent seeds per (seed, epoch, stream): resume needs no RNG state."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+
+
 def _epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """Independent seeded streams per (seed, epoch, stream): resume needs no RNG state. ``device``:
-    where the numbers are drawn (a CUDA model's sampling needs a CUDA generator)."""
-    state = int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
-    return torch.Generator(device=device).manual_seed(state)
+    """A generator on :func:`_epoch_seed`'s stream. ``device``: where the numbers are drawn (a CUDA
+    model's sampling needs a CUDA generator)."""
+    return torch.Generator(device=device).manual_seed(_epoch_seed(seed, epoch, stream))
 
 
 def _check_finite(loss: torch.Tensor, terms: dict[str, float], epoch: int, batch: int) -> None:
@@ -301,7 +305,7 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
         model.train()
         # the global RNG feeds dropout layers (the mixtures' neural input_dropout): seeded per epoch as well,
         # so a resumed run draws the same masks
-        torch.manual_seed(_epoch_generator(train.seed, epoch, 2).initial_seed())
+        torch.manual_seed(_epoch_seed(train.seed, epoch, 2))
         gen = _epoch_generator(train.seed, epoch, 0)  # batch order: drawn on the CPU on every device
         # on the CPU the model samples from the same stream (results as before); elsewhere from its own
         sampler = gen if device.type == "cpu" else _epoch_generator(train.seed, epoch, 0, device)

@@ -180,6 +180,15 @@ class MLPDecoder(nn.Module):
     def forward(self, z, channels_last: bool = False):
         return self.net(z)
 
+    def set_output_bias(self, bias: torch.Tensor) -> bool:
+        """Set the last layer's bias (flattened ``shape``) where the output activation is the identity;
+        returns whether it did (under another activation the bias would not be the output)."""
+        last, activation = self.net[-3], self.net[-2]
+        if not isinstance(activation, nn.Identity):
+            return False
+        last.bias.copy_(bias.flatten())
+        return True
+
 
 class Expert(nn.Module):
     """Encoder + Gaussian head + decoder + likelihood for one modality with observations of ``shape``.
@@ -229,11 +238,9 @@ class Expert(nn.Module):
         −2.4) would take ~2400 steps at lr 1e-3; meanwhile the hidden layers learn the baseline instead
         of what z says (docs/models.md, "The MVAE's neural posterior").
         """
-        last = self.decoder.net[-3] if isinstance(self.decoder, MLPDecoder) else None
-        if not isinstance(last, nn.Linear) or not isinstance(self.decoder.net[-2], nn.Identity):
+        if not isinstance(self.decoder, MLPDecoder):
             return False
-        last.bias.copy_(self.likelihood.output_for_data(x.to(last.bias)).flatten())
-        return True
+        return self.decoder.set_output_bias(self.likelihood.output_for_data(x.float()))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (..., D) → decoder output (..., *shape); leading axes are flattened into one batch."""
