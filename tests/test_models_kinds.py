@@ -100,3 +100,13 @@ def test_predict_and_decode_mean_reject_bad_names():
         model.predict({"audio": x["audio"]}, given=["neural"], target="audio")
     with pytest.raises(InputError, match="unknown modality"):
         model.decode_mean(torch.zeros(1, 2), "lfp")
+
+
+def test_a_model_copies_and_pickles_as_its_class():
+    import copy
+    import pickle
+
+    model = build_model(_config("mopoe")).eval()  # (training mode drops neural inputs at random)
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert type(twin) is MoPoEModel
+        torch.testing.assert_close(twin.encode(_batch()).mean, model.encode(_batch()).mean, rtol=0, atol=0)

@@ -36,8 +36,8 @@ class MultimodalVAE(nn.Module):
 
     kind: ClassVar[str]  # the ModelConfig.kind a subclass implements
 
-    def __new__(cls, config: ModelConfig):
-        if cls is MultimodalVAE:
+    def __new__(cls, config: ModelConfig | None = None, *args, **kwargs):
+        if cls is MultimodalVAE and config is not None:  # (copy and pickle call __new__ without arguments)
             from mmneuro.models.registry import model_class
 
             cls = model_class(config.kind)
