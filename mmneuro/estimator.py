@@ -172,6 +172,8 @@ class _Estimator:
 
         arrays = load_arrays(ds, self._neural_input(), tuple(given), "dataset")
         n = len(next(iter(arrays.values())))
+        if n == 0:
+            raise InputError("dataset", "no syllables")
         out = []
         with torch.no_grad():
             for start in range(0, n, batch_size):
