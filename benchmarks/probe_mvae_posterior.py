@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-import mmneuro.models.model as model_module
+import mmneuro.models.mvae as model_module  # the MVAE's module: its subset_elbos is the one it calls
 from mmneuro.io import read_netcdf
 from mmneuro.train import fit
 

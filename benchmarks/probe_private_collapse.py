@@ -61,7 +61,7 @@ if args.init == "old":  # undo experts.kaiming_init: every layer back to PyTorch
     E.Expert.__init__ = old_init
 
 if args.no_cross:
-    import mmneuro.models.model as MM
+    import mmneuro.models.mvae as MM  # the module whose subset_elbos the MVAE calls
     import mmneuro.models.objectives as O
 
     def no_cross(unimodal, present, log_lik, subsets, beta, prior_expert=True, generator=None, complete=None):
@@ -74,10 +74,10 @@ if args.no_cross:
         return O.subset_elbos(unimodal, present, own, subsets, beta, prior_expert, generator, complete)
     MM.subset_elbos = no_cross
 holder = {}
-class Capture(T.MultimodalVAE):
-    def __init__(self, *a, **k):
-        super().__init__(*a, **k); holder["m"] = self
-T.MultimodalVAE = Capture
+_build_model = T.build_model
+def capture(config):
+    holder["m"] = _build_model(config); return holder["m"]
+T.build_model = capture
 
 config = {"kind": "mvae", "latent_dim": 8, "private_dims": 12, "shared_alignment": 5,
           "neural_input": "total_counts", "epochs": args.epochs, "patience": 8, "seed": args.seed}

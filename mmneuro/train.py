@@ -1,6 +1,7 @@
 """Train a multimodal VAE on ``dataset.nc``: ``fit(dataset, config, out_dir) -> model``.
 
-Writes into out_dir (each file atomically): ``config.json`` (model + training config),
+Without an out_dir nothing is written (``fit_model`` also returns the config and per-epoch metrics).
+With one, it writes (each file atomically): ``config.json`` (model + training config),
 ``weights.pt`` (best-validation weights), ``metrics.csv`` (one row per epoch), ``checkpoint.pt``
 (everything needed to resume). Rerunning ``fit`` on the same out_dir with the same config and the
 same training data resumes from the last checkpoint and ends exactly where an uninterrupted run
@@ -20,7 +21,7 @@ import json
 import math
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -31,14 +32,8 @@ import xarray as xr
 from mmneuro.collapse import COLLAPSE_NATS, posterior_kl, warn_collapse  # noqa: F401 (API)
 from mmneuro.errors import InputError
 from mmneuro.io import atomic_path, read_netcdf
-from mmneuro.models.model import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    ExpertConfig,
-    ModelConfig,
-    MultimodalVAE,
-    default_expert,
-)
+from mmneuro.models import ExpertConfig, ModelConfig, MultimodalVAE, build_model, default_expert
+from mmneuro.models.persistence import CONFIG_FILE, WEIGHTS_FILE
 
 CHECKPOINT_FILE, METRICS_FILE = "checkpoint.pt", "metrics.csv"
 MODALITIES = ("audio", "neural")
@@ -238,7 +233,17 @@ def _run_epoch(model, tensors, idx_batches, optimizer, beta_fn, epoch, train, ge
     return {k: v / counts[k] for k, v in totals.items()}
 
 
-def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out_dir: str | Path,
+@dataclass
+class FitResult:
+    """A finished training: the best model, its ``config.json`` content ({"model": …, "train": …})
+    and one metrics row per epoch (the rows of ``metrics.csv``)."""
+
+    model: MultimodalVAE
+    config: dict
+    metrics: list[dict] = field(default_factory=list)
+
+
+def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out_dir: str | Path | None = None,
         progress: bool = True, on_epoch_end: Callable[[int], None] | None = None,
         on_mismatch: str = "error") -> MultimodalVAE:
     """Train on the dataset's ``train`` syllables, early-stop on ``val``; return the best model.
@@ -246,10 +251,18 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     dataset: an xr.Dataset in the dataset.nc layout or its path. config: flat dict of ModelConfig
     keys (kind, latent_dim, K, beta, …), per-modality expert overrides (``audio: {...}``) and
     TrainConfig keys (epochs, min_steps, batch_size, lr, seed, device, patience, grad_clip,
-    neural_input, modalities). Resumes from ``out_dir/checkpoint.pt`` if it was written with the same config and
-    data; otherwise ``on_mismatch``: "error" (InputError) or "restart" (clear the folder, train anew).
-    ``on_epoch_end(epoch)`` is called after each epoch's checkpoint (tests use it to simulate a kill).
+    neural_input, modalities). out_dir None: nothing is written. Otherwise resumes from
+    ``out_dir/checkpoint.pt`` if it was written with the same config and data; else ``on_mismatch``:
+    "error" (InputError) or "restart" (clear the folder, train anew). ``on_epoch_end(epoch)`` is
+    called after each epoch (and its checkpoint); tests use it to simulate a kill.
     """
+    return fit_model(dataset, config, out_dir, progress, on_epoch_end, on_mismatch).model
+
+
+def fit_model(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out_dir: str | Path | None = None,
+              progress: bool = True, on_epoch_end: Callable[[int], None] | None = None,
+              on_mismatch: str = "error") -> FitResult:
+    """:func:`fit`, returning the model with its config and per-epoch metrics."""
     where = str(dataset) if isinstance(dataset, (str, Path)) else "dataset"
     ds = read_netcdf(dataset) if isinstance(dataset, (str, Path)) else dataset
     model_dict, train = split_config(config)
@@ -281,7 +294,7 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
 
     device = _device(train.device)
     torch.manual_seed(train.seed)
-    model = MultimodalVAE(model_config).to(device)
+    model = build_model(model_config).to(device)
     # fused: one kernel for all parameters instead of ~10 tensor ops each (8 of 180 ms per demo step on
     # one CPU thread; the same updates to float rounding, 6e-8 after 200 steps)
     optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)
@@ -290,11 +303,14 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
     val_t = {m: t[torch.from_numpy(val_idx).to(device)] for m, t in tensors.items()}
     model.init_output_bias(train_t)  # data-dependent init (docs/models.md); a resumed checkpoint overwrites it
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    identity = {"config": full_config, "data_sha256": data_digest(arrays, train_idx, val_idx)}
-    state = _load_checkpoint(out_dir, identity, model, optimizer, device, on_mismatch)
-    _write_text(out_dir / CONFIG_FILE, json.dumps(full_config, indent=2, default=list))
+    if out_dir is None:
+        identity, state = None, _fresh_state(model)
+    else:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        identity = {"config": full_config, "data_sha256": data_digest(arrays, train_idx, val_idx)}
+        state = _load_checkpoint(out_dir, identity, model, optimizer, device, on_mismatch)
+        _write_text(out_dir / CONFIG_FILE, _config_json(full_config))
 
     if epochs > train.epochs and progress:
         print(f"{len(train_idx)} training syllables: up to {epochs} epochs for min_steps={train.min_steps}",
@@ -328,24 +344,39 @@ def fit(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | None, out
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         state["metrics"].append(row)
-        _save_checkpoint(out_dir, identity, model, optimizer, state)
+        if out_dir is not None:
+            _save_checkpoint(out_dir, identity, model, optimizer, state)
         if progress:
             print(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
                   file=sys.stderr)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
-    warn_collapse(state["metrics"], out_dir)
+    warn_collapse(state["metrics"], where if out_dir is None else out_dir)
     model.load_state_dict(state["best_state"])
-    model.save(out_dir)  # best weights + config (config.json rewritten with the model section)
-    _write_text(out_dir / CONFIG_FILE, json.dumps(full_config, indent=2, default=list))
-    # also when a finished checkpoint was resumed: a workflow rerun deletes metrics.csv first
-    _write_text(out_dir / METRICS_FILE, _metrics_csv(state["metrics"]))
     model.eval()
-    return model
+    result = FitResult(model, full_config, state["metrics"])
+    if out_dir is not None:
+        # also when a finished checkpoint was resumed: a workflow rerun deletes metrics.csv first
+        save_result(result, out_dir)
+    return result
 
 
 # ---- persistence --------------------------------------------------------------------------
+def save_result(result: FitResult, out_dir: str | Path) -> Path:
+    """Write a training's ``weights.pt`` (best weights), ``config.json`` and ``metrics.csv`` into out_dir:
+    what :func:`fit` leaves there besides the checkpoint, and what mmneuro.models.load_model reads."""
+    out_dir = Path(out_dir)
+    result.model.save(out_dir)  # weights + a config.json of the model section alone, rewritten whole next
+    _write_text(out_dir / CONFIG_FILE, _config_json(result.config))
+    _write_text(out_dir / METRICS_FILE, _metrics_csv(result.metrics))
+    return out_dir
+
+
+def _config_json(full_config: dict) -> str:
+    return json.dumps(full_config, indent=2, default=list)
+
+
 def _write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -383,13 +414,18 @@ def _as_json(value):
     return json.loads(json.dumps(value, default=list))
 
 
+def _fresh_state(model) -> dict:
+    """Training progress before the first epoch (the initial weights count as the best so far)."""
+    return {"epoch": 0, "best": math.inf, "bad_epochs": 0, "metrics": [],
+            "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+
+
 def _load_checkpoint(out_dir: Path, identity: dict, model, optimizer, device, on_mismatch: str) -> dict:
     """Restore model/optimizer/progress from checkpoint.pt when it has this run's config and data
     digest; a mismatch is an InputError or (``on_mismatch="restart"``) clears the folder's outputs."""
     if on_mismatch not in ("error", "restart"):
         raise ValueError(f"on_mismatch must be 'error' or 'restart', got {on_mismatch!r}")
-    fresh = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "metrics": [],
-             "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+    fresh = _fresh_state(model)
     path = out_dir / CHECKPOINT_FILE
     if not path.is_file():
         return fresh

@@ -54,7 +54,7 @@ def sampled_prediction(model, x: dict[str, np.ndarray], given: tuple[str, ...], 
         for sl in _batches(n, max(1, batch_size // n_samples)):
             post = model.encode({m: torch.from_numpy(x[m][sl]) for m in given})
             z = post.sample(n_samples, generator)  # (K, n, D)
-            decoded = model._decode_mean(z.reshape(-1, z.shape[-1]), target).reshape(n_samples, -1, *shape)
+            decoded = model.decode_mean(z.reshape(-1, z.shape[-1]), target).reshape(n_samples, -1, *shape)
             means.append(decoded.mean(0).numpy())
             sds.append(decoded.std(0, correction=0).numpy())
     mean, sd = np.concatenate(means), np.concatenate(sds)

@@ -1,4 +1,5 @@
-"""Training objectives: subset ELBOs (MVAE, MoPoE, VAE) and stratified IWAE with DReG (MMVAE).
+"""Training objectives: subset ELBOs (MVAE, MoPoE, VAE), stratified IWAE with DReG (MMVAE) and the
+shared-posterior agreement penalty of factorised models.
 
 Every objective takes the stacked unimodal posteriors (M, N, D), a presence mask (M, N) and a
 ``log_lik(z, targets)`` callable, and returns the per-sample loss (N,) plus per-sample loss
@@ -159,3 +160,22 @@ def mixture_iwae(mixture: MixturePosterior, log_lik: LogLik, k: int, variant: st
         z_lw.register_hook(lambda grad: grad * factor.unsqueeze(-1))
     loss = -(surrogate + (bound - surrogate).detach())
     return loss, {"bound": bound.detach(), "ess": ess}
+
+
+def shared_disagreement(unimodal: DiagGaussian, present: torch.Tensor) -> torch.Tensor:
+    """Per sample (N,): mean over modality pairs present together of the symmetric KL
+    ½[KL(q_i || q_j) + KL(q_j || q_i)] between unimodal shared posteriors (M, N, D); 0 without a pair.
+
+    Symmetric KL of diagonal Gaussians: ¼ Σ_d [(σ²_i + (μ_i−μ_j)²)/σ²_j + (σ²_j + (μ_i−μ_j)²)/σ²_i − 2].
+    """
+    total = torch.zeros(present.shape[1], device=present.device)
+    pairs = torch.zeros_like(total)
+    for i in range(present.shape[0]):
+        for j in range(i + 1, present.shape[0]):
+            a, b = unimodal[i], unimodal[j]
+            sq = (a.mean - b.mean) ** 2
+            sym = 0.25 * ((a.variance + sq) * (-b.logvar).exp() + (b.variance + sq) * (-a.logvar).exp() - 2).sum(-1)
+            both = present[i] & present[j]
+            total = total + torch.where(both, sym, 0.0)
+            pairs = pairs + both.to(total.dtype)
+    return total / pairs.clamp_min(1.0)
