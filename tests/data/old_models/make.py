@@ -41,17 +41,15 @@ CONFIG = {"latent_dim": 2, "epochs": 30, "min_steps": 0, "batch_size": 16, "lr":
 
 
 def dataset(n=48, side=8, units=4, bins=2, seed=0) -> xr.Dataset:
-    """A Gaussian blob at a random (freq, time) and Poisson counts whose rates follow it; split 3:1."""
+    """Images and Poisson counts that both follow a 2-D latent u ~ U(0, 1)^2 (images: a logistic map
+    of u, counts: log-linear rates); every 4th syllable is in ``val``."""
     rng = np.random.default_rng(seed)
-    u = rng.uniform(0.2, 0.8, size=(n, 2))
-    grid = np.arange(side) + 0.5
-    f = np.exp(-0.5 * ((grid[None, :] - u[:, :1] * side) / 1.5) ** 2)
-    t = np.exp(-0.5 * ((grid[None, :] - u[:, 1:] * side) / 1.5) ** 2)
-    spec = (f[:, :, None] * t[:, None, :]).astype(np.float32)
-    rate = 3.0 * np.exp(1.5 * (u - 0.5) @ rng.normal(size=(2, units)))[:, :, None] * np.ones((1, 1, bins))
-    counts = rng.poisson(rate).astype(np.int32)
+    u = rng.uniform(size=(n, 2))
+    spec = 1.0 / (1.0 + np.exp(-(u - 0.5) @ rng.normal(0.0, 4.0, size=(2, side * side))))
+    rate = np.exp(1.0 + (u - 0.5) @ rng.normal(size=(2, units * bins)))
     return xr.Dataset(
-        {"spectrogram": (("syllable", "freq", "time"), spec), "counts": (("syllable", "unit", "bin"), counts)},
+        {"spectrogram": (("syllable", "freq", "time"), spec.reshape(n, side, side).astype(np.float32)),
+         "counts": (("syllable", "unit", "bin"), rng.poisson(rate).reshape(n, units, bins).astype(np.int32))},
         coords={"syllable": [f"s{i:03d}" for i in range(n)],
                 "split": ("syllable", np.where(np.arange(n) % 4 == 3, "val", "train"))})
 
