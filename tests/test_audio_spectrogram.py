@@ -74,6 +74,18 @@ def test_mel_scale_round_trip_and_reference_point():
     assert np.all(np.diff(rows) > 0) and np.diff(rows)[-1] > np.diff(rows)[0]  # mel: wider at the top
 
 
+@pytest.mark.parametrize("preset", ["mouse", "pup"])
+def test_mel_scale_equals_librosas_htk_scale(preset):
+    """The hand-written pair is kept for start-up time (spectrogram.py); it must stay librosa's."""
+    librosa = pytest.importorskip("librosa")
+    f = np.linspace(0.0, 200_000.0, 20_001)
+    np.testing.assert_array_equal(hz_to_mel(f), librosa.hz_to_mel(f, htk=True))
+    np.testing.assert_array_equal(mel_to_hz(hz_to_mel(f)), librosa.mel_to_hz(librosa.hz_to_mel(f, htk=True), htk=True))
+    p = resolve_params(preset, {"freq_scale": "mel"})
+    edges = librosa.hz_to_mel([p["min_freq_hz"], p["max_freq_hz"]], htk=True)
+    np.testing.assert_array_equal(image_freq_hz(p), librosa.mel_to_hz(np.linspace(*edges, p["n_freq"]), htk=True))
+
+
 @pytest.mark.parametrize("name, n_calls", [("deermouse-go.wav", 6), ("BM003.wav", 3)])
 def test_real_recordings_give_finite_in_range_images(name, n_calls):
     ds = syllable_dataset(str(EXAMPLES / name), "real")

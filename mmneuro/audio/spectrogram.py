@@ -15,12 +15,16 @@ import numpy as np
 from mmneuro.audio.stft import FrameGrid
 
 
+# librosa.hz_to_mel / mel_to_hz (htk=True) give the same values bit for bit (test_audio_spectrogram), but
+# `import librosa` is lazy: its first conversion loads librosa.core and numba, 0.3 s per process that
+# the audio stage otherwise never spends (stft.py avoids librosa for the same reason).
 def hz_to_mel(f_hz):
-    """HTK mel scale: 2595 log10(1 + f / 700) (O'Shaughnessy 1987)."""
+    """HTK mel scale of f_hz (Hz, any shape): 2595 log10(1 + f / 700) (O'Shaughnessy 1987), float64."""
     return 2595.0 * np.log10(1.0 + np.asarray(f_hz, dtype=np.float64) / 700.0)
 
 
 def mel_to_hz(mel):
+    """Inverse of :func:`hz_to_mel`: frequency (Hz, float64) of mel values (any shape)."""
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 
