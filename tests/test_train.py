@@ -58,7 +58,7 @@ def _val_errors(model, ds):
 
 def test_training_on_planted_data_learns_and_reconstructs(tmp_path):
     ds = planted_dataset()
-    config = SMALL | {"kind": "mvae", "epochs": 60, "patience": 100}
+    config = SMALL | {"kind": "mvae", "epochs": 60, "patience": 100, "output_bias_init": True}
     untrained = fit(ds, config | {"epochs": 1, "lr": 1e-12}, tmp_path / "untrained", progress=False)
     model = fit(ds, config, tmp_path / "mvae", progress=False)
     metrics = np.genfromtxt(tmp_path / "mvae" / "metrics.csv", delimiter=",", names=True)
