@@ -120,7 +120,7 @@ def test_unfactorised_model_is_all_shared():
 
 def test_planted_probes_targets_and_leak_probe_see_where_a_factor_sits():
     from mmneuro.analysis.factors import factorisation_targets, leak_probe, planted_probes
-    from mmneuro.analysis.scoring import PLANTED_FACTORS
+    from mmneuro.synth.scoring import PLANTED_FACTORS
 
     rng = np.random.default_rng(5)
     n = 600

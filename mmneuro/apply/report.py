@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmneuro.report.figures import EXAMPLES, _plt, latent_map_figure
+from mmneuro.analysis.figures import EXAMPLES, _plt, latent_map_figure
 from mmneuro.report.html import CSS, _table
 
 MAX_FLAGGED_ROWS = 20

@@ -125,7 +125,8 @@ def _model_section(folder: Path, summary: dict) -> str:
            f"<p class=note>model settings: {html.escape(json.dumps(settings))}<br>analysis settings: "
            f"{html.escape(json.dumps(summary['settings']))}<br>clusters: k = {summary['clusters']['k']} "
            f"({html.escape(summary['clusters']['criterion'])}); runtime {summary.get('runtime_s', '?')} s</p>"]
-    out.append(_posterior_block(Path(summary["model"]["dir"]) / "metrics.csv"))
+    if summary["model"].get("dir"):  # None: analysed in memory, no model folder
+        out.append(_posterior_block(Path(summary["model"]["dir"]) / "metrics.csv"))
     if (folder / "scores.json").is_file():
         out.append(_scores_block(json.loads((folder / "scores.json").read_text())))
     cluster_band = pd.read_csv(folder / "cluster_band.csv", keep_default_na=False, na_values=[""])
