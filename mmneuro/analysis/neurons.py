@@ -184,10 +184,12 @@ def deviance_explained(y: np.ndarray, mu: np.ndarray, mu_null: np.ndarray | None
 
 
 def r_squared(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Coefficient of determination per column, 1 - SS_res / SS_tot."""
+    """Coefficient of determination per column, 1 - SS_res / SS_tot (sklearn.metrics.r2_score);
+    NaN for a constant column of ``y``, where it is undefined (r2_score would say 0 or 1)."""
+    from sklearn.metrics import r2_score
+
     y = np.asarray(y, dtype=np.float64)
-    ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
-    return 1.0 - np.sum((y - pred) ** 2, axis=0) / np.where(ss_tot > 0, ss_tot, np.nan)
+    return np.where(np.ptp(y, axis=0) > 0, r2_score(y, pred, multioutput="raw_values"), np.nan)
 
 
 def pearson_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
