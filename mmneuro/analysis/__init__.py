@@ -4,7 +4,8 @@ frequency range (docs/analysis.md).
 From a notebook (nothing written until ``write``)::
 
     import mmneuro as mm
-    result = mm.analyse(model, ds, settings=mm.analysis.AnalysisSettings(n_clusters=7))
+    from mmneuro.analysis import AnalysisSettings
+    result = mm.analyse(model, ds, settings=AnalysisSettings(n_clusters=7))
     result.clusters                      # one row per unit; also .crosspred, .cluster_band, .summary …
     result.write("results/analysis/mvae")
 
