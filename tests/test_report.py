@@ -65,7 +65,7 @@ def test_posterior_block_flags_a_collapsed_modality(tmp_path):
 
 
 def test_templates_escape_values_but_not_tables(tmp_path):
-    from mmneuro.report.html import _posterior_block, _table
+    from mmneuro.report.html import _markup_table, _posterior_block
 
     metrics = tmp_path / "metrics.csv"  # a modality name that is markup must come out as text
     metrics.write_text("epoch,val_loss,val_kl_unimodal_a<b>,val_info_unimodal_a<b>\n1,1,2.0,3.0\n")
@@ -73,4 +73,4 @@ def test_templates_escape_values_but_not_tables(tmp_path):
     assert "a&lt;b&gt;: 3.0 nats" in text and "<b>" not in text
     import pandas as pd
 
-    assert str(_table(pd.DataFrame({"x": [1.0]}))).startswith("<table")  # tables pass through as HTML
+    assert str(_markup_table(pd.DataFrame({"x": [1.0]}))).startswith("<table")  # tables pass through as HTML

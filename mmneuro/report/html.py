@@ -74,10 +74,15 @@ def _template():
     return _env().get_template("report.html")
 
 
-def _table(df: pd.DataFrame, floatfmt: str = "{:.3g}"):
+def _table(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
+    return df.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0, na_rep="–")
+
+
+def _markup_table(df: pd.DataFrame, floatfmt: str = "{:.3g}"):
+    """:func:`_table` marked safe for the templates (Markup: not escaped again)."""
     from markupsafe import Markup
 
-    return Markup(df.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0, na_rep="–"))
+    return Markup(_table(df, floatfmt))
 
 
 def _data_rows(results_dir: Path, summary: dict) -> list[tuple[str, object]]:
@@ -105,21 +110,21 @@ def _comparison_tables(folders: list[Path]) -> dict:
         table = pd.concat(syn, ignore_index=True)
         keep = ["model", "target", "log_p_joint", "log_p_self", "log_p_cross", "joint_minus_self",
                 "self_minus_cross", "ordered", "K", "n_syllables"]
-        out["synergy"] = _table(table[[c for c in keep if c in table]])
+        out["synergy"] = _markup_table(table[[c for c in keep if c in table]])
     rows = []
     for f in folders:
         cp = pd.read_csv(f / "crosspred.csv")
         means = cp.groupby(["direction", "method"], sort=False)[["pearson_r", "deviance_explained", "mse"]].mean()
         for (direction, method), r in means.iterrows():
             rows.append({"model": f.name, "direction": direction, "method": method, **r.to_dict()})
-    out["crosspred"] = _table(pd.DataFrame(rows))
+    out["crosspred"] = _markup_table(pd.DataFrame(rows))
     placed = [pd.read_csv(f / "factors_planted_probes.csv").assign(model=f.name) for f in folders
               if (f / "factors_planted_probes.csv").is_file()]
     if placed:
         table = pd.concat(placed).pivot_table(index=["factor", "expected_part"], columns=["model", "part"],
                                               values="r2", sort=False)
         table.columns = [f"{m}: {p}" for m, p in table.columns]
-        out["planted"] = _table(table.reset_index(), "{:.2f}")
+        out["planted"] = _markup_table(table.reset_index(), "{:.2f}")
     return out
 
 
@@ -146,10 +151,11 @@ def _model_context(folder: Path, summary: dict) -> dict:
         "posterior": _posterior(Path(model_dir) / "metrics.csv") if model_dir else None,
         "scores": _score_rows(json.loads((folder / "scores.json").read_text()))
         if (folder / "scores.json").is_file() else None,
-        "cluster_band": _table(pd.read_csv(folder / "cluster_band.csv", keep_default_na=False, na_values=[""])),
-        "untuned": untuned, "latent_band": _table(pd.read_csv(folder / "latent_band.csv")), "clusters": _table(clusters),
-        "part_summary": _table(pd.read_csv(folder / "factors_part_summary.csv")) if factored else None,
-        "probes": _table(pd.read_csv(folder / "factors_probes.csv")) if factored else None,
+        "cluster_band": _markup_table(pd.read_csv(folder / "cluster_band.csv", keep_default_na=False, na_values=[""])),
+        "untuned": untuned, "latent_band": _markup_table(pd.read_csv(folder / "latent_band.csv")),
+        "clusters": _markup_table(clusters),
+        "part_summary": _markup_table(pd.read_csv(folder / "factors_part_summary.csv")) if factored else None,
+        "probes": _markup_table(pd.read_csv(folder / "factors_probes.csv")) if factored else None,
         "figures": figures,
     }
 
