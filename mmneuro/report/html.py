@@ -46,7 +46,7 @@ def analysis_folders(results_dir: Path) -> list[Path]:
 
 
 def build_report(results_dir) -> str:
-    """The report's HTML text for every analysed model under ``results_dir`` (templates/report.html)."""
+    """The report's HTML text for every analysed model under ``results_dir`` (templates/analyses.html)."""
     from markupsafe import Markup
 
     from mmneuro.collapse import COLLAPSE_NATS
@@ -71,7 +71,7 @@ def _env():
 
 
 def _template():
-    return _env().get_template("report.html")
+    return _env().get_template("analyses.html")
 
 
 def _table(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
