@@ -57,6 +57,8 @@ def test_analyse_in_memory_equals_the_folder_version(small, tmp_path, monkeypatc
     # without a truth: no scores, no oracle rows
     plain = mm.analyse(model, ds, settings=small["settings"], progress=False)
     assert plain.scores == {} and not plain.crosspred["method"].str.startswith("oracle").any()
+    with pytest.raises(TypeError, match="analyse_folder"):
+        mm.analyse(str(small["model_dir"]), str(small["dataset"]))
 
 
 def test_result_write_gives_the_folder_files(small, tmp_path):

@@ -51,6 +51,9 @@ def analyse(model, ds: xr.Dataset, *, settings: AnalysisSettings | None = None, 
     """
     import torch
 
+    if isinstance(model, (str, Path)):  # the old signature took folders
+        raise TypeError("analyse(model, ds) takes a model object and a Dataset; for folders use "
+                        "analyse_folder(model_dir, dataset_path, out_dir)")
     model = getattr(model, "model_", model)
     model_dir = Path(model_dir) if model_dir is not None else None
     settings = settings or AnalysisSettings()
