@@ -94,29 +94,9 @@ def split_config(config: dict | ModelConfig | None) -> tuple[dict, TrainConfig]:
 def load_arrays(ds: xr.Dataset, neural_input: str, modalities: tuple[str, ...], where: str) -> dict[str, np.ndarray]:
     """dataset.nc → {"audio": (N, 1, F, T) float32, "neural": (N, U, B) or (N, U) float32}; missing
     samples (has_<m> = 0 or NaN) become NaN rows, which the model treats as absent."""
-    variables = {"audio": "spectrogram", "neural": neural_input}
-    dims = {"spectrogram": ("syllable", "freq", "time"), "counts": ("syllable", "unit", "bin"),
-            "total_counts": ("syllable", "unit")}
-    arrays = {}
-    for name in modalities:
-        var = variables[name]
-        if var not in ds:
-            raise InputError(where, f"variable {var!r} missing (needed for modality {name!r})")
-        if tuple(ds[var].dims) != dims[var]:
-            raise InputError(where, f"{var} has dims {tuple(ds[var].dims)}, expected {dims[var]}")
-        values = ds[var].values.astype(np.float32)
-        if f"has_{name}" in ds.coords:
-            values[~ds[f"has_{name}"].values.astype(bool)] = np.nan
-        finite = values[np.isfinite(values)]
-        if name == "audio" and finite.size and (finite.min() < 0 or finite.max() > 1):
-            raise InputError(where, f"spectrogram values must lie in [0, 1], found [{finite.min():.3g}, {finite.max():.3g}]")
-        if name == "neural" and finite.size and (finite.min() < 0 or np.any(finite != np.round(finite))):
-            raise InputError(where, f"{var} must be non-negative integer counts")
-        if values.size and not np.isfinite(values).any():
-            raise InputError(where, f"{var} is NaN (missing) for every syllable; train a model without "
-                                    f"modality {name!r} (modalities=...) or check the dataset")
-        arrays[name] = values[:, None] if name == "audio" else values
-    return arrays
+    from mmneuro.inputs import training_arrays
+
+    return training_arrays(ds, neural_input, modalities, where)
 
 
 def _json_attr_or_none(ds: xr.Dataset, stage: str):

@@ -120,7 +120,7 @@ def test_unfactorised_model_is_all_shared():
 
 def test_planted_probes_targets_and_leak_probe_see_where_a_factor_sits():
     from mmneuro.analysis.factors import factorisation_targets, leak_probe, planted_probes
-    from mmneuro.analysis.scoring import PLANTED_FACTORS
+    from mmneuro.synth.scoring import PLANTED_FACTORS
 
     rng = np.random.default_rng(5)
     n = 600
@@ -165,3 +165,19 @@ def test_traversals_start_from_a_real_syllable_not_the_empty_mean():
     median = np.median(z, 0)
     assert np.linalg.norm((center - median) / z.std(0)) == pytest.approx(
         np.min(np.linalg.norm((z - median) / z.std(0), axis=1)))
+
+
+def test_probe_r2_equals_sklearn_ridge_per_fold():
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(300, 4))
+    y = z @ rng.normal(size=4) + rng.normal(size=300)
+    fold, pred = np.random.default_rng(0).permutation(300) % 5, np.empty(300)
+    for k in range(5):
+        fit = make_pipeline(StandardScaler(), Ridge(alpha=1e-3 * (fold != k).sum())).fit(z[fold != k], y[fold != k])
+        pred[fold == k] = fit.predict(z[fold == k])
+    assert probe_r2(z, y) == pytest.approx(r2_score(y, pred), abs=1e-12)

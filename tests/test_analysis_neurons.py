@@ -119,3 +119,10 @@ def test_batched_poisson_glm_matches_sklearn_per_unit():
         ref.fit(z, y[:, u] / exposure, sample_weight=exposure)
         np.testing.assert_allclose(beta[1:, u], ref.coef_, atol=1e-4)
         np.testing.assert_allclose(beta[0, u], ref.intercept_, atol=1e-4)
+
+
+def test_fdr_bh_equals_scipy_up_to_rounding():
+    from scipy.stats import false_discovery_control
+
+    p = np.random.default_rng(0).integers(1, 1001, (16, 60)) / 1001
+    np.testing.assert_allclose(fdr_bh(p), false_discovery_control(p, axis=None).reshape(p.shape), rtol=1e-14)

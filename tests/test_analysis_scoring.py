@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmneuro.analysis.crosspred import (
-    image_error_rows, mean_rate_baseline, oracle_counts, ridge_baseline, score_table, summary)
-from mmneuro.analysis.scoring import (
-    band_recovery, cluster_agreement, match_onsets, planted_syllables, segmentation_scores, untuned_recovery)
+from mmneuro.analysis.crosspred import image_error_rows, mean_rate_baseline, ridge_baseline, score_table, summary
+from mmneuro.synth.scoring import (
+    band_recovery, cluster_agreement, match_onsets, oracle_counts, planted_syllables, segmentation_scores,
+    untuned_recovery)
 
 
 def test_match_onsets_is_one_to_one_and_closest_first():
@@ -82,7 +82,7 @@ def test_baselines_and_scores():
 
 
 def test_planted_factors_follow_the_truth_and_the_neural_clock():
-    from mmneuro.analysis.scoring import PLANTED_FACTORS, planted_factors
+    from mmneuro.synth.scoring import PLANTED_FACTORS, planted_factors
 
     syl = [{"onset_s": 1.0, "amplitude": 0.1, "harmonic": True, "mean_freq_hz": 50e3, "duration_s": 0.05},
            {"onset_s": 4.0, "amplitude": 0.2, "harmonic": False, "mean_freq_hz": 80e3, "duration_s": 0.1}]

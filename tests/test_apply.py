@@ -89,7 +89,8 @@ def test_audio_only_session_predicts_held_back_activity_deterministically(world,
     assert dev[0] > dev[1]
     again = read_netcdf(_apply(world, [NewSession("audio", audio=wav)], tmp_path / "b")[0] / "applied.nc")
     xr.testing.assert_identical(audio_only, again)
-    assert (folders[0] / "report.html").read_text().count("data:image/png;base64") >= 2
+    report = (folders[0] / "report.html").read_text()
+    assert report.count("data:image/png;base64") >= 2 and "<h2>" in report and "&lt;" not in report
 
 
 def test_neural_only_session_gets_embeddings_and_spectrograms(world, tmp_path):

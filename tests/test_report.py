@@ -62,3 +62,15 @@ def test_posterior_block_flags_a_collapsed_modality(tmp_path):
     assert "audio: 0.2 nats (9.6 KL to the prior) <span class=fail>collapsed" in text
     assert "neural: 5.5 nats (6.0 KL to the prior) <span class=pass>ok" in text
     assert _posterior_block(tmp_path / "missing.csv") == ""
+
+
+def test_templates_escape_values_but_not_tables(tmp_path):
+    from mmneuro.report.html import _markup_table, _posterior_block
+
+    metrics = tmp_path / "metrics.csv"  # a modality name that is markup must come out as text
+    metrics.write_text("epoch,val_loss,val_kl_unimodal_a<b>,val_info_unimodal_a<b>\n1,1,2.0,3.0\n")
+    text = _posterior_block(metrics)
+    assert "a&lt;b&gt;: 3.0 nats" in text and "<b>" not in text
+    import pandas as pd
+
+    assert str(_markup_table(pd.DataFrame({"x": [1.0]}))).startswith("<table")  # tables pass through as HTML

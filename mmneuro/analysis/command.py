@@ -15,7 +15,7 @@ def configure_parser(parser) -> None:
 
 
 def main(args) -> int:
-    from mmneuro.analysis.pipeline import analyse
+    from mmneuro.analysis.pipeline import analyse_folder as analyse
     from mmneuro.analysis.settings import AnalysisSettings
     from mmneuro.cli import parse_assignments
 

@@ -79,34 +79,6 @@ def syllable_r(images: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     return pearson_columns(images.reshape(len(images), -1).T, predictions.reshape(len(predictions), -1).T)
 
 
-def oracle_counts(units: list[dict], syllables: list[dict | None], onsets_s: np.ndarray,
-                  window_s: tuple[np.ndarray, np.ndarray], tail_s: float) -> np.ndarray:
-    """Expected counts under the planted rates (the oracle), (N, U); NaN rows where no planted syllable.
-
-    units: ground-truth unit dicts in column order; syllables: the planted syllable of each row;
-    onsets_s: detected onsets; window_s: (start, end) of each count window relative to the detected
-    onset (s). The planted response is ``planted_rate - baseline`` on top of the baseline, from
-    onset + latency to offset + latency + tail (mmneuro.synth), so
-    E[count] = baseline * window + drive * |window ∩ response|.
-    """
-    from mmneuro.synth import planted_rate
-
-    start, end = (np.broadcast_to(np.asarray(w, float), len(onsets_s)) for w in window_s)
-    out = np.full((len(syllables), len(units)), np.nan)
-    for i, syl in enumerate(syllables):
-        if syl is None:
-            continue
-        shift = syl["onset_s"] - onsets_s[i]  # planted onset relative to the detected one
-        dur = syl["offset_s"] - syl["onset_s"]
-        for j, u in enumerate(units):
-            lo = shift + u["latency_s"]
-            hi = lo + dur + tail_s
-            overlap = max(0.0, min(end[i], hi) - max(start[i], lo))
-            drive = planted_rate(u, syl) - u["baseline_hz"]
-            out[i, j] = u["baseline_hz"] * (end[i] - start[i]) + drive * overlap
-    return out
-
-
 def score_table(counts: np.ndarray, predictions: dict[str, np.ndarray], units: np.ndarray) -> pd.DataFrame:
     """Per unit x method: Pearson r and Poisson deviance explained (null: the held-out mean count).
 

@@ -10,37 +10,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from mmneuro.errors import InputError
+from mmneuro.inputs import batches, model_inputs  # noqa: F401 (model_inputs: for callers of its old place)
 
 CONDITIONINGS = {"joint": ("audio", "neural"), "audio": ("audio",), "neural": ("neural",)}
-
-
-def model_inputs(ds: xr.Dataset, model, where: str = "dataset") -> dict[str, np.ndarray]:
-    """The model's input arrays from a dataset.nc Dataset: ``audio`` (N, 1, F, T) from ``spectrogram``,
-    ``neural`` (N, U, B) from ``counts`` or (N, U) from ``total_counts`` (the config's
-    ``preprocessing.neural_input`` as written by mmneuro.train, else whichever the expert's shape says). A shape that does not match the model is an InputError naming ``where``."""
-    out = {}
-    for name in model.modalities:
-        shape = tuple(model.experts[name].shape)
-        if name == "audio":
-            arr = ds["spectrogram"].transpose("syllable", "freq", "time").values[:, None]
-        elif name == "neural":
-            # mmneuro.train records its choice in the config; older models: infer it from the shape
-            recorded = (getattr(model.config, "preprocessing", None) or {}).get("neural_input")
-            var = recorded or ("counts" if len(shape) == 2 else "total_counts")
-            dims = ("syllable", "unit", "bin") if var == "counts" else ("syllable", "unit")
-            arr = ds[var].transpose(*dims).values
-        else:
-            raise InputError(where, f"the model has a modality {name!r} that the analysis does not know")
-        if tuple(arr.shape[1:]) != shape:
-            raise InputError(where, f"{name} data have shape {tuple(arr.shape[1:])} but the model was trained on {shape}")
-        out[name] = np.asarray(arr, dtype=np.float32)
-    return out
-
-
-def _batches(n: int, batch_size: int):
-    for start in range(0, n, batch_size):
-        yield slice(start, min(n, start + batch_size))
 
 
 def posterior_moments(model, x: dict[str, np.ndarray], given: tuple[str, ...], batch_size: int = 256):
@@ -50,7 +22,7 @@ def posterior_moments(model, x: dict[str, np.ndarray], given: tuple[str, ...], b
     means, variances = [], []
     n = len(next(iter(x.values())))
     with torch.no_grad():
-        for sl in _batches(n, batch_size):
+        for sl in batches(n, batch_size):
             post = model.encode({m: torch.from_numpy(x[m][sl]) for m in given if m in x})
             means.append(post.mean.numpy())
             variances.append(post.variance.numpy())
@@ -89,7 +61,7 @@ def decoder_mean(model, name: str, batch_size: int = 256):
     def run(z: np.ndarray) -> np.ndarray:
         out = []
         with torch.no_grad():
-            for sl in _batches(len(z), batch_size):
+            for sl in batches(len(z), batch_size):
                 out.append(model.decode(torch.from_numpy(np.asarray(z[sl], np.float32)), [name])[name].mean.numpy())
         arr = np.concatenate(out)
         return arr[:, 0] if name == "audio" and arr.ndim == 4 else arr
@@ -107,7 +79,7 @@ def cross_generate(model, x: dict[str, np.ndarray], src: str, dst: str, batch_si
     out = []
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for sl in _batches(len(x[src]), batch_size):
+        for sl in batches(len(x[src]), batch_size):
             xs = {src: torch.from_numpy(x[src][sl])}
             if samples:
                 z = model.encode(xs).sample(samples, gen)  # (S, n, D)

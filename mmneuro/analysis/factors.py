@@ -46,6 +46,8 @@ def probe_r2(z: np.ndarray, y: np.ndarray, *, folds: int = 5, alpha: float = 1e-
         raise ValueError(f"z must be (N, D) with N = len(y) = {n}, got {z.shape}")
     if z.shape[1] == 0 or n < 2 * folds:
         return 0.0
+    # by hand, not sklearn (StandardScaler + Ridge(alpha · n_train) per fold, r2_score): those give the
+    # same R² to the last bit but took 11x as long (8.3 vs 0.7 ms on 600 x 6), and it runs per factor x part
     fold = np.random.default_rng(seed).permutation(n) % folds
     pred = np.empty(n)
     for k in range(folds):

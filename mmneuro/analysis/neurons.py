@@ -152,6 +152,8 @@ def tuning_profiles(counts: np.ndarray, exposure_s: np.ndarray, features: dict[s
 
 def fdr_bh(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg q-values (same shape as ``p``): q_(i) = min_{j>=i} p_(j) m / j, capped at 1."""
+    # not scipy.stats.false_discovery_control(p, axis=None): it differs in the last bit (another order
+    # of operations) and took 4x as long on a 16 x 60 array, so latent_neuron.nc's q would change
     flat = np.asarray(p, dtype=np.float64).ravel()
     m = flat.size
     order = np.argsort(flat)
@@ -184,10 +186,12 @@ def deviance_explained(y: np.ndarray, mu: np.ndarray, mu_null: np.ndarray | None
 
 
 def r_squared(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Coefficient of determination per column, 1 - SS_res / SS_tot."""
+    """Coefficient of determination per column, 1 - SS_res / SS_tot (sklearn.metrics.r2_score);
+    NaN for a constant column of ``y``, where it is undefined (r2_score would say 0 or 1)."""
+    from sklearn.metrics import r2_score
+
     y = np.asarray(y, dtype=np.float64)
-    ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
-    return 1.0 - np.sum((y - pred) ** 2, axis=0) / np.where(ss_tot > 0, ss_tot, np.nan)
+    return np.where(np.ptp(y, axis=0) > 0, r2_score(y, pred, multioutput="raw_values"), np.nan)
 
 
 def pearson_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:

@@ -1,14 +1,13 @@
-"""``analyse``: one trained model + dataset.nc (+ demo ground truth) -> the analysis folder.
+"""``analyse``: one trained model + a dataset (+ demo ground truth) -> an :class:`AnalysisResult`;
+``analyse_folder``: the same from and to files (the CLI and the workflow).
 
-Output files (docs/analysis.md): embeddings.nc, latent_neuron.nc, clusters.csv, latent_band.csv,
-cluster_band.csv, crosspred.csv, synergy.csv, scores.json (with --truth), summary.json, figures/*.png.
-The folder is built beside its destination and renamed into place, so a failure leaves none.
+``analyse(model, ds)`` writes nothing; ``result.write(folder)`` writes the analysis folder
+(mmneuro.analysis.result). Ground truth is scored only when given, by mmneuro.synth.scoring.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -18,12 +17,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmneuro.analysis import bands, crosspred, embed, factors, neurons, scoring, synergy
+from mmneuro.analysis import bands, crosspred, embed, factors, neurons, synergy
+from mmneuro.analysis.result import AnalysisResult, Context
 from mmneuro.analysis.settings import AnalysisSettings
 from mmneuro.errors import InputError
-from mmneuro.io import atomic_path, json_attr, read_netcdf, write_netcdf
-
-DEFAULT_LATENCY_S = 0.02  # the neural stage's default, used if dataset.nc does not record it
+from mmneuro.inputs import DEFAULT_LATENCY_S, latency_s, model_inputs, window_counts  # noqa: F401 (DEFAULT_LATENCY_S: API)
 
 
 @dataclass
@@ -41,83 +39,94 @@ class Data:
     train_exposure_s: np.ndarray
 
 
-def analyse(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: AnalysisSettings | None = None,
-            progress: bool = True) -> Path:
-    """Run every analysis of one model and write the analysis folder ``out_dir``; returns it."""
+def analyse(model, ds: xr.Dataset, *, settings: AnalysisSettings | None = None, truth=None, progress: bool = True,
+            model_dir=None, where: str = "dataset") -> AnalysisResult:
+    """Every analysis of one trained model on a dataset (the dataset.nc layout); writes nothing.
+
+    model: a MultimodalVAE (``mmneuro.models.load_model``) or an estimator holding one as ``model_``.
+    truth: demo ground truth to score against ({session: ground_truth dict}, a list of those, or
+    session folders with ground_truth.json); adds ``scores`` and the oracle rows of ``crosspred``.
+    model_dir: the model's folder, if any (summary.json names it; its metrics.csv gives the training
+    curves figure). where: names ``ds`` in error messages.
+    """
     import torch
 
-    from mmneuro.models import load_model
-
+    if isinstance(model, (str, Path)):  # the old signature took folders
+        raise TypeError("analyse(model, ds) takes a model object and a Dataset; for folders use "
+                        "analyse_folder(model_dir, dataset_path, out_dir)")
+    model = getattr(model, "model_", model)
+    model_dir = Path(model_dir) if model_dir is not None else None
     settings = settings or AnalysisSettings()
     settings.check()
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
-    model = load_model(model_dir)
-    ds = read_netcdf(dataset_path)
-    truths = _load_truths(truth_dirs)
-    data = _select(ds, model, settings, str(dataset_path))
+    data = _select(ds, model, settings, where)
     log = _logger(progress)
+    both = _both_modalities(ds)
 
     log("embeddings")
-    x_all = embed.model_inputs(_both_modalities(ds), model, str(dataset_path))
-    emb = embed.embeddings(model, _both_modalities(ds), x_all, settings.batch_size)
+    x_all = model_inputs(both, model, where)
+    emb = embed.embeddings(model, both, x_all, settings.batch_size)
     emb_split = emb.sel(syllable=data.ds["syllable"].values)
     z = emb_split["mean"].sel(conditioning=settings.conditioning).values
 
     log("tuning test")
-    tuning = unit_tuning(_both_modalities(ds), settings)
+    tuning = unit_tuning(both, settings)
     log("latent <-> neuron correlations")
     lat_neu, profiles = _latent_neuron(z, data, settings, progress)
     clusters = cluster_units(tuning["profiles"] if settings.cluster_on == "tuning" else profiles, tuning["tuned"], settings)
     defining = neurons.defining_latents(profiles, clusters["labels"], settings.defining_latents)
 
     log("bands and traversals")
-    band_tables = _bands(model, data, _both_modalities(ds), z, clusters["labels"], defining, settings)
+    band_tables = _bands(model, data, both, z, clusters["labels"], defining, settings)
 
     log("cross-prediction")
-    units = data.ds["unit"].values
-    truth_units = _truth_units(truths, units)
-    cross = _crosspred(model, data, settings, truths, truth_units)
+    cross = _crosspred(model, data, settings)
 
     log("synergy")
     syn = _synergy(model, data, settings, progress)
 
+    units = data.ds["unit"].values
     cluster_table = _cluster_table(units, clusters, tuning, defining, band_tables["cluster_band"])
-    scores = _scores(ds, data, units, clusters["labels"], band_tables["cluster_band"], cross, syn, truths, settings)
-    summary = _summary(ds, data, model, model_dir, settings, clusters, time.perf_counter() - started)
-
+    summary = _summary(ds, data, model, model_dir, settings, clusters)
     factor = _factors(model, data, settings)
-    planted = _planted_factors(model, _both_modalities(ds), x_all, emb, truths, settings)
-    if planted:
-        scores["factorisation"] = planted["scores"]
-    log("figures")
-    from mmneuro.report import figures
+    result = AnalysisResult(
+        embeddings=emb, latent_neuron=lat_neu, clusters=cluster_table, latent_band=band_tables["latent_band"],
+        cluster_band=band_tables["cluster_band"], crosspred=cross["table"], synergy=syn,
+        factors=dict(factor.get("tables", {})), summary=summary, settings=settings,
+        context=Context(model=model, model_dir=model_dir, ds=ds, both=both, x_all=x_all, data=data,
+                        emb_split=emb_split, clusters=clusters, traversal=band_tables["traversal"], cross=cross,
+                        factor_z=factor.get("z")))
+    if truth is not None and len(truth):
+        log("scores against the planted truth")
+        from mmneuro.synth.scoring import score_analysis  # demo data only
 
-    out_dir = Path(out_dir)
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        write_netcdf(emb, tmp / "embeddings.nc")
-        write_netcdf(lat_neu, tmp / "latent_neuron.nc")
-        cluster_table.to_csv(tmp / "clusters.csv", index=False)
-        band_tables["latent_band"].to_csv(tmp / "latent_band.csv", index=False)
-        band_tables["cluster_band"].to_csv(tmp / "cluster_band.csv", index=False)
-        cross["table"].to_csv(tmp / "crosspred.csv", index=False)
-        syn.to_csv(tmp / "synergy.csv", index=False)
-        for name, table in factor.get("tables", {}).items():
-            table.to_csv(tmp / f"factors_{name}.csv", index=False)
-        if planted:
-            planted["probes"].to_csv(tmp / "factors_planted_probes.csv", index=False)
-        if truths:
-            (tmp / "scores.json").write_text(json.dumps(scores, indent=1, default=_json_default) + "\n")
-        figures.write_all(tmp / "figures", model=model, model_dir=Path(model_dir), data=data, emb=emb_split,
-                          settings=settings, lat_neu=lat_neu, clusters=clusters, traversal=band_tables["traversal"],
-                          cross=cross)
-        if factor:
-            factors.traversal_figures(model, factor["z"], tmp / "figures", batch_size=settings.batch_size)
-        summary["runtime_s"] = round(time.perf_counter() - started, 1)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
+        score_analysis(result, truth)
+    result.runtime_s = time.perf_counter() - started
+    return result
+
+
+def analyse_folder(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings: AnalysisSettings | None = None,
+                   progress: bool = True) -> Path:
+    """:func:`analyse` of the model in ``model_dir`` on ``dataset_path`` (dataset.nc), written to
+    ``out_dir`` (AnalysisResult.write); ``truth_dirs``: demo session folders with ground_truth.json.
+    Returns ``out_dir``."""
+    from mmneuro.io import read_netcdf
+    from mmneuro.models import load_model
+
+    started = time.perf_counter()
+    model = load_model(model_dir)
+    ds = read_netcdf(dataset_path)
+    truths = None
+    if truth_dirs:
+        from mmneuro.synth.scoring import load_truths  # read before the analysis: a bad folder fails at once
+
+        truths = load_truths(truth_dirs)
+    result = analyse(model, ds, settings=settings, truth=truths, progress=progress, model_dir=model_dir,
+                     where=str(dataset_path))
+    log = _logger(progress)
+    log("figures")
+    out_dir = result.write(out_dir)
     log(f"done in {time.perf_counter() - started:.0f} s -> {out_dir}")
     return out_dir
 
@@ -131,48 +140,12 @@ def _factors(model, data: Data, settings: AnalysisSettings) -> dict:
     return {"tables": tables, "z": z}
 
 
-def _planted_factors(model, both: xr.Dataset, x_all: dict, emb: xr.Dataset, truths: dict,
-                     settings: AnalysisSettings) -> dict:
-    """Demo data only: where the planted audio-only, shared and neural-only factors sit in the latent
-    parts (probes of the joint posterior means of every syllable with both modalities), and whether
-    cross generation copies a source-only factor into the other modality."""
-    if not truths or "joint" not in emb["conditioning"].values:
-        return {}
-    planted = scoring.planted_factors(both["session"].values, both["onset_s"].values, truths,
-                                      settings.match_tolerance_s)
-    parts = factors.latent_parts(model)
-    z = emb["mean"].sel(conditioning="joint").values
-    probes = factors.planted_probes(z, planted, parts, scoring.PLANTED_FACTORS)
-    leaks = {}
-    if {"audio", "neural"} <= set(model.modalities):
-        rates = embed.cross_generate(model, x_all, "audio", "neural", settings.batch_size)
-        images = embed.cross_generate(model, x_all, "neural", "audio", settings.batch_size)
-        leaks = {"log_amplitude in audio->neural": factors.leak_probe(rates, planted["log_amplitude"], log=True),
-                 "slow_drift in neural->audio": factors.leak_probe(images, planted["slow_drift"])}
-        leaks = {k: v for k, v in leaks.items() if np.isfinite(v)}
-    by_factor = {f: dict(zip(g["part"], g["r2"])) for f, g in probes.groupby("factor")} if len(probes) else {}
-    return {"probes": probes,
-            "scores": {"probes_r2": by_factor, "expected_part": scoring.PLANTED_FACTORS,
-                       "cross_generation_leak_r2": leaks,
-                       "targets": factors.factorisation_targets(probes, parts)}}
-
-
 def _logger(enabled: bool):
     def log(message: str) -> None:
         if enabled:
             print(f"analyse: {message}", file=sys.stderr, flush=True)
 
     return log
-
-
-def _load_truths(truth_dirs) -> dict[str, dict]:
-    from mmneuro.synth import load_ground_truth
-
-    truths = {}
-    for d in truth_dirs:
-        truth = load_ground_truth(d)
-        truths[truth["session"]] = truth
-    return truths
 
 
 def _both_modalities(ds: xr.Dataset) -> xr.Dataset:
@@ -186,10 +159,11 @@ def _both_modalities(ds: xr.Dataset) -> xr.Dataset:
 def _select(ds: xr.Dataset, model, settings: AnalysisSettings, where: str) -> Data:
     """The analysed split and the training split, with the counts and windows they are scored on."""
     part, train = splits(ds, settings, where)
-    x, x_train = embed.model_inputs(part, model, where), embed.model_inputs(train, model, where)
+    x, x_train = model_inputs(part, model, where), model_inputs(train, model, where)
     binned = "neural" in model.modalities and len(model.experts["neural"].shape) == 2
-    c, e, w = _counts(part, binned, ds)
-    ct, et, _ = _counts(train, binned, ds)
+    neural_input, latency = "counts" if binned else "total_counts", latency_s(ds)
+    c, e, w = window_counts(part, neural_input, latency)
+    ct, et, _ = window_counts(train, neural_input, latency)
     return Data(part, train, x, x_train, c, e, w, ct, et)
 
 
@@ -207,26 +181,6 @@ def splits(ds: xr.Dataset, settings: AnalysisSettings, where: str) -> tuple[xr.D
         raise InputError(where, f"too few syllables with both modalities ({part.sizes['syllable']} in split "
                                 f"{settings.split!r}, {train.sizes['syllable']} in train; need 10 each)")
     return part, train
-
-
-def _counts(ds: xr.Dataset, binned: bool, full: xr.Dataset):
-    """Spikes per syllable window (N, U), the window's length (s) and its (start, end) after onset."""
-    if binned:
-        counts = ds["counts"].sum("bin").transpose("syllable", "unit").values.astype(np.float64)
-        start, end = float(ds["bin_start_s"].values[0]), float(ds["bin_end_s"].values[-1])
-        n = ds.sizes["syllable"]
-        return counts, np.full(n, end - start), (np.full(n, start), np.full(n, end))
-    latency = _neural_params(full).get("latency_s", DEFAULT_LATENCY_S)
-    end = ds["offset_s"].values - ds["onset_s"].values + latency
-    counts = ds["total_counts"].transpose("syllable", "unit").values.astype(np.float64)
-    return counts, end, (np.zeros_like(end), end)
-
-
-def _neural_params(ds: xr.Dataset) -> dict:
-    try:
-        return json_attr(ds, "neural_params") or {}
-    except (KeyError, ValueError, TypeError):
-        return {}
 
 
 def _latent_neuron(z: np.ndarray, data: Data, settings: AnalysisSettings, progress: bool):
@@ -269,7 +223,7 @@ def unit_tuning(both: xr.Dataset, settings: AnalysisSettings) -> dict:
 
     order = np.lexsort((both["onset_s"].values, both["session"].values))
     ds = both.isel(syllable=order)
-    counts, exposure, _ = _counts(ds, False, both)
+    counts, exposure, _ = window_counts(ds, "total_counts", latency_s(both))
     features = _features(ds, TUNING_FEATURES)
     if not features:
         raise InputError("dataset.nc", f"no finite syllable feature among {', '.join(TUNING_FEATURES)} to test "
@@ -329,26 +283,16 @@ def cluster_bands(both: xr.Dataset, labels: np.ndarray, settings: AnalysisSettin
     involved, so no need to hold syllables out; more syllables resolve narrow tuning)."""
     s = settings
     edges = bands.band_edges_hz(s.band_min_hz, s.band_max_hz, s.band_width_hz)
-    counts, exposure, _ = _counts(both, False, both)
+    counts, exposure, _ = window_counts(both, "total_counts", latency_s(both))
     energies = bands.band_energy(both["spectrogram"].transpose("syllable", "freq", "time").values,
                                  both["freq_hz"].values, edges)
     return bands.cluster_band_table(counts / exposure[:, None], labels, energies, (edges[:-1] + edges[1:]) / 2,
                                     _features(both, TUNING_FEATURES), defining or {}, latent_band)
 
 
-def _truth_units(truths: dict[str, dict], units: np.ndarray) -> list[dict] | None:
-    """The planted unit dicts in the dataset's unit order (units are shared by all sessions)."""
-    if not truths:
-        return None
-    by_id = {int(u["unit"]): u for u in next(iter(truths.values()))["units"]}
-    missing = [int(u) for u in units if int(u) not in by_id]
-    if missing:
-        raise InputError("--truth", f"unit(s) {missing[:5]} of the dataset are not in the ground truth")
-    return [by_id[int(u)] for u in units]
-
-
-def _crosspred(model, data: Data, settings: AnalysisSettings, truths, truth_units) -> dict:
-    """audio -> neural per unit (model and baselines) and neural -> audio image error."""
+def _crosspred(model, data: Data, settings: AnalysisSettings) -> dict:
+    """audio -> neural per unit (model and baselines) and neural -> audio image error (the oracles of
+    demo data: mmneuro.synth.scoring.score_analysis)."""
     s = settings
     images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
     train_images = data.train["spectrogram"].transpose("syllable", "freq", "time").values
@@ -359,24 +303,18 @@ def _crosspred(model, data: Data, settings: AnalysisSettings, truths, truth_unit
     preds["mean_rate"] = crosspred.mean_rate_baseline(data.train_counts, data.train_exposure_s, data.exposure_s)
     preds["ridge (spectrogram PCA)"] = crosspred.ridge_baseline(
         train_images, data.train_counts, images, n_components=s.pca_components, alphas=s.ridge_alphas, seed=s.seed)
-    if truth_units is not None:
-        planted = scoring.planted_syllables(data.ds["session"].values, data.ds["onset_s"].values, truths,
-                                            s.match_tolerance_s)
-        tail = float(next(iter(truths.values())).get("response_tail_s", 0.0))
-        preds["oracle (planted rate)"] = crosspred.oracle_counts(truth_units, planted, data.ds["onset_s"].values,
-                                                                 data.window_s, tail)
     table = crosspred.score_table(data.counts, preds, data.ds["unit"].values)
     images_pred = {}
     if {"audio", "neural"} <= set(model.modalities):
         for src in ("neural", "audio"):
             images_pred[f"model ({src}->audio)"] = embed.cross_generate(
                 model, data.x, src, "audio", s.batch_size, samples=s.predictive_samples, seed=s.seed)
-    images_pred |= image_baselines(data.ds, data.train, settings, truths)
+    images_pred |= image_baselines(data.ds, data.train, settings)
     table = pd.concat([table, crosspred.image_error_rows(images, images_pred)], ignore_index=True)
     return {"table": table, "predictions": preds, "images": images_pred}
 
 
-def image_baselines(part: xr.Dataset, train: xr.Dataset, settings: AnalysisSettings, truths: dict) -> dict:
+def image_baselines(part: xr.Dataset, train: xr.Dataset, settings: AnalysisSettings, truths: dict | None = None) -> dict:
     """Neural -> audio baselines for ``part``'s syllables, fitted on ``train`` (no model involved):
     the mean training spectrogram; ridge from each unit's total counts (crosspred.ridge_images); and
     with ground truth, the planted-feature oracle E[image | the planted features some unit is tuned
@@ -395,14 +333,9 @@ def image_baselines(part: xr.Dataset, train: xr.Dataset, settings: AnalysisSetti
                                                            n_components=s.pca_components, alphas=s.ridge_alphas,
                                                            seed=s.seed)}
     if truths:
-        keys = scoring.tuning_features(next(iter(truths.values())))
+        from mmneuro.synth.scoring import oracle_images
 
-        def features(d):
-            planted = scoring.planted_syllables(d["session"].values, d["onset_s"].values, truths, s.match_tolerance_s)
-            return scoring.syllable_feature_matrix(planted, keys)
-
-        out["oracle (planted features)"] = crosspred.tree_images(features(train), train_images, features(part),
-                                                                 seed=s.seed)
+        out["oracle (planted features)"] = oracle_images(part, train, truths, s.match_tolerance_s, s.seed)
     return out
 
 
@@ -430,47 +363,11 @@ def _cluster_table(units, clusters: dict, tuning: dict, defining, cluster_band: 
     })
 
 
-def _scores(ds, data: Data, units, labels, cluster_band, cross, syn, truths, settings) -> dict:
-    if not truths:
-        return {}
-    first = next(iter(truths.values()))
-    seg = {}
-    for session, truth in truths.items():
-        detected = ds["onset_s"].values[ds["session"].values == session]
-        seg[session] = scoring.segmentation_scores(detected, np.array([s_["onset_s"] for s_ in truth["syllables"]]),
-                                                   settings.match_tolerance_s)
-    rec = scoring.band_recovery(units, labels, cluster_band, first)
-    summ = crosspred.summary(cross["table"])
-    audio_neural = summ[summ.direction == "audio->neural"].set_index("method")["pearson_r"]
-    model_r = audio_neural.get("model (audio->neural)", np.nan)
-    oracle_r = audio_neural.get("oracle (planted rate)", np.nan)
-    targets = {
-        "ari_at_least_0.9": None,
-        "bands_within_2_khz": bool(rec["within_tolerance"].all()) if len(rec) else None,
-        "model_beats_ridge_and_mean_rate": bool(model_r > audio_neural.get("ridge (spectrogram PCA)", np.inf)
-                                                and model_r > audio_neural.get("mean_rate", np.inf)),
-        "model_reaches_80pct_of_oracle": bool(model_r >= 0.8 * oracle_r),
-        "synergy_ordered": {r["target"]: r["ordered"] for r in syn.to_dict("records")} if len(syn) else None,
-    }
-    agreement = scoring.cluster_agreement(units, labels, first)
-    targets["ari_at_least_0.9"] = agreement["ari"] >= 0.9
-    untuned = scoring.untuned_recovery(units, labels, first)
-    targets["untuned_recall_0.9_false_flags_0.05"] = bool(
-        not untuned["untuned_recall"] < 0.9 and not untuned["false_flag_rate"] > 0.05)
-    return {
-        "clusters": {**agreement, **untuned},
-        "band_recovery": rec.to_dict("records"),
-        "segmentation": seg,
-        "crosspred_mean_pearson_r": {k: float(v) for k, v in audio_neural.items()},
-        "model_over_oracle_r": float(model_r / oracle_r) if oracle_r else None,
-        "targets": targets,
-    }
-
-
-def _summary(ds, data: Data, model, model_dir, settings, clusters, elapsed) -> dict:
+def _summary(ds, data: Data, model, model_dir, settings, clusters) -> dict:
     sessions = json.loads(ds.attrs["sessions"]) if isinstance(ds.attrs.get("sessions"), str) else []
     return {
-        "model": {"name": Path(model_dir).name, "dir": str(model_dir), "config": model.config.to_dict()},
+        "model": {"name": model_dir.name if model_dir else model.config.kind, "dir": str(model_dir) if model_dir else None,
+                  "config": model.config.to_dict()},
         "data": {
             "sessions": sessions,
             "syllables_total": int(ds.sizes["syllable"]),
@@ -488,15 +385,3 @@ def _summary(ds, data: Data, model, model_dir, settings, clusters, elapsed) -> d
                      "criterion": "fixed" if settings.n_clusters else
                      "max mean silhouette (Ward linkage) over the tuned units"},
     }
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj)}")

@@ -19,17 +19,18 @@ def syllable_scores(model, x: dict[str, np.ndarray], batch_size: int = 256) -> d
     import torch
 
     from mmneuro.analysis.embed import posterior_moments
+    from mmneuro.inputs import batches
 
     given = tuple(x)
     mean, var = posterior_moments(model, x, given, batch_size)
     # KL(N(mu, diag s^2) || N(0, I)) = 1/2 sum(s^2 + mu^2 - 1 - log s^2)  (Kingma & Welling 2014, App. B)
     scores = {f"recon_{m}": [] for m in given}
     with torch.no_grad():
-        for start in range(0, len(mean), batch_size):
-            z = torch.from_numpy(mean[start:start + batch_size])
+        for sl in batches(len(mean), batch_size):
+            z = torch.from_numpy(mean[sl])
             for m in given:
                 expert = model.experts[m]
-                target = torch.from_numpy(x[m][start:start + batch_size])
+                target = torch.from_numpy(x[m][sl])
                 log_p = expert.likelihood.log_prob(expert.decode(z), target)
                 scores[f"recon_{m}"].append((-log_p / np.prod(expert.shape)).numpy())
     out = {k: np.concatenate(v).astype(np.float64) for k, v in scores.items()}

@@ -23,10 +23,10 @@ import xarray as xr
 from mmneuro.apply import ood, predict
 from mmneuro.apply.sessions import NewSession, param_differences, preprocess, stored_params
 from mmneuro.errors import InputError
+from mmneuro.inputs import DEFAULT_LATENCY_S, DIMS, model_inputs, window_counts
 from mmneuro.io import atomic_path, read_netcdf, write_netcdf
 
 APPLIED_FILE, REPORT_FILE = "applied.nc", "report.html"
-DEFAULT_LATENCY_S = 0.02
 
 
 @dataclass
@@ -78,7 +78,8 @@ def load_reference(path: str | Path, model, neural_input: str) -> Reference:
         raise InputError(path, f"only {held_out.sizes['syllable']} held-out (val/test) syllables with every modality (need 10)")
     for name in model.modalities:
         held_out.coords[f"has_{name}"] = ("syllable", np.ones(held_out.sizes["syllable"], np.int8))
-    return Reference(held_out, predict.model_inputs(held_out, model, neural_input, str(path)), str(path))
+    x = model_inputs(held_out, model, str(path), neural_input=neural_input, present_only=True)
+    return Reference(held_out, x, str(path))
 
 
 def apply_model(model_dir: str | Path, sessions: list[NewSession], out_dir: str | Path, *,
@@ -128,7 +129,7 @@ def _progress(items, desc: str, enabled: bool):
 def apply_to_data(model, ds: xr.Dataset, ref: Reference, params: dict, settings: ApplySettings) -> xr.Dataset:
     """The applied.nc Dataset of one preprocessed session ``ds`` (from :func:`preprocess`)."""
     where = ds.attrs.get("session", "session")
-    x = predict.model_inputs(ds, model, params["neural_input"], where)
+    x = model_inputs(ds, model, where, neural_input=params["neural_input"], present_only=True)
     if not x:
         raise InputError(where, f"the session has none of the model's modalities {model.modalities}")
     out = ds.copy()
@@ -154,9 +155,9 @@ def apply_to_data(model, ds: xr.Dataset, ref: Reference, params: dict, settings:
 
 def _add_predictions(out: xr.Dataset, model, x, params: dict, settings: ApplySettings) -> None:
     """Each modality the model has, predicted from the session's other modality (cross-generation)."""
-    neural_dims = predict.NEURAL_DIMS[params["neural_input"]]
+    neural_dims = DIMS[params["neural_input"]]
     for target, dims, name in (("neural", neural_dims, "predicted_counts"),
-                               ("audio", predict.VARIABLES["audio"][1], "predicted_spectrogram")):
+                               ("audio", DIMS["spectrogram"], "predicted_spectrogram")):
         given = tuple(m for m in x if m != target)
         if target not in model.modalities or not given:
             continue
@@ -186,8 +187,8 @@ def _add_scores(out: xr.Dataset, ds: xr.Dataset, model, x, ref: Reference, param
     tables = []
     if "predicted_counts" in out and "neural" in x:
         latency = (params.get("neural") or {}).get("latency_s", DEFAULT_LATENCY_S)
-        counts, exposure = predict.window_counts(ds, params["neural_input"], latency)
-        ref_counts, ref_exposure = predict.window_counts(ref.ds, params["neural_input"], latency)
+        counts, exposure, _ = window_counts(ds, params["neural_input"], latency)
+        ref_counts, ref_exposure, _ = window_counts(ref.ds, params["neural_input"], latency)
         pred = out["predicted_counts"].values.astype(np.float64)
         preds = {"model": pred.reshape(len(pred), pred.shape[1], -1).sum(-1),
                  "mean_rate": crosspred.mean_rate_baseline(ref_counts, ref_exposure, exposure)}

@@ -8,34 +8,8 @@ the observation noise of the likelihood.
 from __future__ import annotations
 
 import numpy as np
-import xarray as xr
 
-from mmneuro.errors import InputError
-
-VARIABLES = {"audio": ("spectrogram", ("syllable", "freq", "time"))}
-NEURAL_DIMS = {"counts": ("syllable", "unit", "bin"), "total_counts": ("syllable", "unit")}
-
-
-def model_inputs(ds: xr.Dataset, model, neural_input: str, where: str) -> dict[str, np.ndarray]:
-    """The model's input arrays for the modalities ``ds`` has (has_<m> set): audio (N, 1, F, T),
-    neural (N, U, B) or (N, U) as ``neural_input`` says; a shape the model was not trained on is an
-    InputError naming ``where``."""
-    out = {}
-    for name in model.modalities:
-        if not (f"has_{name}" in ds.coords and ds[f"has_{name}"].values.all()):
-            continue
-        var, dims = VARIABLES.get(name) or (neural_input, NEURAL_DIMS[neural_input])
-        arr = ds[var].transpose(*dims).values.astype(np.float32)
-        arr = arr[:, None] if name == "audio" else arr
-        shape = tuple(model.experts[name].shape)
-        if arr.shape[1:] != shape:
-            raise InputError(where, f"{name} data have shape {arr.shape[1:]} but the model was trained on {shape}")
-        out[name] = arr
-    return out
-
-
-def _batches(n: int, size: int):
-    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+from mmneuro.inputs import batches
 
 
 def sampled_prediction(model, x: dict[str, np.ndarray], given: tuple[str, ...], target: str, *, n_samples: int,
@@ -51,7 +25,7 @@ def sampled_prediction(model, x: dict[str, np.ndarray], given: tuple[str, ...], 
     means, sds = [], []
     with torch.no_grad():
         # the batch of posterior samples is split so one decoder call sees ~batch_size latents
-        for sl in _batches(n, max(1, batch_size // n_samples)):
+        for sl in batches(n, max(1, batch_size // n_samples)):
             post = model.encode({m: torch.from_numpy(x[m][sl]) for m in given})
             z = post.sample(n_samples, generator)  # (K, n, D)
             decoded = model.decode_mean(z.reshape(-1, z.shape[-1]), target).reshape(n_samples, -1, *shape)
@@ -71,14 +45,3 @@ def embeddings(model, x: dict[str, np.ndarray], batch_size: int = 256) -> tuple[
     names = [c for c, mods in CONDITIONINGS.items() if all(m in x for m in mods)]
     moments = [posterior_moments(model, x, CONDITIONINGS[c], batch_size) for c in names]
     return names, np.stack([m for m, _ in moments]), np.stack([v for _, v in moments])
-
-
-def window_counts(ds: xr.Dataset, neural_input: str, latency_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Spikes per syllable window (N, U) and the window's length (N,) in s: the binned window
-    (counts) or onset → offset + latency (total_counts), as mmneuro.analysis scores them."""
-    if neural_input == "counts":
-        counts = ds["counts"].sum("bin").transpose("syllable", "unit").values
-        length = float(ds["bin_end_s"].values[-1] - ds["bin_start_s"].values[0])
-        return counts.astype(np.float64), np.full(ds.sizes["syllable"], length)
-    counts = ds["total_counts"].transpose("syllable", "unit").values.astype(np.float64)
-    return counts, ds["offset_s"].values - ds["onset_s"].values + latency_s

@@ -8,7 +8,6 @@ distribution, and predicted activity with its uncertainty for example syllables.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 
@@ -16,8 +15,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmneuro.report.figures import EXAMPLES, _plt, latent_map_figure
-from mmneuro.report.html import CSS, _table
+from mmneuro.analysis.figures import EXAMPLES, _plt, latent_map_figure
+from mmneuro.report.html import CSS, _env, _markup_table
 
 MAX_FLAGGED_ROWS = 20
 
@@ -65,49 +64,41 @@ def predicted_counts_figure(result: xr.Dataset):
     return fig
 
 
-def _png(fig) -> str:
+def _png(fig):
+    from markupsafe import Markup
+
     plt = _plt()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    return f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>"
+    return Markup(f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>")
 
 
 def session_report(result: xr.Dataset, model_dir) -> str:
-    """The report's HTML text for one applied session (the applied.nc Dataset)."""
-    session = html.escape(str(result.attrs.get("session")))
-    present = _attr(result, "modalities_present", [])
-    parts = [f"<h1>mmneuro apply: {session}</h1>",
-             f"<p class=note>model {html.escape(str(model_dir))} ({html.escape(str(result.attrs.get('model_kind')))}); "
-             f"modalities recorded: {html.escape(', '.join(present))}; {result.sizes['syllable']} syllables; "
-             f"reference: {html.escape(str(result.attrs.get('reference')))}</p>"]
-    differences = _attr(result, "param_differences", []) or []
-    if differences:
-        parts.append("<p class=fail>Preprocessed with the model's parameters, which differ from the current config:</p>"
-                     "<ul>" + "".join(f"<li>{html.escape(d)}</li>" for d in differences) + "</ul>")
+    """The report's HTML text for one applied session (the applied.nc Dataset; templates/apply.html)."""
+    from markupsafe import Markup
+
+    ood = None
     if "ood_summary" in result.attrs:
-        verdict = ("<span class=fail>flagged: unlike the training data</span>" if result.attrs.get("session_flagged")
-                   else "<span class=pass>like the training data</span>")
-        parts.append(f"<h2>Out-of-distribution check: {verdict}</h2>"
-                     "<p class=note>Scores per syllable: reconstruction error (nats per element) and posterior KL "
-                     "(nats), as percentiles of the same scores on the training syllables.</p>"
-                     + _table(pd.DataFrame(_attr(result, "ood_summary"))) + _png(ood_figure(result)))
+        ood = {"flagged": bool(result.attrs.get("session_flagged")), "n_flagged": 0, "flagged_table": None,
+               "table": _markup_table(pd.DataFrame(_attr(result, "ood_summary"))), "figure": _png(ood_figure(result))}
         flagged = result.isel(syllable=result["ood_flag"].values.astype(bool))
         if flagged.sizes["syllable"]:
             table = pd.DataFrame({"syllable": flagged["syllable"].values, "onset_s": flagged["onset_s"].values,
                                   **{f"{s} percentile": flagged["ood_percentile"].sel(score=s).values
                                      for s in flagged["score"].values}})
-            parts.append(f"<h3>Flagged syllables ({flagged.sizes['syllable']})</h3>"
-                         + _table(table.head(MAX_FLAGGED_ROWS)))
+            ood |= {"n_flagged": flagged.sizes["syllable"], "flagged_table": _markup_table(table.head(MAX_FLAGGED_ROWS))}
     scores = _attr(result, "crosspred_summary")
-    if scores:
-        parts.append("<h2>Predictions scored against the recorded modality</h2>" + _table(pd.DataFrame(scores)))
-    if "predicted_counts" in result:
-        parts.append("<h2>Predicted neural activity</h2>" + _png(predicted_counts_figure(result)))
+    embedding = None
     if "embedding_mean" in result and "mean_freq_hz" in result.coords and result.sizes["syllable"] > 2:
         z = result["embedding_mean"].isel(conditioning=0).values
-        parts.append(f"<h2>Embedding ({html.escape(str(result['conditioning'].values[0]))})</h2>"
-                     + _png(latent_map_figure(z, result["mean_freq_hz"].values / 1e3, "mean frequency (kHz)")))
-    body = "\n".join(parts)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mmneuro apply {session}</title>"
-            f"<style>{CSS}</style></head><body>{body}</body></html>\n")
+        embedding = {"conditioning": str(result["conditioning"].values[0]),
+                     "figure": _png(latent_map_figure(z, result["mean_freq_hz"].values / 1e3, "mean frequency (kHz)"))}
+    return _env().get_template("apply.html").render(
+        css=Markup(CSS), session=str(result.attrs.get("session")), model_dir=str(model_dir),
+        model_kind=str(result.attrs.get("model_kind")), present=_attr(result, "modalities_present", []),
+        n_syllables=result.sizes["syllable"], reference=str(result.attrs.get("reference")),
+        differences=_attr(result, "param_differences", []) or [], ood=ood,
+        scores=_markup_table(pd.DataFrame(scores)) if scores else None,
+        counts_figure=_png(predicted_counts_figure(result)) if "predicted_counts" in result else None,
+        embedding=embedding)

@@ -7,7 +7,6 @@ Reads ``RESULTS_DIR/analysis/<model>/`` (the files written by ``mmneuro analyse`
 from __future__ import annotations
 
 import base64
-import html
 import json
 from pathlib import Path
 
@@ -47,26 +46,46 @@ def analysis_folders(results_dir: Path) -> list[Path]:
 
 
 def build_report(results_dir) -> str:
-    """The report's HTML text for every analysed model under ``results_dir``."""
+    """The report's HTML text for every analysed model under ``results_dir`` (templates/analyses.html)."""
+    from markupsafe import Markup
+
+    from mmneuro.collapse import COLLAPSE_NATS
+
     results_dir = Path(results_dir)
     folders = analysis_folders(results_dir)
     summaries = {f.name: json.loads((f / "summary.json").read_text()) for f in folders}
-    parts = [f"<h1>mmneuro report</h1><p class=note>{len(folders)} model(s): "
-             f"{', '.join(html.escape(n) for n in summaries)}. Results folder: {html.escape(str(results_dir))}</p>"]
-    parts.append(_data_section(results_dir, next(iter(summaries.values()))))
-    parts.append(_comparison_section(folders))
-    for folder in folders:
-        parts.append(_model_section(folder, summaries[folder.name]))
-    body = "\n".join(parts)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mmneuro report</title>"
-            f"<style>{CSS}</style></head><body>{body}</body></html>\n")
+    comparison = _comparison_tables(folders)
+    return _template().render(
+        css=Markup(CSS), names=list(summaries), results_dir=str(results_dir),
+        data_rows=_data_rows(results_dir, next(iter(summaries.values()))), collapse_nats=Markup(f"{COLLAPSE_NATS:g}"),
+        models=[_model_context(f, summaries[f.name]) for f in folders], **comparison)
+
+
+def _env():
+    """The report's templates (mmneuro/report/templates); autoescaping on, so every value is escaped
+    but the tables, which arrive as HTML (Markup)."""
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("mmneuro.report", "templates"), autoescape=True,
+                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+
+
+def _template():
+    return _env().get_template("analyses.html")
 
 
 def _table(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
     return df.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0, na_rep="–")
 
 
-def _data_section(results_dir: Path, summary: dict) -> str:
+def _markup_table(df: pd.DataFrame, floatfmt: str = "{:.3g}"):
+    """:func:`_table` marked safe for the templates (Markup: not escaped again)."""
+    from markupsafe import Markup
+
+    return Markup(_table(df, floatfmt))
+
+
+def _data_rows(results_dir: Path, summary: dict) -> list[tuple[str, object]]:
     data = summary["data"]
     rows = [("sessions", ", ".join(data["sessions"]) or "–"), ("syllables", data["syllables_total"]),
             ("syllables per split", ", ".join(f"{k}: {v}" for k, v in data["syllables_per_split"].items())),
@@ -79,113 +98,96 @@ def _data_section(results_dir: Path, summary: dict) -> str:
         ds = read_netcdf(dataset, variables=["session"])  # not the spectrograms: only the counts are shown
         per_session = ds["session"].to_series().value_counts().sort_index()
         rows.append(("syllables per session", ", ".join(f"{k}: {v}" for k, v in per_session.items())))
-    table = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return f"<h2>Data</h2><table>{table}</table>"
+    return rows
 
 
-def _comparison_section(folders: list[Path]) -> str:
-    """Synergy tables of all models side by side, and the cross-prediction summary per model."""
+def _comparison_tables(folders: list[Path]) -> dict:
+    """Synergy tables of all models side by side, the cross-prediction summary per model, and where
+    the planted factors sit (HTML tables; None where no model has one)."""
     syn = [pd.read_csv(f / "synergy.csv") for f in folders if (f / "synergy.csv").stat().st_size > 1]
-    out = ["<h2>Models compared</h2>"]
+    out = {"synergy": None, "planted": None}
     if syn:
         table = pd.concat(syn, ignore_index=True)
         keep = ["model", "target", "log_p_joint", "log_p_self", "log_p_cross", "joint_minus_self",
                 "self_minus_cross", "ordered", "K", "n_syllables"]
-        out.append("<h3>Synergy (log-likelihood per held-out syllable, nats)</h3><p class=note>joint = "
-                   "log p(x<sub>m</sub> | x<sub>m</sub>, x<sub>n</sub>), self = log p(x<sub>m</sub> | x<sub>m</sub>), "
-                   "cross = log p(x<sub>m</sub> | x<sub>n</sub>); <i>ordered</i>: joint ≥ self (within 2 SE) and "
-                   "self &gt; cross (by more than 2 SE).</p>" + _table(table[[c for c in keep if c in table]]))
+        out["synergy"] = _markup_table(table[[c for c in keep if c in table]])
     rows = []
     for f in folders:
         cp = pd.read_csv(f / "crosspred.csv")
         means = cp.groupby(["direction", "method"], sort=False)[["pearson_r", "deviance_explained", "mse"]].mean()
         for (direction, method), r in means.iterrows():
             rows.append({"model": f.name, "direction": direction, "method": method, **r.to_dict()})
-    out.append("<h3>Cross-prediction (mean over units / syllables)</h3>" + _table(pd.DataFrame(rows)))
+    out["crosspred"] = _markup_table(pd.DataFrame(rows))
     placed = [pd.read_csv(f / "factors_planted_probes.csv").assign(model=f.name) for f in folders
               if (f / "factors_planted_probes.csv").is_file()]
     if placed:
         table = pd.concat(placed).pivot_table(index=["factor", "expected_part"], columns=["model", "part"],
                                               values="r2", sort=False)
         table.columns = [f"{m}: {p}" for m, p in table.columns]
-        out.append("<h3>Where the planted factors sit (R² of a linear probe per latent part)</h3><p class=note>"
-                   "5-fold ridge probes of the joint posterior means of every syllable with both modalities; "
-                   "an unfactorised model has one part (shared). expected_part: the part that should carry "
-                   "the factor in a factorised model.</p>" + _table(table.reset_index(), "{:.2f}"))
-    return "\n".join(out)
+        out["planted"] = _markup_table(table.reset_index(), "{:.2f}")
+    return out
 
 
-def _model_section(folder: Path, summary: dict) -> str:
-    name = html.escape(folder.name)
+def _model_context(folder: Path, summary: dict) -> dict:
     cfg = summary["model"]["config"]
     settings = {k: cfg.get(k) for k in ("kind", "latent_dim", "K", "beta", "likelihood_weighting")}
     settings["modalities"] = {m: f"{e.get('network')}/{e.get('likelihood')} {e.get('shape')}"
                               for m, e in cfg.get("modalities", {}).items()}
-    out = [f"<h2>Model {name}</h2>",
-           f"<p class=note>model settings: {html.escape(json.dumps(settings))}<br>analysis settings: "
-           f"{html.escape(json.dumps(summary['settings']))}<br>clusters: k = {summary['clusters']['k']} "
-           f"({html.escape(summary['clusters']['criterion'])}); runtime {summary.get('runtime_s', '?')} s</p>"]
-    out.append(_posterior_block(Path(summary["model"]["dir"]) / "metrics.csv"))
-    if (folder / "scores.json").is_file():
-        out.append(_scores_block(json.loads((folder / "scores.json").read_text())))
-    cluster_band = pd.read_csv(folder / "cluster_band.csv", keep_default_na=False, na_values=[""])
     clusters = pd.read_csv(folder / "clusters.csv", keep_default_na=False, na_values=[""])
     untuned = clusters.loc[~clusters["tuned"].astype(bool), "unit"].astype(int).tolist() if "tuned" in clusters else []
-    out.append("<h3>Which clusters of units go with which frequency band</h3><p class=note>"
-               "tuned: the unit's spike count depends on the syllable's features (circular-shift test on raw "
-               "counts, BH q ≤ fdr_q); only tuned units are clustered. label: the syllable feature that "
-               "explains most of the cluster's activity; only a cluster that goes with frequency gets a band "
-               "(centre: peak of the correlation of its mean z-scored rate with spectrogram band energy).</p>"
-               f"<p>untuned units ({len(untuned)}, cluster −1, in no cluster): "
-               f"{html.escape(', '.join(map(str, untuned))) or 'none'}</p>" + _table(cluster_band))
-    out.append("<h3>Latent dimensions and bands</h3>" + _table(pd.read_csv(folder / "latent_band.csv")))
-    out.append("<details><summary>unit → cluster table</summary>" + _table(clusters) + "</details>")
+    model_dir = summary["model"].get("dir")  # None: analysed in memory, no model folder
     parts = []
     for png in sorted((folder / "figures").glob("traversal_*.png")):  # traversal_<part>_<modality>.png
         part, modality = png.stem.removeprefix("traversal_").rsplit("_", 1)
         parts.append((png.stem, f"The {modality} decoder as each {part} latent moves (one row per latent, ±2 SD), "
                                 "the others at the most typical syllable's values."))
-    if (folder / "factors_part_summary.csv").is_file():
-        out.append("<h3>Shared and private latents</h3><p class=note>per part: strongest |r| of any of its "
-                   "latents with any unit's rate and with any band's energy; probes: R² of each syllable "
-                   "feature from each part.</p>" + _table(pd.read_csv(folder / "factors_part_summary.csv"))
-                   + "<details><summary>feature probes per part</summary>"
-                   + _table(pd.read_csv(folder / "factors_probes.csv")) + "</details>")
-    for stem, caption in FIGURES + parts:
-        png = folder / "figures" / f"{stem}.png"
-        if png.is_file():
-            data = base64.b64encode(png.read_bytes()).decode()
-            out.append(f"<figure><img alt='{stem}' src='data:image/png;base64,{data}'>"
-                       f"<figcaption class=note>{html.escape(caption)}</figcaption></figure>")
-    return "\n".join(out)
+    figures = [{"stem": stem, "caption": caption, "data": base64.b64encode(png.read_bytes()).decode()}
+               for stem, caption in FIGURES + parts if (png := folder / "figures" / f"{stem}.png").is_file()]
+    factored = (folder / "factors_part_summary.csv").is_file()
+    return {
+        "name": folder.name, "model_settings": json.dumps(settings), "analysis_settings": json.dumps(summary["settings"]),
+        "k": summary["clusters"]["k"], "criterion": summary["clusters"]["criterion"],
+        "runtime_s": summary.get("runtime_s", "?"),
+        "posterior": _posterior(Path(model_dir) / "metrics.csv") if model_dir else None,
+        "scores": _score_rows(json.loads((folder / "scores.json").read_text()))
+        if (folder / "scores.json").is_file() else None,
+        "cluster_band": _markup_table(pd.read_csv(folder / "cluster_band.csv", keep_default_na=False, na_values=[""])),
+        "untuned": untuned, "latent_band": _markup_table(pd.read_csv(folder / "latent_band.csv")),
+        "clusters": _markup_table(clusters),
+        "part_summary": _markup_table(pd.read_csv(folder / "factors_part_summary.csv")) if factored else None,
+        "probes": _markup_table(pd.read_csv(folder / "factors_probes.csv")) if factored else None,
+        "figures": figures,
+    }
 
 
-def _posterior_block(metrics_csv: Path) -> str:
-    """What each modality's posterior carries at the best epoch (training's collapse alarm), if known."""
+def _posterior(metrics_csv: Path) -> list[dict]:
+    """What each modality's posterior carries at the best epoch (training's collapse alarm), if known:
+    one dict per modality (info and KL in nats, collapsed); [] without metrics."""
     import csv
 
     from mmneuro.collapse import COLLAPSE_NATS, posterior_kl
 
     if not metrics_csv.is_file():
-        return ""
+        return []
     with metrics_csv.open() as f:
         rows = list(csv.DictReader(f))
     info, kl = posterior_kl(rows), posterior_kl(rows, "kl_unimodal")
-    if not info:
-        return ""
-    items = []
-    for m, v in info.items():
-        state = "<span class=fail>collapsed</span>" if v < COLLAPSE_NATS else "<span class=pass>ok</span>"
-        items.append(f"{html.escape(m)}: {v:.1f} nats ({kl.get(m, float('nan')):.1f} KL to the prior) {state}")
-    return ("<p>Posterior given each modality alone, best epoch (metrics.csv <code>info_unimodal_*</code>: "
-            f"a bound on what it carries about its input; collapsed below {COLLAPSE_NATS:g} nat): "
-            + "; ".join(items) + "</p>")
+    return [{"modality": m, "info": v, "kl": kl.get(m, float("nan")), "collapsed": v < COLLAPSE_NATS}
+            for m, v in info.items()]
 
 
-def _scores_block(scores: dict) -> str:
-    def mark(ok):
-        return "<span class=pass>met</span>" if ok else "<span class=fail>missed</span>"
+def _posterior_block(metrics_csv: Path) -> str:
+    """The report's paragraph on what each modality's posterior carries ("" without metrics)."""
+    from markupsafe import Markup
 
+    from mmneuro.collapse import COLLAPSE_NATS
+
+    block = _env().get_template("macros.html").module.posterior_block
+    return str(block(_posterior(metrics_csv), Markup(f"{COLLAPSE_NATS:g}")))
+
+
+def _score_rows(scores: dict) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met: True/False/None) rows of the scores against the planted truth."""
     t = scores["targets"]
     c = scores["clusters"]
     rows = [("clusters: ARI ≥ 0.9 (all units, untuned as one group)", f"ARI = {c['ari']:.3f}",
@@ -226,9 +228,7 @@ def _scores_block(scores: dict) -> str:
     seg = "; ".join(f"{s}: F1 = {v['f1']:.3f} ({v['n_matched']}/{v['n_planted']} planted)"
                     for s, v in scores["segmentation"].items())
     rows.append(("segmentation (onsets)", seg, None))
-    body = "".join(f"<tr><th>{html.escape(a)}</th><td style='text-align:left'>{html.escape(b)}</td>"
-                   f"<td>{'' if ok is None else mark(ok)}</td></tr>" for a, b, ok in rows)
-    return f"<h3>Scores against the planted truth</h3><table>{body}</table>"
+    return rows
 
 
 def write_report(results_dir, out_path) -> Path:

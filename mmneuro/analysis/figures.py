@@ -1,0 +1,210 @@
+"""The analysis figures (matplotlib, Agg backend, PNG), one function per figure.
+
+``write_all`` writes every figure the analysis has data for into a folder; each ``*_figure``
+function returns a matplotlib Figure so a notebook can show it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+MAX_TRAVERSED_LATENTS = 8
+EXAMPLES = 6
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def correlation_heatmap_figure(r: np.ndarray, linkage, labels: np.ndarray, units: np.ndarray):
+    """Latent x unit Pearson r (D, U), units ordered by the dendrogram, cluster ids along the bottom."""
+    from scipy.cluster.hierarchy import dendrogram
+
+    plt = _plt()
+    fig, (ax_d, ax_h) = plt.subplots(2, 1, figsize=(max(6, 0.18 * len(units) + 2), 6),
+                                     gridspec_kw={"height_ratios": [1, 3]}, constrained_layout=True)
+    if linkage is not None:
+        order = dendrogram(linkage, ax=ax_d, no_labels=True, color_threshold=0, above_threshold_color="0.3")["leaves"]
+    else:
+        order = list(range(len(units)))
+    ax_d.set_axis_off()
+    lim = max(float(np.abs(r).max()), 1e-6)
+    im = ax_h.imshow(r[:, order], aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    ax_h.set_yticks(range(r.shape[0]), [f"z{d}" for d in range(r.shape[0])], fontsize=7)
+    ax_h.set_xticks(range(len(order)), [f"{units[i]}\nc{labels[i]}" for i in order], fontsize=6)
+    ax_h.set_xlabel("unit (id, cluster)")
+    fig.colorbar(im, ax=ax_h, label="Pearson r (latent, rate)")
+    return fig
+
+
+def traversal_figure(decode_audio, center: np.ndarray, sd: np.ndarray, sd_range: float, steps: int,
+                     freq_hz: np.ndarray, time_s: np.ndarray):
+    """Decoded spectrograms as one latent at a time moves over center +- sd_range SDs (rows: latents)."""
+    plt = _plt()
+    d = min(len(center), MAX_TRAVERSED_LATENTS)
+    steps = min(steps, 7)
+    offsets = np.linspace(-sd_range, sd_range, steps)
+    grid = np.repeat(center[None, None, :], d, 0).repeat(steps, 1)
+    grid[np.arange(d), :, np.arange(d)] += offsets[None, :] * sd[:d, None]
+    images = decode_audio(grid.reshape(d * steps, -1)).reshape(d, steps, len(freq_hz), len(time_s))
+    fig, axes = plt.subplots(d, steps, figsize=(1.3 * steps, 1.2 * d), squeeze=False, constrained_layout=True)
+    extent = [time_s[0] * 1e3, time_s[-1] * 1e3, freq_hz[0] / 1e3, freq_hz[-1] / 1e3]
+    # one scale for the whole grid, up to its 99th percentile: a faint decoder still shows what moves
+    vmax = max(float(np.percentile(images, 99)), 1e-6)
+    fig.suptitle(f"decoded spectrograms (colour 0–{vmax:.2f})", fontsize=8)
+    for i in range(d):
+        for j in range(steps):
+            ax = axes[i, j]
+            ax.imshow(images[i, j], origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=0, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([] if j else [int(freq_hz[0] / 1e3), int(freq_hz[-1] / 1e3)])
+            if j == 0:
+                ax.set_ylabel(f"z{i}\nkHz", fontsize=7)
+            if i == 0:
+                ax.set_title(f"{offsets[j]:+.1f} SD", fontsize=7)
+    return fig
+
+
+def cross_generation_figure(images: np.ndarray, generated: dict[str, np.ndarray], counts: np.ndarray,
+                            predicted_counts: np.ndarray | None, freq_hz: np.ndarray):
+    """Columns: example syllables. Rows: true spectrogram, each generated spectrogram, then true and
+    audio-predicted counts per unit (bars)."""
+    plt = _plt()
+    n = min(EXAMPLES, len(images))
+    rows = 1 + len(generated) + (1 if predicted_counts is not None else 0)
+    fig, axes = plt.subplots(rows, n, figsize=(1.8 * n, 1.6 * rows), squeeze=False, constrained_layout=True)
+    pick = np.linspace(0, len(images) - 1, n).astype(int)
+    panels = [("true spectrogram", images)] + list(generated.items())
+    for i, (title, arr) in enumerate(panels):
+        for j, k in enumerate(pick):
+            ax = axes[i, j]
+            ax.imshow(arr[k], origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1,
+                      extent=[0, 1, freq_hz[0] / 1e3, freq_hz[-1] / 1e3])
+            ax.set_xticks([])
+            if j == 0:
+                ax.set_ylabel(f"{title}\nkHz", fontsize=7)
+    if predicted_counts is not None:
+        for j, k in enumerate(pick):
+            ax = axes[-1, j]
+            u = np.arange(counts.shape[1])
+            ax.bar(u, counts[k], color="0.6", label="actual")
+            ax.plot(u, predicted_counts[k], "r.", ms=3, label="audio->neural")
+            ax.set_xticks([])
+            if j == 0:
+                ax.set_ylabel("spikes per unit", fontsize=7)
+                ax.legend(fontsize=6)
+    return fig
+
+
+def predicted_vs_actual_figure(counts: np.ndarray, predictions: dict[str, np.ndarray], units: np.ndarray):
+    """Left: per-unit Pearson r of each method against the audio->neural model's. Right: predicted vs
+    actual mean count per unit."""
+    from mmneuro.analysis.neurons import pearson_columns
+
+    plt = _plt()
+    fig, (ax_r, ax_m) = plt.subplots(1, 2, figsize=(9, 4), constrained_layout=True)
+    names = list(predictions)
+    ref = names[0]
+    r = {}
+    for name, pred in predictions.items():
+        ok = np.isfinite(pred).all(axis=1)
+        r[name] = pearson_columns(counts[ok], pred[ok])
+    for name in names[1:]:
+        ax_r.plot(r[ref], r[name], "o", ms=4, label=name)
+    ax_r.plot([-0.2, 1], [-0.2, 1], "k:", lw=1)
+    ax_r.set_xlabel(f"Pearson r per unit: {ref}")
+    ax_r.set_ylabel("Pearson r per unit: other method")
+    ax_r.legend(fontsize=7)
+    for name, pred in predictions.items():
+        ok = np.isfinite(pred).all(axis=1)
+        ax_m.plot(counts[ok].mean(0), pred[ok].mean(0), "o", ms=4, label=name)
+    top = float(counts.mean(0).max()) * 1.1 + 1e-9
+    ax_m.plot([0, top], [0, top], "k:", lw=1)
+    ax_m.set_xlabel("actual mean spikes per syllable window")
+    ax_m.set_ylabel("predicted mean")
+    ax_m.set_title(f"{len(units)} units, held-out syllables", fontsize=8)
+    return fig
+
+
+def training_curves_figure(metrics_csv: Path):
+    """Every numeric column of the model's metrics.csv against the epoch (one panel per column)."""
+    import pandas as pd
+
+    plt = _plt()
+    table = pd.read_csv(metrics_csv)
+    x = table["epoch"] if "epoch" in table else np.arange(len(table))
+    cols = [c for c in table.select_dtypes("number").columns if c != "epoch"][:12]
+    fig, axes = plt.subplots(-(-len(cols) // 3) or 1, 3, figsize=(10, 2.4 * max(1, -(-len(cols) // 3))),
+                             squeeze=False, constrained_layout=True)
+    for ax, col in zip(axes.flat, cols):
+        ax.plot(x, table[col])
+        ax.set_title(col, fontsize=8)
+        ax.set_xlabel("epoch", fontsize=7)
+    for ax in list(axes.flat)[len(cols):]:
+        ax.set_axis_off()
+    return fig
+
+
+def latent_map_figure(z: np.ndarray, color: np.ndarray, color_label: str):
+    """First two principal components of the posterior means, coloured by a syllable feature."""
+    plt = _plt()
+    centered = z - z.mean(0)
+    _, s, vt = np.linalg.svd(centered, full_matrices=False)
+    pcs = centered @ vt[:2].T
+    explained = s[:2] ** 2 / max(float((s**2).sum()), 1e-12)
+    fig, ax = plt.subplots(figsize=(5, 4.2), constrained_layout=True)
+    sc = ax.scatter(pcs[:, 0], pcs[:, 1], c=color, s=6, cmap="viridis")
+    fig.colorbar(sc, ax=ax, label=color_label)
+    ax.set_xlabel(f"PC1 ({explained[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC2 ({explained[1]:.0%} of variance)" if len(explained) > 1 else "PC2")
+    return fig
+
+
+def analysis_figures(*, model, model_dir, data, emb, settings, lat_neu, clusters, traversal, cross):
+    """Every figure that applies to this model, built one at a time: yields (name, Figure)."""
+    from mmneuro.analysis.embed import decoder_mean, typical_latent
+
+    units = data.ds["unit"].values
+    tuned = clusters["labels"] >= 0  # the dendrogram is over the tuned units only
+    if tuned.any():
+        yield "latent_unit_correlation", correlation_heatmap_figure(
+            lat_neu["r"].sel(correlation="pearson").values[:, tuned], clusters["linkage"], clusters["labels"][tuned],
+            units[tuned])
+    z = emb["mean"].sel(conditioning=settings.conditioning).values
+    images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
+    freq_hz = data.ds["freq_hz"].values
+    if "audio" in model.modalities:
+        yield "latent_traversals", traversal_figure(
+            decoder_mean(model, "audio", settings.batch_size), typical_latent(z), z.std(0), settings.traversal_sd,
+            settings.traversal_steps, freq_hz,
+            data.ds["time_s"].values if "time_s" in data.ds.coords else np.arange(images.shape[-1]))
+    generated = {k: v for k, v in cross["images"].items() if k.startswith("model")}
+    model_pred = cross["predictions"].get("model (audio->neural)")
+    yield "cross_generation", cross_generation_figure(images, generated, data.counts, model_pred, freq_hz)
+    yield "predicted_vs_actual", predicted_vs_actual_figure(data.counts, cross["predictions"], units)
+    metrics = Path(model_dir) / "metrics.csv" if model_dir is not None else None
+    if metrics is not None and metrics.is_file():
+        yield "training_curves", training_curves_figure(metrics)
+    if "mean_freq_hz" in data.ds.coords:
+        yield "latent_map", latent_map_figure(z, data.ds["mean_freq_hz"].values / 1e3, "mean frequency (kHz)")
+
+
+def write_all(folder: Path, **inputs) -> list[Path]:
+    """Write every figure of :func:`analysis_figures` (same keyword arguments) into ``folder`` (PNG);
+    returns the paths."""
+    plt = _plt()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in analysis_figures(**inputs):
+        path = folder / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written

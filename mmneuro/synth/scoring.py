@@ -1,0 +1,323 @@
+"""Scores of an analysis against the planted truth of demo data: syllable matching, segmentation F1,
+cluster ARI, bands, the oracles (planted rates, planted features) and where the planted factors sit.
+
+``truth`` arguments are ``ground_truth.json`` dicts (``mmneuro.synth.load_ground_truth``). The
+analysis calls :func:`score_analysis` only when it is given a truth; nothing else of it knows demo data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mmneuro.synth.units import planted_rate
+
+
+def match_onsets(detected_s: np.ndarray, planted_s: np.ndarray, tolerance_s: float) -> np.ndarray:
+    """One-to-one matching of detected to planted onsets (s, same clock): for each detected onset the
+    index of its planted syllable, or -1. Pairs are taken closest first, each within ``tolerance_s``."""
+    detected_s, planted_s = np.asarray(detected_s, float), np.asarray(planted_s, float)
+    match = np.full(len(detected_s), -1)
+    if not len(detected_s) or not len(planted_s):
+        return match
+    order = np.argsort(planted_s)
+    pos = np.searchsorted(planted_s[order], detected_s)
+    pairs = []
+    for i, p in enumerate(pos):
+        for j in (p - 1, p):
+            if 0 <= j < len(order):
+                gap = abs(planted_s[order[j]] - detected_s[i])
+                if gap <= tolerance_s:
+                    pairs.append((gap, i, int(order[j])))
+    used = set()
+    for _, i, j in sorted(pairs):
+        if match[i] < 0 and j not in used:
+            match[i] = j
+            used.add(j)
+    return match
+
+
+def segmentation_scores(detected_s: np.ndarray, planted_s: np.ndarray, tolerance_s: float) -> dict:
+    """Precision, recall and F1 of detected syllable onsets against planted ones."""
+    hits = int((match_onsets(detected_s, planted_s, tolerance_s) >= 0).sum())
+    precision = hits / len(detected_s) if len(detected_s) else float("nan")
+    recall = hits / len(planted_s) if len(planted_s) else float("nan")
+    f1 = 2 * hits / (len(detected_s) + len(planted_s)) if len(detected_s) + len(planted_s) else float("nan")
+    return {"n_detected": int(len(detected_s)), "n_planted": int(len(planted_s)), "n_matched": hits,
+            "precision": precision, "recall": recall, "f1": f1}
+
+
+def planted_syllables(sessions: np.ndarray, onsets_s: np.ndarray, truths: dict[str, dict],
+                      tolerance_s: float) -> list[dict | None]:
+    """The planted syllable dict of every dataset syllable (None where unmatched or no truth),
+    matching per session by onset (audio clock)."""
+    out: list[dict | None] = [None] * len(onsets_s)
+    for session, truth in truths.items():
+        rows = np.flatnonzero(np.asarray(sessions) == session)
+        planted = truth["syllables"]
+        match = match_onsets(np.asarray(onsets_s)[rows], np.array([s["onset_s"] for s in planted]), tolerance_s)
+        for row, j in zip(rows, match):
+            if j >= 0:
+                out[row] = planted[j]
+    return out
+
+
+# planted per-syllable factors -> the latent part that should carry them (issue: latent factorisation)
+PLANTED_FACTORS = {"log_amplitude": "audio_private", "harmonic": "audio_private",
+                   "mean_freq_hz": "shared", "duration_s": "shared", "slow_drift": "neural_private"}
+
+
+def planted_factors(sessions: np.ndarray, onsets_s: np.ndarray, truths: dict[str, dict],
+                    tolerance_s: float) -> dict[str, np.ndarray]:
+    """Per-syllable planted factors (N,), NaN where a syllable has no truth or no planted match:
+
+    audio-only ``log_amplitude`` and ``harmonic`` (no neuron responds to them), the tuning features
+    ``mean_freq_hz`` and ``duration_s`` (shared), and the neural-only ``slow_drift``:
+    sin(2π t_neural / period + phase) at the syllable's onset on the neural clock (it scales the
+    untuned units' rates, ``mmneuro.synth.slow_drift_factor``; defined wherever the session's truth
+    has that factor and a clock). Factors a truth does not record are NaN.
+    """
+    sessions, onsets_s = np.asarray(sessions), np.asarray(onsets_s, dtype=np.float64)
+    matched = planted_syllables(sessions, onsets_s, truths, tolerance_s)
+    out = {name: np.array([np.nan if s is None else float(s.get(key, np.nan)) for s in matched])
+           for name, key in (("log_amplitude", "amplitude"), ("harmonic", "harmonic"),
+                             ("mean_freq_hz", "mean_freq_hz"), ("duration_s", "duration_s"))}
+    out["log_amplitude"] = np.log(out["log_amplitude"])
+    drift = np.full(len(onsets_s), np.nan)
+    for session, truth in truths.items():
+        factor, clock = truth.get("neural_only_factor"), truth.get("clock")
+        if factor is None or clock is None:
+            continue
+        rows = sessions == session
+        t_neural = clock["offset_s"] + (1 + clock["drift"]) * onsets_s[rows]
+        drift[rows] = np.sin(2 * np.pi * t_neural / factor["period_s"] + factor["phase_rad"])
+    out["slow_drift"] = drift
+    return out
+
+
+def cluster_agreement(units: np.ndarray, recovered: np.ndarray, truth: dict) -> dict:
+    """Adjusted Rand index between recovered cluster labels of ``units`` and their planted clusters,
+    over all of ``units`` in the truth: the planted untuned units are one group, and so are the units
+    called untuned (label -1)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    planted = planted_clusters(truth)
+    keep = [i for i, u in enumerate(units) if int(u) in planted]
+    return {"n_units": len(keep),
+            "ari": float(adjusted_rand_score([planted[int(units[i])] for i in keep], np.asarray(recovered)[keep]))}
+
+
+def untuned_recovery(units: np.ndarray, recovered: np.ndarray, truth: dict) -> dict:
+    """How well units called untuned (recovered label -1) match the planted untuned units (good units
+    only; mua and noise are dropped downstream by their label): ``untuned_recall`` = share of planted
+    untuned units called untuned, ``false_flag_rate`` = share of planted tuned units called untuned
+    (NaN where a group is empty)."""
+    planted = planted_clusters(truth)
+    called = {int(u): int(c) < 0 for u, c in zip(units, recovered) if int(u) in planted}
+    untuned = [called[u] for u in called if planted[u] == "untuned"]
+    tuned = [called[u] for u in called if planted[u] not in ("untuned", "mua", "noise")]
+    return {"n_untuned": len(untuned), "n_tuned": len(tuned),
+            "untuned_recall": float(np.mean(untuned)) if untuned else float("nan"),
+            "false_flag_rate": float(np.mean(tuned)) if tuned else float("nan")}
+
+
+def planted_clusters(truth: dict) -> dict[int, str]:
+    """unit id -> planted cluster name."""
+    return {int(u["unit"]): u["cluster"] for u in truth["units"]}
+
+
+def band_recovery(units: np.ndarray, recovered: np.ndarray, cluster_band: pd.DataFrame, truth: dict,
+                  tolerance_khz: float = 2.0) -> pd.DataFrame:
+    """For every planted cluster with a frequency band: the recovered cluster holding most of its units,
+    that cluster's band centre, and the error against the planted centre (kHz)."""
+    planted = planted_clusters(truth)
+    rows = []
+    for cl in truth["clusters"]:
+        if not cl.get("band_hz"):
+            continue
+        members = [i for i, u in enumerate(units) if planted.get(int(u)) == cl["name"]]
+        if not members:
+            continue
+        labels, counts = np.unique(np.asarray(recovered)[members], return_counts=True)
+        best = int(labels[np.argmax(counts)])
+        center_khz = float(np.mean(cl["band_hz"])) / 1e3
+        # NaN when that cluster got no band (all its units called untuned, or labelled non-frequency)
+        found = float(cluster_band.loc[cluster_band.cluster == best, "band_center_khz"].iloc[0])
+        rows.append({"planted_cluster": cl["name"], "planted_center_khz": center_khz,
+                     "recovered_cluster": best, "share_of_units": float(counts.max() / len(members)),
+                     "recovered_center_khz": found, "error_khz": found - center_khz,
+                     "within_tolerance": bool(abs(found - center_khz) <= tolerance_khz)})  # False if NaN
+    return pd.DataFrame(rows)
+
+
+def tuning_features(truth: dict) -> list[str]:
+    """The planted syllable features some unit is tuned to (e.g. mean_freq_hz, duration_s), sorted."""
+    return sorted({u["feature"] for u in truth["units"] if u.get("feature")})
+
+
+def syllable_feature_matrix(syllables: list[dict | None], keys: list[str]) -> np.ndarray:
+    """The planted values of ``keys`` for every syllable (N, K) (booleans as 0/1); NaN rows where a
+    syllable has no planted match (``planted_syllables``' None)."""
+    return np.array([[np.nan] * len(keys) if s is None else [float(s[k]) for k in keys] for s in syllables],
+                    dtype=np.float64).reshape(len(syllables), len(keys))
+
+
+def oracle_counts(units: list[dict], syllables: list[dict | None], onsets_s: np.ndarray,
+                  window_s: tuple[np.ndarray, np.ndarray], tail_s: float) -> np.ndarray:
+    """Expected counts under the planted rates (the oracle), (N, U); NaN rows where no planted syllable.
+
+    units: ground-truth unit dicts in column order; syllables: the planted syllable of each row;
+    onsets_s: detected onsets; window_s: (start, end) of each count window relative to the detected
+    onset (s). The planted response is ``planted_rate - baseline`` on top of the baseline, from
+    onset + latency to offset + latency + tail (mmneuro.synth), so
+    E[count] = baseline * window + drive * |window ∩ response|.
+    """
+    start, end = (np.broadcast_to(np.asarray(w, float), len(onsets_s)) for w in window_s)
+    out = np.full((len(syllables), len(units)), np.nan)
+    for i, syl in enumerate(syllables):
+        if syl is None:
+            continue
+        shift = syl["onset_s"] - onsets_s[i]  # planted onset relative to the detected one
+        dur = syl["offset_s"] - syl["onset_s"]
+        for j, u in enumerate(units):
+            lo = shift + u["latency_s"]
+            hi = lo + dur + tail_s
+            overlap = max(0.0, min(end[i], hi) - max(start[i], lo))
+            drive = planted_rate(u, syl) - u["baseline_hz"]
+            out[i, j] = u["baseline_hz"] * (end[i] - start[i]) + drive * overlap
+    return out
+
+
+# ---- the analysis against the truth ------------------------------------------------------------------
+def load_truths(truth) -> dict[str, dict]:
+    """{session: ground_truth dict} from a dict of those, a list of truth dicts, or session folders
+    holding ground_truth.json (an InputError names a missing or invalid file)."""
+    from mmneuro.synth.session import load_ground_truth
+
+    if isinstance(truth, dict):
+        return dict(truth)
+    truths = {}
+    for item in truth:
+        t = item if isinstance(item, dict) else load_ground_truth(item)
+        truths[t["session"]] = t
+    return truths
+
+
+def truth_units(truths: dict[str, dict], units: np.ndarray) -> list[dict]:
+    """The planted unit dicts in the dataset's unit order (units are shared by all sessions)."""
+    from mmneuro.errors import InputError
+
+    by_id = {int(u["unit"]): u for u in next(iter(truths.values()))["units"]}
+    missing = [int(u) for u in units if int(u) not in by_id]
+    if missing:
+        raise InputError("--truth", f"unit(s) {missing[:5]} of the dataset are not in the ground truth")
+    return [by_id[int(u)] for u in units]
+
+
+def oracle_images(part, train, truths: dict[str, dict], tolerance_s: float, seed: int) -> np.ndarray:
+    """Neural -> audio oracle for ``part``'s syllables (N, F, T): E[image | the planted features some
+    unit is tuned to], fitted on ``train`` (crosspred.tree_images; NaN for syllables with no match)."""
+    from mmneuro.analysis.crosspred import tree_images
+
+    keys = tuning_features(next(iter(truths.values())))
+
+    def features(d):
+        planted = planted_syllables(d["session"].values, d["onset_s"].values, truths, tolerance_s)
+        return syllable_feature_matrix(planted, keys)
+
+    train_images = train["spectrogram"].transpose("syllable", "freq", "time").values
+    return tree_images(features(train), train_images, features(part), seed=seed)
+
+
+def score_analysis(result, truth) -> None:
+    """Score an ``AnalysisResult`` (mmneuro.analysis) against the planted ``truth`` (see
+    :func:`load_truths`), in place: the oracle rows of ``result.crosspred`` (audio -> neural: the
+    planted rates; neural -> audio: the planted features), ``result.scores`` (scores.json) and the
+    planted-factor probes ``result.factors["planted_probes"]``."""
+    from mmneuro.analysis import crosspred
+
+    truths = load_truths(truth)
+    ctx, s = result.context, result.settings
+    data = ctx.data
+    units = data.ds["unit"].values
+    planted = planted_syllables(data.ds["session"].values, data.ds["onset_s"].values, truths, s.match_tolerance_s)
+    tail = float(next(iter(truths.values())).get("response_tail_s", 0.0))
+    counts = oracle_counts(truth_units(truths, units), planted, data.ds["onset_s"].values, data.window_s, tail)
+    images = oracle_images(data.ds, data.train, truths, s.match_tolerance_s, s.seed)
+    ctx.cross["predictions"]["oracle (planted rate)"] = counts
+    ctx.cross["images"]["oracle (planted features)"] = images
+    table = result.crosspred
+    a2n = table["direction"] == "audio->neural"
+    actual = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
+    result.crosspred = ctx.cross["table"] = pd.concat(
+        [table[a2n], crosspred.score_table(data.counts, {"oracle (planted rate)": counts}, units),
+         table[~a2n], crosspred.image_error_rows(actual, {"oracle (planted features)": images})], ignore_index=True)
+    result.scores = _scores(ctx.ds, units, ctx.clusters["labels"], result.cluster_band, result.crosspred,
+                            result.synergy, truths, s)
+    factors = _planted_factors(ctx.model, ctx.both, ctx.x_all, result.embeddings, truths, s)
+    if factors:
+        result.scores["factorisation"] = factors["scores"]
+        result.factors["planted_probes"] = factors["probes"]
+
+
+def _scores(ds, units, labels, cluster_band, cross_table, syn, truths, settings) -> dict:
+    from mmneuro.analysis import crosspred
+
+    first = next(iter(truths.values()))
+    seg = {}
+    for session, truth in truths.items():
+        detected = ds["onset_s"].values[ds["session"].values == session]
+        seg[session] = segmentation_scores(detected, np.array([s_["onset_s"] for s_ in truth["syllables"]]),
+                                           settings.match_tolerance_s)
+    rec = band_recovery(units, labels, cluster_band, first)
+    summ = crosspred.summary(cross_table)
+    audio_neural = summ[summ.direction == "audio->neural"].set_index("method")["pearson_r"]
+    model_r = audio_neural.get("model (audio->neural)", np.nan)
+    oracle_r = audio_neural.get("oracle (planted rate)", np.nan)
+    targets = {
+        "ari_at_least_0.9": None,
+        "bands_within_2_khz": bool(rec["within_tolerance"].all()) if len(rec) else None,
+        "model_beats_ridge_and_mean_rate": bool(model_r > audio_neural.get("ridge (spectrogram PCA)", np.inf)
+                                                and model_r > audio_neural.get("mean_rate", np.inf)),
+        "model_reaches_80pct_of_oracle": bool(model_r >= 0.8 * oracle_r),
+        "synergy_ordered": {r["target"]: r["ordered"] for r in syn.to_dict("records")} if len(syn) else None,
+    }
+    agreement = cluster_agreement(units, labels, first)
+    targets["ari_at_least_0.9"] = agreement["ari"] >= 0.9
+    untuned = untuned_recovery(units, labels, first)
+    targets["untuned_recall_0.9_false_flags_0.05"] = bool(
+        not untuned["untuned_recall"] < 0.9 and not untuned["false_flag_rate"] > 0.05)
+    return {
+        "clusters": {**agreement, **untuned},
+        "band_recovery": rec.to_dict("records"),
+        "segmentation": seg,
+        "crosspred_mean_pearson_r": {k: float(v) for k, v in audio_neural.items()},
+        "model_over_oracle_r": float(model_r / oracle_r) if oracle_r else None,
+        "targets": targets,
+    }
+
+
+def _planted_factors(model, both, x_all: dict, emb, truths: dict, settings) -> dict:
+    """Where the planted audio-only, shared and neural-only factors sit in the latent parts (probes of
+    the joint posterior means of every syllable with both modalities), and whether cross generation
+    copies a source-only factor into the other modality. {} without a joint conditioning."""
+    from mmneuro.analysis import embed, factors
+
+    if "joint" not in emb["conditioning"].values:
+        return {}
+    planted = planted_factors(both["session"].values, both["onset_s"].values, truths, settings.match_tolerance_s)
+    parts = factors.latent_parts(model)
+    z = emb["mean"].sel(conditioning="joint").values
+    probes = factors.planted_probes(z, planted, parts, PLANTED_FACTORS)
+    leaks = {}
+    if {"audio", "neural"} <= set(model.modalities):
+        rates = embed.cross_generate(model, x_all, "audio", "neural", settings.batch_size)
+        images = embed.cross_generate(model, x_all, "neural", "audio", settings.batch_size)
+        leaks = {"log_amplitude in audio->neural": factors.leak_probe(rates, planted["log_amplitude"], log=True),
+                 "slow_drift in neural->audio": factors.leak_probe(images, planted["slow_drift"])}
+        leaks = {k: v for k, v in leaks.items() if np.isfinite(v)}
+    by_factor = {f: dict(zip(g["part"], g["r2"])) for f, g in probes.groupby("factor")} if len(probes) else {}
+    return {"probes": probes,
+            "scores": {"probes_r2": by_factor, "expected_part": PLANTED_FACTORS,
+                       "cross_generation_leak_r2": leaks,
+                       "targets": factors.factorisation_targets(probes, parts)}}
