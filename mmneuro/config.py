@@ -7,6 +7,7 @@ raises one :class:`InputError` naming the file, the key and the problem.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import types
 import typing
@@ -30,19 +31,41 @@ SESSION_COLUMNS = (
 class Session:
     """One recording session: where its files are and how its clocks relate.
 
-    ``audio`` or ``neural`` is None for a session that lacks that modality.
-    Clock: ``t_neural = clock_offset_s + (1 + clock_drift) * t_audio``, either given
-    or fitted from the two sync-pulse files.
+    ``audio`` (WAV) or ``neural`` (Phy folder, NWB file or spike table; ``neural_format`` phy |
+    nwb | table) is None for a session that lacks that modality. Clock: ``t_neural =
+    clock_offset_s + (1 + clock_drift) * t_audio``, given or fitted from the two sync-pulse files
+    (.npy, s). syllables: CSV with onset_s, offset_s (s, audio clock) to use instead of segmenting
+    the audio (the only syllable source of a neural-only session in ``mmneuro apply``).
     """
 
     session: str
-    audio: Path | None
-    neural: Path | None
-    neural_format: str | None
+    audio: Path | None = None
+    neural: Path | None = None
+    neural_format: str | None = None
     sync_audio: Path | None = None
     sync_neural: Path | None = None
     clock_offset_s: float | None = None
     clock_drift: float | None = None
+    syllables: Path | None = None
+
+    def __post_init__(self):
+        check_session_id(self.session)
+        if self.audio is None and self.neural is None:
+            raise InputError(self.session, "a session needs an audio or a neural recording")
+        if self.neural is not None and self.neural_format not in NEURAL_FORMATS:
+            raise InputError(self.session, f"neural_format: {self.neural_format!r} is not one of "
+                                           f"{', '.join(NEURAL_FORMATS)}")
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(m for m, path in (("audio", self.audio), ("neural", self.neural)) if path is not None)
+
+    @classmethod
+    def audio_only(cls, spec: str) -> "Session":
+        """``WAV`` or ``ID=WAV``: an audio-only session (id: the WAV's file stem unless given)."""
+        sid, sep, wav = spec.partition("=")
+        path = Path(wav if sep else spec)
+        return cls(sid if sep else path.stem, audio=path)
 
 
 def schema() -> dict:
@@ -110,7 +133,6 @@ def train_schema() -> dict:
     """JSON schema of the flat training config (``mmneuro train --config/--set``, the workflow's
     ``train`` and ``model_overrides``): one property per TrainConfig/ModelConfig field, typed from
     the dataclass annotations, plus ``audio``/``neural`` expert overrides typed from ExpertConfig."""
-    import dataclasses
 
     from mmneuro.models.model import KINDS, ExpertConfig, ModelConfig
     from mmneuro.train import MODALITIES, TrainConfig
@@ -254,3 +276,13 @@ def _parse_row(table_path: Path, line: int, row: dict) -> Session:
     if drift is not None and abs(drift) >= MAX_DRIFT:
         raise InputError(table_path, f"{where}: clock_drift: {drift} is not a plausible clock drift (|drift| < {MAX_DRIFT})")
     return Session(sid, audio, neural, fmt if neural is not None else None, sync_audio, sync_neural, offset, drift)
+
+
+def with_syllables(sessions: list[Session], syllables: dict[str, Path], where) -> list[Session]:
+    """``sessions`` with the syllable CSVs of ``syllables`` (session id -> CSV) attached; an id that
+    names no session is an InputError naming ``where``."""
+    unknown = sorted(set(syllables) - {s.session for s in sessions})
+    if unknown:
+        raise InputError(where, f"syllables given for session(s) not among the sessions: {unknown}")
+    return [dataclasses.replace(s, syllables=syllables[s.session]) if s.session in syllables else s
+            for s in sessions]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from mmneuro.audio import command
+from mmneuro.cli import audio as command
 from mmneuro.errors import InputError
 from mmneuro.io import read_netcdf
 

@@ -1,4 +1,5 @@
-"""`mmneuro audio WAV --session ID --out PATH.nc`: syllables.nc plus the syllable table as CSV."""
+"""`mmneuro audio WAV --session ID --out PATH.nc [--preset P] [--set key=value ...]`: syllables.nc plus
+the syllable table as CSV."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from pathlib import Path
 
 from mmneuro.audio.presets import DEFAULT_PRESET, PARAMETERS, PRESETS, resolve_params
-from mmneuro.cli import parse_assignments
+from mmneuro.cli import add_set_argument, parse_assignments
 from mmneuro.errors import InputError
 
 
@@ -18,8 +19,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="output NetCDF (.nc); the syllable table goes beside it as .csv")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
                         help=f"parameter preset (default {DEFAULT_PRESET}); see docs/audio.md")
-    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
-                        help=f"override one parameter (repeatable); keys: {', '.join(PARAMETERS)}")
+    add_set_argument(parser, PARAMETERS)
     parser.add_argument("--annotations", type=Path, default=None,
                         help="CSV with onset_s, offset_s (and optionally syllable): use it instead of segmenting")
     parser.add_argument("--channel", type=int, default=None,
@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".nc":
         raise InputError(args.out, "output must end in .nc (the syllable table is written beside it as .csv)")
-    overrides = parse_assignments(args.overrides)
+    overrides = parse_assignments(args.set)
     if args.channel is not None:
         overrides["channel"] = args.channel
     params = resolve_params(args.preset, overrides)
