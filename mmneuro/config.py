@@ -69,9 +69,74 @@ class Session:
 
 
 def schema() -> dict:
-    """The config's JSON schema (also used by Snakemake's ``validate``)."""
+    """The config's JSON schema: the YAML file Snakemake's ``validate`` also reads, with ``train`` and
+    each ``model_overrides`` entry typed by :func:`train_schema` (from the training dataclasses)."""
+    full = static_schema()
+    props = full["properties"]
+    typed = train_schema()
+    props["train"] = {**props["train"], **typed}
+    props["model_overrides"] = {**props["model_overrides"], "additionalProperties": typed}
+    return full
+
+
+def static_schema() -> dict:
+    """The schema file (mmneuro/schemas/config.schema.yaml) as written."""
     text = resources.files("mmneuro").joinpath("schemas/config.schema.yaml").read_text()
     return yaml.safe_load(text)
+
+
+# Schema defaults that belong to the workflow alone (no library function has them).
+WORKFLOW_DEFAULTS = {"results", "models", "apply.model", "apply.sessions", "demo.out"}
+
+
+def code_defaults() -> dict[str, object]:
+    """The library's declaration of every default the schema repeats, keyed by the schema's dotted key."""
+    import dataclasses
+    import inspect
+
+    from mmneuro.apply.pipeline import ApplySettings
+    from mmneuro.audio.presets import DEFAULT_PRESET, PARAMETERS
+    from mmneuro.dataset import DEFAULTS as SPLIT
+    from mmneuro.neural.binning import BinParams
+    from mmneuro.neural.stage import DEFAULT_LABELS
+    from mmneuro.synth import generate_demo
+
+    demo = {k: p.default for k, p in inspect.signature(generate_demo).parameters.items()}
+    apply = dataclasses.asdict(ApplySettings())
+    return {
+        "seed": SPLIT["seed"],
+        "audio.preset": DEFAULT_PRESET, "audio.channel": PARAMETERS["channel"][0],
+        "neural.labels": list(DEFAULT_LABELS), **{f"neural.{k}": v for k, v in dataclasses.asdict(BinParams()).items()},
+        "dataset.val_fraction": SPLIT["val_fraction"], "dataset.test_fraction": SPLIT["test_fraction"],
+        **{f"apply.{k}": apply[k] for k in ("n_samples", "flag_percentile", "session_flag_fraction")},
+        **{f"demo.{k}": demo[k] for k in ("n_sessions", "duration_s", "seed")},
+    }
+
+
+def schema_default_mismatches(config_schema: dict | None = None) -> list[str]:
+    """'key: schema X, code Y' for every default of the schema (default: the file) that differs from
+    :func:`code_defaults`, or that the code does not declare (unless in WORKFLOW_DEFAULTS)."""
+    code = code_defaults()
+    out = []
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, sub in node.get("properties", {}).items():
+            name = f"{prefix}{key}"
+            if "properties" in sub:
+                walk(sub, f"{name}.")
+            elif "default" in sub and name not in WORKFLOW_DEFAULTS and sub["default"] != {}:
+                if name not in code:
+                    out.append(f"{name}: schema {sub['default']!r}, not declared in the code")
+                elif not _same(sub["default"], code[name]):
+                    out.append(f"{name}: schema {sub['default']!r}, code {code[name]!r}")
+
+    walk(config_schema or static_schema(), "")
+    return out
+
+
+def _same(a, b) -> bool:
+    """Equal as config values: 99 and 99.0 are, True and 1 are not."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
 def load_config(path: str | Path) -> dict:

@@ -15,13 +15,10 @@ from mmneuro.config import Session
 from mmneuro.errors import InputError
 
 
-def audio_stage(session: Session, audio: dict | None = None, *, progress: bool = False) -> xr.Dataset:
-    """The syllables.nc Dataset of ``session``'s WAV (segmented, or its ``syllables`` CSV).
-
-    audio: the config's ``audio`` section ({"preset", "set", "channel"}; missing keys: defaults).
-    """
+def audio_params(audio: dict | None = None) -> dict:
+    """The audio-stage parameters (mmneuro.audio.resolve_params) of the config's ``audio`` section
+    ({"preset", "set", "channel"}; missing keys: the defaults)."""
     from mmneuro.audio.presets import DEFAULT_PRESET, resolve_params
-    from mmneuro.audio.syllables import syllable_dataset
 
     audio = dict(audio or {})
     unknown = sorted(set(audio) - {"preset", "set", "channel"})
@@ -30,7 +27,14 @@ def audio_stage(session: Session, audio: dict | None = None, *, progress: bool =
     overrides = dict(audio.get("set") or {})
     if audio.get("channel") is not None:
         overrides["channel"] = audio["channel"]
-    params = resolve_params(audio.get("preset") or DEFAULT_PRESET, overrides)
+    return resolve_params(audio.get("preset") or DEFAULT_PRESET, overrides)
+
+
+def audio_stage(session: Session, params: dict, *, progress: bool = False) -> xr.Dataset:
+    """The syllables.nc Dataset of ``session``'s WAV (segmented, or from its ``syllables`` CSV);
+    params: from :func:`audio_params`."""
+    from mmneuro.audio.syllables import syllable_dataset
+
     return syllable_dataset(session.audio, session.session, params, annotations=session.syllables, progress=progress)
 
 
@@ -44,16 +48,18 @@ def preprocess(sessions: list[Session], *, audio: dict | None = None, neural: di
     """
     from mmneuro.dataset import assemble_parts
     from mmneuro.io import stored_attrs
-    from mmneuro.neural.stage import session_counts
+    from mmneuro.neural.stage import neural_params, session_counts
 
     if not sessions:
         raise InputError("sessions", "no sessions to preprocess")
+    params = audio_params(audio)
+    neural_params(neural)  # a bad parameter fails before any session is processed
     skipped = [s.session for s in sessions if s.audio is None]
     if skipped:
         warnings.warn(f"sessions without audio are not used (as in the workflow): {', '.join(skipped)}", stacklevel=2)
     parts = []
     for session in (s for s in sessions if s.audio is not None):
-        syllables = audio_stage(session, audio, progress=progress)
+        syllables = audio_stage(session, params, progress=progress)
         counts = session_counts(session, syllables, neural, progress=progress) if session.neural is not None else None
         if counts is not None:  # attributes as the workflow's counts.nc holds them, so dataset.nc's match
             counts.attrs = stored_attrs(counts.attrs)

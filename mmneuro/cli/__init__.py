@@ -55,7 +55,8 @@ def yaml_value(raw: str):
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as err:
-        raise InputError("--set", f"cannot read the value {raw!r} ({err})") from None
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]  # YAML's own message spans lines
+        raise InputError("--set", f"cannot read the value {raw!r} ({problem})") from None
     if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
         return float(value)
     return value
