@@ -91,3 +91,11 @@ def test_a_bad_setting_is_one_clear_error_and_no_output(inputs, capsys, stage, s
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+def test_synth_set_changes_the_planted_config(tmp_path):
+    from mmneuro.synth import SynthConfig, load_ground_truth
+
+    assert main(["synth", str(tmp_path / "s"), "--sessions", "1", "--duration-s", "5", "--set", "n_untuned=3"]) == 0
+    config = SynthConfig.from_dict(load_ground_truth(tmp_path / "s" / "demo01")["config"])
+    assert config == SynthConfig.from_dict({**SynthConfig().to_dict(), "n_untuned": 3})
