@@ -99,3 +99,16 @@ def test_synth_set_changes_the_planted_config(tmp_path):
     assert main(["synth", str(tmp_path / "s"), "--sessions", "1", "--duration-s", "5", "--set", "n_untuned=3"]) == 0
     config = SynthConfig.from_dict(load_ground_truth(tmp_path / "s" / "demo01")["config"])
     assert config == SynthConfig.from_dict({**SynthConfig().to_dict(), "n_untuned": 3})
+
+
+def test_the_cheap_key_lists_of_the_parsers_follow_the_declarations():
+    """The parsers list their --set keys without importing numpy; the lists must match the code."""
+    import dataclasses
+
+    from mmneuro.apply import ApplySettings
+    from mmneuro.cli import apply, dataset, neural
+    from mmneuro.dataset import DEFAULTS
+    from mmneuro.neural.stage import PARAM_KEYS
+
+    assert neural.KEYS == PARAM_KEYS and dataset.KEYS == tuple(DEFAULTS)
+    assert set(apply.KEYS) == {f.name for f in dataclasses.fields(ApplySettings)}
