@@ -51,12 +51,9 @@ def stored_params(model, where: str | Path = "model") -> dict:
 def current_params(config: dict) -> dict:
     """The audio and neural parameters a validated workflow config (mmneuro.config.load_config)
     would use now, in the form :func:`stored_params` returns, for :func:`param_differences`."""
-    from mmneuro.audio.presets import resolve_params
+    from mmneuro.stages import audio_params
 
-    audio = config["audio"]
-    neural = dict(config["neural"])
-    return {"audio": resolve_params(audio["preset"], {**audio["set"], "channel": audio["channel"]}),
-            "neural": neural}
+    return {"audio": audio_params(config["audio"]), "neural": dict(config["neural"])}
 
 
 def param_differences(stored: dict, current: dict) -> list[str]:
@@ -91,14 +88,13 @@ def preprocess(session: Session, params: dict, reference_units: np.ndarray | Non
     reference_units: the unit ids the model was trained on; other units are an InputError.
     """
     from mmneuro.audio.spectrogram import image_freq_hz, image_time_s
-    from mmneuro.audio.syllables import syllable_dataset
+    from mmneuro.stages import audio_stage
 
     check_syllable_source(session)
     if session.audio is not None:
         if not params.get("audio"):
             raise InputError(session.audio, "the model has no audio modality; give this session's neural data")
-        ds = syllable_dataset(session.audio, session.session, params["audio"], annotations=session.syllables,
-                              progress=progress)
+        ds = audio_stage(session, params["audio"], progress=progress)
         syllables = ds
     else:
         from mmneuro.neural.syllables import read_syllables

@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from mmneuro.audio.presets import DEFAULT_PRESET, PARAMETERS, PRESETS, resolve_params
+from mmneuro.audio.presets import DEFAULT_PRESET, PARAMETERS, PRESETS
 from mmneuro.cli import add_set_argument, parse_assignments
 from mmneuro.errors import InputError
 
@@ -30,13 +30,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from mmneuro.audio.netcdf_stream import write_syllables
     from mmneuro.io import atomic_path
+    from mmneuro.stages import audio_params
 
     if args.out.suffix != ".nc":
         raise InputError(args.out, "output must end in .nc (the syllable table is written beside it as .csv)")
-    overrides = parse_assignments(args.set)
-    if args.channel is not None:
-        overrides["channel"] = args.channel
-    params = resolve_params(args.preset, overrides)
+    params = audio_params({"preset": args.preset, "set": parse_assignments(args.set), "channel": args.channel})
 
     started = time.perf_counter()
     written = write_syllables(args.wav, args.session, args.out, params, annotations=args.annotations,
