@@ -76,6 +76,7 @@ def test_dataset_set_is_the_same_as_its_shortcut_options(inputs):
 @pytest.mark.parametrize("stage, setting, message", [
     ("neural", "pre_s=abc", "--set: pre_s: 'abc' is not of type float"),
     ("neural", "warp_bins=1.5", "--set: warp_bins: 1.5 is not of type int"),
+    ("neural", "warp_bins=.inf", "--set: warp_bins: inf is not of type int"),
     ("neural", "bins=3", "--set: unknown key 'bins'; allowed: labels, pre_s"),
     ("neural", "pre_s", "--set: expected key=value, got 'pre_s'"),
     ("neural", "bin_s=0.03", "bin_s: window pre_s + post_s = 0.25 s is not a whole number"),

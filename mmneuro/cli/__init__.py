@@ -85,7 +85,7 @@ def _typed(key: str, value, default):
         if isinstance(value, bool) or default is None:
             return value
     elif isinstance(default, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if isinstance(default, float) or value == int(value):
+        if isinstance(default, float) or float(value).is_integer():
             return type(default)(value)
     elif isinstance(value, type(default)):
         return value
