@@ -113,3 +113,16 @@ def test_the_cheap_key_lists_of_the_parsers_follow_the_declarations():
 
     assert neural.KEYS == PARAM_KEYS and dataset.KEYS == tuple(DEFAULTS)
     assert set(apply.KEYS) == {f.name for f in dataclasses.fields(ApplySettings)}
+
+
+def test_apply_refuses_a_neural_only_session_without_syllables(tmp_path, capsys):
+    (tmp_path / "phy").mkdir()
+    table = tmp_path / "new.tsv"
+    table.write_text("session\tneural\tneural_format\nephys\tphy\tphy\n")
+    assert main(["apply", str(tmp_path / "model"), "--sessions", str(table), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "ephys: a neural-only session needs a syllable table" in err and len(err.strip().splitlines()) == 1
+    assert main(["apply", str(tmp_path / "model"), "--sessions", str(table), "--syllables", "other=s.csv",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "syllables given for session(s) not among the sessions: ['other']" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
