@@ -109,7 +109,7 @@ def train_config(kind: str, seed: int, overrides: list[str]) -> dict:
     """The workflow's training settings for ``kind`` (config/config.yaml), seed and ``--set`` overrides."""
     import yaml
 
-    from mmneuro.train_command import apply_overrides
+    from mmneuro.cli.train import apply_overrides
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     return apply_overrides({**(config.get("train") or {}), **(config.get("model_overrides") or {}).get(kind, {}),

@@ -62,7 +62,7 @@ def main() -> None:
 
     from mmneuro.config import load_config
     from mmneuro.io import read_netcdf
-    from mmneuro.train_command import apply_overrides
+    from mmneuro.cli.train import apply_overrides
 
     torch.set_num_threads(1)
     config = load_config(args.config)

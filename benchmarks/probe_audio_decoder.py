@@ -34,7 +34,7 @@ def main() -> None:
 
     from mmneuro.analysis import embed
     from mmneuro.train import fit
-    from mmneuro.train_command import apply_overrides
+    from mmneuro.cli.train import apply_overrides
 
     torch.set_num_threads(1)
     ds = xr.load_dataset(args.dataset)

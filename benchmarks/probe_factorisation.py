@@ -66,7 +66,7 @@ def main() -> None:
     from mmneuro.analysis import embed
     from mmneuro.analysis.factors import latent_parts, leak_probe, probe_r2
     from mmneuro.train import fit
-    from mmneuro.train_command import apply_overrides
+    from mmneuro.cli.train import apply_overrides
 
     torch.set_num_threads(args.threads)
     ds = xr.load_dataset(args.demo / "dataset.nc")

@@ -27,7 +27,7 @@ import mmneuro.models.experts as E
 import mmneuro.train as T
 from mmneuro.analysis import embed
 from mmneuro.analysis.factors import latent_parts, leak_probe, probe_r2
-from mmneuro.train_command import apply_overrides
+from mmneuro.cli.train import apply_overrides
 
 sys.path.insert(0, str(Path(__file__).parent))
 from probe_factorisation import planted_targets  # noqa: E402

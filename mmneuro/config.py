@@ -7,6 +7,7 @@ raises one :class:`InputError` naming the file, the key and the problem.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import types
 import typing
@@ -30,25 +31,112 @@ SESSION_COLUMNS = (
 class Session:
     """One recording session: where its files are and how its clocks relate.
 
-    ``audio`` or ``neural`` is None for a session that lacks that modality.
-    Clock: ``t_neural = clock_offset_s + (1 + clock_drift) * t_audio``, either given
-    or fitted from the two sync-pulse files.
+    ``audio`` (WAV) or ``neural`` (Phy folder, NWB file or spike table; ``neural_format`` phy |
+    nwb | table) is None for a session that lacks that modality. Clock: ``t_neural =
+    clock_offset_s + (1 + clock_drift) * t_audio``, given or fitted from the two sync-pulse files
+    (.npy, s). syllables: CSV with onset_s, offset_s (s, audio clock) to use instead of segmenting
+    the audio (the only syllable source of a neural-only session in ``mmneuro apply``).
     """
 
     session: str
-    audio: Path | None
-    neural: Path | None
-    neural_format: str | None
+    audio: Path | None = None
+    neural: Path | None = None
+    neural_format: str | None = None
     sync_audio: Path | None = None
     sync_neural: Path | None = None
     clock_offset_s: float | None = None
     clock_drift: float | None = None
+    syllables: Path | None = None
+
+    def __post_init__(self):
+        check_session_id(self.session)
+        if self.audio is None and self.neural is None:
+            raise InputError(self.session, "a session needs an audio or a neural recording")
+        if self.neural is not None and self.neural_format not in NEURAL_FORMATS:
+            raise InputError(self.session, f"neural_format: {self.neural_format!r} is not one of "
+                                           f"{', '.join(NEURAL_FORMATS)}")
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(m for m, path in (("audio", self.audio), ("neural", self.neural)) if path is not None)
+
+    @classmethod
+    def audio_only(cls, spec: str) -> "Session":
+        """``WAV`` or ``ID=WAV``: an audio-only session (id: the WAV's file stem unless given)."""
+        sid, sep, wav = spec.partition("=")
+        path = Path(wav if sep else spec)
+        return cls(sid if sep else path.stem, audio=path)
 
 
 def schema() -> dict:
-    """The config's JSON schema (also used by Snakemake's ``validate``)."""
+    """The config's JSON schema: the YAML file Snakemake's ``validate`` also reads, with ``train`` and
+    each ``model_overrides`` entry typed by :func:`train_schema` (from the training dataclasses)."""
+    full = static_schema()
+    props = full["properties"]
+    typed = train_schema()
+    props["train"] = {**props["train"], **typed}
+    props["model_overrides"] = {**props["model_overrides"], "additionalProperties": typed}
+    return full
+
+
+def static_schema() -> dict:
+    """The schema file (mmneuro/schemas/config.schema.yaml) as written."""
     text = resources.files("mmneuro").joinpath("schemas/config.schema.yaml").read_text()
     return yaml.safe_load(text)
+
+
+# Schema defaults that belong to the workflow alone (no library function has them).
+WORKFLOW_DEFAULTS = {"results", "models", "apply.model", "apply.sessions", "demo.out"}
+
+
+def code_defaults() -> dict[str, object]:
+    """The library's declaration of every default the schema repeats, keyed by the schema's dotted key."""
+    import dataclasses
+    import inspect
+
+    from mmneuro.apply.pipeline import ApplySettings
+    from mmneuro.audio.presets import DEFAULT_PRESET, PARAMETERS
+    from mmneuro.dataset import DEFAULTS as SPLIT
+    from mmneuro.neural.binning import BinParams
+    from mmneuro.neural.stage import DEFAULT_LABELS
+    from mmneuro.synth import generate_demo
+
+    demo = {k: p.default for k, p in inspect.signature(generate_demo).parameters.items()}
+    apply = dataclasses.asdict(ApplySettings())
+    return {
+        "seed": SPLIT["seed"],
+        "audio.preset": DEFAULT_PRESET, "audio.channel": PARAMETERS["channel"][0],
+        "neural.labels": list(DEFAULT_LABELS), **{f"neural.{k}": v for k, v in dataclasses.asdict(BinParams()).items()},
+        "dataset.val_fraction": SPLIT["val_fraction"], "dataset.test_fraction": SPLIT["test_fraction"],
+        **{f"apply.{k}": apply[k] for k in ("n_samples", "flag_percentile", "session_flag_fraction")},
+        **{f"demo.{k}": demo[k] for k in ("n_sessions", "duration_s", "seed")},
+    }
+
+
+def schema_default_mismatches(config_schema: dict | None = None) -> list[str]:
+    """'key: schema X, code Y' for every default of the schema (default: the file) that differs from
+    :func:`code_defaults`, or that the code does not declare (unless in WORKFLOW_DEFAULTS)."""
+    code = code_defaults()
+    out = []
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, sub in node.get("properties", {}).items():
+            name = f"{prefix}{key}"
+            if "properties" in sub:
+                walk(sub, f"{name}.")
+            elif "default" in sub and name not in WORKFLOW_DEFAULTS and sub["default"] != {}:
+                if name not in code:
+                    out.append(f"{name}: schema {sub['default']!r}, not declared in the code")
+                elif not _same(sub["default"], code[name]):
+                    out.append(f"{name}: schema {sub['default']!r}, code {code[name]!r}")
+
+    walk(config_schema or static_schema(), "")
+    return out
+
+
+def _same(a, b) -> bool:
+    """Equal as config values: 99 and 99.0 are, True and 1 are not."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
 def load_config(path: str | Path) -> dict:
@@ -110,7 +198,6 @@ def train_schema() -> dict:
     """JSON schema of the flat training config (``mmneuro train --config/--set``, the workflow's
     ``train`` and ``model_overrides``): one property per TrainConfig/ModelConfig field, typed from
     the dataclass annotations, plus ``audio``/``neural`` expert overrides typed from ExpertConfig."""
-    import dataclasses
 
     from mmneuro.models.model import KINDS, ExpertConfig, ModelConfig
     from mmneuro.train import MODALITIES, TrainConfig
@@ -254,3 +341,13 @@ def _parse_row(table_path: Path, line: int, row: dict) -> Session:
     if drift is not None and abs(drift) >= MAX_DRIFT:
         raise InputError(table_path, f"{where}: clock_drift: {drift} is not a plausible clock drift (|drift| < {MAX_DRIFT})")
     return Session(sid, audio, neural, fmt if neural is not None else None, sync_audio, sync_neural, offset, drift)
+
+
+def with_syllables(sessions: list[Session], syllables: dict[str, Path], where) -> list[Session]:
+    """``sessions`` with the syllable CSVs of ``syllables`` (session id -> CSV) attached; an id that
+    names no session is an InputError naming ``where``."""
+    unknown = sorted(set(syllables) - {s.session for s in sessions})
+    if unknown:
+        raise InputError(where, f"syllables given for session(s) not among the sessions: {unknown}")
+    return [dataclasses.replace(s, syllables=syllables[s.session]) if s.session in syllables else s
+            for s in sessions]

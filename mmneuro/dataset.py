@@ -18,18 +18,44 @@ from mmneuro.errors import InputError, check_session_id
 from mmneuro.io import read_netcdf
 
 PER_SYLLABLE_COORDS = ("session", "onset_s", "offset_s")
+DEFAULTS = {"val_fraction": 0.15, "test_fraction": 0.15, "seed": 0}  # the split's; config schema holds them equal
 
 
 def assemble(
     sessions: list[tuple[str, str | Path | None, str | Path | None]],
     *,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    seed: int = 0,
+    val_fraction: float = DEFAULTS["val_fraction"],
+    test_fraction: float = DEFAULTS["test_fraction"],
+    seed: int = DEFAULTS["seed"],
 ) -> xr.Dataset:
-    """Join and concatenate sessions.
+    """Read each session's syllables.nc and counts.nc and assemble them (:func:`assemble_parts`).
 
     sessions: (session id, syllables.nc path or None, counts.nc path or None) per session.
+    Returns the ``dataset.nc`` Dataset of docs/data_contract.md.
+    """
+    parts = [(sid, _read(syl), _read(cnt)) for sid, syl, cnt in sessions]
+    return assemble_parts(parts, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                          sources={sid: (syl, cnt) for sid, syl, cnt in sessions})
+
+
+def _read(path) -> xr.Dataset | None:
+    return read_netcdf(path) if path is not None else None
+
+
+def assemble_parts(
+    sessions: list[tuple[str, xr.Dataset | None, xr.Dataset | None]],
+    *,
+    val_fraction: float = DEFAULTS["val_fraction"],
+    test_fraction: float = DEFAULTS["test_fraction"],
+    seed: int = DEFAULTS["seed"],
+    sources: dict | None = None,
+) -> xr.Dataset:
+    """Join and concatenate sessions held in memory.
+
+    sessions: (session id, syllables Dataset or None, counts Dataset or None) per session, as the
+    audio and neural stages return them. val_fraction/test_fraction: share of each session's
+    syllables in the val/test split, drawn from ``seed``. sources: session id -> (syllables,
+    counts) names used in error messages (default: the session id).
     Returns the ``dataset.nc`` Dataset of docs/data_contract.md.
     """
     if not sessions:
@@ -43,7 +69,8 @@ def assemble(
         raise InputError("dataset", f"session(s) given more than once: {', '.join(dupes)}")
     if val_fraction + test_fraction >= 1:
         raise InputError("dataset", f"val_fraction + test_fraction must be < 1 (got {val_fraction + test_fraction})")
-    parts = [_join_session(sid, syl, cnt) for sid, syl, cnt in sessions]
+    sources = sources or {}
+    parts = [_join_session(sid, syl, cnt, *sources.get(sid, (sid, sid))) for sid, syl, cnt in sessions]
     _check_consistent(parts, sessions, "unit", "counts")
     _check_consistent(parts, sessions, "freq_hz", "spectrogram")
     parts = _fill_missing_modalities(parts)
@@ -63,17 +90,16 @@ def assemble(
     return ds
 
 
-def _join_session(session: str, syllables_path, counts_path) -> xr.Dataset:
-    if syllables_path is None and counts_path is None:
+def _join_session(session: str, syl: xr.Dataset | None, cnt: xr.Dataset | None, syllables_path,
+                  counts_path) -> xr.Dataset:
+    if syl is None and cnt is None:
         raise InputError(session, "session has neither syllables.nc nor counts.nc")
-    syl = read_netcdf(syllables_path) if syllables_path is not None else None
     if syl is not None and "spectrogram" in syl:
         # the audio stage writes images in [0, 1]; NaN there means a broken file, not a missing modality
         nan_rows = np.isnan(syl["spectrogram"].values).reshape(syl.sizes["syllable"], -1).any(1)
         if nan_rows.any():
             raise InputError(syllables_path, f"{int(nan_rows.sum())} of {nan_rows.size} spectrograms contain NaN "
                                              f"(first: syllable {syl['syllable'].values[np.argmax(nan_rows)]})")
-    cnt = read_netcdf(counts_path) if counts_path is not None else None
     if cnt is not None:
         # Unit QC (firing rate, ...) differs between sessions; it stays in each counts.nc.
         cnt = cnt.drop_vars([c for c in cnt.coords if cnt[c].dims == ("unit",) and c != "unit"])

@@ -46,7 +46,7 @@ def _remove(path: Path) -> None:
 def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
     """Write ``ds`` to ``path`` atomically (h5netcdf engine). Dict/list attrs are stored as JSON."""
     ds = ds.copy()
-    ds.attrs = {k: _attr_value(v) for k, v in ds.attrs.items()}
+    ds.attrs = stored_attrs(ds.attrs)
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
     return Path(path)
@@ -68,6 +68,11 @@ def read_netcdf(path: str | Path, variables: list[str] | None = None) -> xr.Data
 def json_attr(ds: xr.Dataset, key: str):
     """Decode an attribute written by :func:`write_netcdf` from a dict or list."""
     return json.loads(ds.attrs[key])
+
+
+def stored_attrs(attrs: dict) -> dict:
+    """``attrs`` as :func:`write_netcdf` stores them (and :func:`read_netcdf` gives them back)."""
+    return {k: _attr_value(v) for k, v in attrs.items()}
 
 
 def _attr_value(value):

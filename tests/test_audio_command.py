@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from mmneuro.audio import command
+from mmneuro.cli import audio as command
 from mmneuro.errors import InputError
 from mmneuro.io import read_netcdf
 
@@ -169,7 +169,7 @@ def test_nan_in_a_float_wav_is_reported_where_it_is(tmp_path):
     sf.write(tmp_path / "nan.wav", samples, 250_000, subtype="FLOAT")
     with pytest.raises(InputError, match=r"nan.wav: non-finite sample \(NaN/inf\) at t=2.000000 s"):
         command.main(argparse.Namespace(wav=tmp_path / "nan.wav", session="s", out=tmp_path / "o.nc", preset="mouse",
-                                        overrides=[], annotations=None, channel=None, no_progress=True))
+                                        set=[], annotations=None, channel=None, no_progress=True))
     assert not (tmp_path / "o.nc").exists()
 
 

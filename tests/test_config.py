@@ -171,3 +171,50 @@ def test_session_ids_that_escape_the_results_folder_are_refused(tmp_path, sid):
         NewSession(session=sid, audio=Path("a.wav"))
     with pytest.raises(InputError, match="not a valid id"):
         plan_syllables(tmp_path / "a.wav", sid)
+
+
+def test_every_schema_default_is_the_codes_default():
+    """The schema repeats the library's defaults for readers; they must not drift apart."""
+    from mmneuro.config import code_defaults, schema_default_mismatches, static_schema
+
+    assert schema_default_mismatches() == []
+    assert code_defaults()["neural.latency_s"] == 0.02 and "apply.n_samples" in code_defaults()
+    drifted = static_schema()
+    drifted["properties"]["neural"]["properties"]["latency_s"]["default"] = 0.03
+    drifted["properties"]["dataset"]["properties"]["new_key"] = {"type": "number", "default": 1}
+    assert schema_default_mismatches(drifted) == ["neural.latency_s: schema 0.03, code 0.02",
+                                                  "dataset.new_key: schema 1, not declared in the code"]
+
+
+def test_a_changed_code_default_is_caught(monkeypatch):
+    from mmneuro import dataset
+    from mmneuro.config import schema_default_mismatches
+
+    monkeypatch.setitem(dataset.DEFAULTS, "val_fraction", 0.2)
+    assert schema_default_mismatches() == ["dataset.val_fraction: schema 0.15, code 0.2"]
+
+
+def test_train_and_model_overrides_are_typed_in_the_schema():
+    from mmneuro.config import schema, train_schema
+
+    props = schema()["properties"]
+    assert props["train"]["properties"] == train_schema()["properties"]
+    assert props["model_overrides"]["additionalProperties"] == train_schema()
+
+
+def test_one_session_type(session_files):
+    from pathlib import Path
+
+    from mmneuro.apply import NewSession
+    from mmneuro.config import Session
+
+    assert NewSession is Session
+    table = session_files / "s.tsv"
+    table.write_text(HEADER + "s1\ta.wav\tphy\tphy\t\t\t0.5\t\n")
+    (s1,) = load_sessions(table)
+    assert s1.modalities == ("audio", "neural") and s1.syllables is None
+    assert Session.audio_only("x=rec.wav") == Session("x", audio=Path("rec.wav"))
+    with pytest.raises(InputError, match="needs an audio or a neural recording"):
+        Session("s2")
+    with pytest.raises(InputError, match="neural_format: None is not one of phy, nwb, table"):
+        Session("s2", neural=Path("phy"))

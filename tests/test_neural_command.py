@@ -12,7 +12,7 @@ import xarray as xr
 
 from mmneuro.errors import InputError
 from mmneuro.io import json_attr, read_netcdf, write_netcdf
-from mmneuro.neural import command
+from mmneuro.cli import neural as command
 
 
 def run(argv: list[str]) -> int:

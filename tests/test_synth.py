@@ -340,7 +340,7 @@ def test_load_ground_truth_names_the_missing_file(tmp_path):
 
 
 def test_cli_prints_one_line_per_session_and_the_table(tmp_path, capsys):
-    from mmneuro import synth_command
+    from mmneuro.cli import synth as synth_command
 
     parser = argparse.ArgumentParser()
     synth_command.configure_parser(parser)
@@ -394,7 +394,7 @@ def test_synth_config_from_dict_rejects_unknown_keys():
 
 
 def test_cli_takes_a_family_seed_or_a_config_file(tmp_path):
-    from mmneuro import synth_command
+    from mmneuro.cli import synth as synth_command
     from mmneuro.synth import draw_config
 
     parser = argparse.ArgumentParser()

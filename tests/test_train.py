@@ -290,7 +290,7 @@ def test_cli_trains_and_rejects_bad_input(tmp_path, capsys):
 
 
 def test_set_reads_exponent_floats_as_numbers():
-    from mmneuro.train_command import apply_overrides
+    from mmneuro.cli.train import apply_overrides
 
     config = apply_overrides({}, ["lr=3e-3", "beta=1E+1", "neural.scale=-.5e0", "kind=mvae", "seed=0", "tag=3e"])
     assert config == {"lr": 0.003, "beta": 10.0, "neural": {"scale": -0.5}, "kind": "mvae", "seed": 0, "tag": "3e"}

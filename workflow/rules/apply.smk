@@ -12,11 +12,8 @@ rule apply:
     params:
         model_dir=lambda w, input: os.path.dirname(input.model),
         config=lambda w: f"--config {shlex.quote(str(apply_config_file()))}" if apply_config_file() else "",
-        settings=(
-            f"--n-samples {config['apply']['n_samples']} --seed {config['seed']} "
-            f"--flag-percentile {config['apply']['flag_percentile']} "
-            f"--session-flag-fraction {config['apply']['session_flag_fraction']}"
-        ),
+        overrides=set_args({**{k: v for k, v in config["apply"].items() if k not in ("model", "sessions")},
+                            "seed": config["seed"]}),
     conda:
         "../../environment.yml"
     log:
@@ -29,7 +26,7 @@ rule apply:
         runtime=60,
     shell:
         "mmneuro apply {params.model_dir:q} --sessions {input.sessions:q} --reference {input.dataset:q} "
-        "--out {output:q} {params.config} {params.settings} --quiet > {log:q} 2>&1"
+        "--out {output:q} {params.config} {params.overrides} --quiet > {log:q} 2>&1"
 
 
 rule apply_all:

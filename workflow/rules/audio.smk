@@ -14,8 +14,7 @@ rule audio:
         ),
     params:
         preset=config["audio"]["preset"],
-        overrides=set_args(config["audio"]["set"]),
-        channel=(f"--channel {config['audio']['channel']}" if config["audio"]["channel"] is not None else ""),
+        overrides=set_args({**config["audio"]["set"], **channel_setting()}),
     conda:
         "../../environment.yml"
     log:
@@ -28,4 +27,4 @@ rule audio:
         runtime=30,
     shell:
         "mmneuro audio {input.wav:q} --session {wildcards.session} --out {output.nc:q} "
-        "--preset {params.preset} {params.overrides} {params.channel} > {log:q} 2>&1"
+        "--preset {params.preset} {params.overrides} > {log:q} 2>&1"

@@ -37,8 +37,15 @@ def neural_sessions():
 
 
 def set_args(overrides):
-    """`--set key=value` arguments (values as JSON) for a dict of parameter overrides."""
+    """`--set key=value` arguments (values as JSON) for a dict of parameters: the one way every rule
+    passes parameters to its `mmneuro <stage>` command."""
     return " ".join(f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in sorted(overrides.items()))
+
+
+def channel_setting():
+    """The audio channel as an audio parameter, when the config names one."""
+    channel = config["audio"]["channel"]
+    return {"channel": channel} if channel is not None else {}
 
 
 def all_outputs():

@@ -9,10 +9,7 @@ rule dataset:
         f"{RESULTS}/dataset.nc",
     params:
         sessions=dataset_session_args(),
-        split=(
-            f"--val-fraction {config['dataset']['val_fraction']} "
-            f"--test-fraction {config['dataset']['test_fraction']} --seed {config['seed']}"
-        ),
+        overrides=set_args({**config["dataset"], "seed": config["seed"]}),
     conda:
         "../../environment.yml"
     log:
@@ -24,4 +21,4 @@ rule dataset:
         mem_mb=4000,
         runtime=20,
     shell:
-        "mmneuro dataset {params.sessions} --out {output:q} {params.split} > {log:q} 2>&1"
+        "mmneuro dataset {params.sessions} --out {output:q} {params.overrides} > {log:q} 2>&1"

@@ -11,12 +11,7 @@ rule neural:
     params:
         fmt=lambda w: SESSIONS[w.session].neural_format,
         clock=lambda w: clock_args(w.session),
-        labels=",".join(config["neural"]["labels"]),
-        window=(
-            f"--pre-s {config['neural']['pre_s']} --post-s {config['neural']['post_s']} "
-            f"--bin-s {config['neural']['bin_s']} --latency-s {config['neural']['latency_s']} "
-            f"--warp-bins {config['neural']['warp_bins']}"
-        ),
+        overrides=set_args(config["neural"]),
     conda:
         "../../environment.yml"
     log:
@@ -29,4 +24,4 @@ rule neural:
         runtime=20,
     shell:
         "mmneuro neural {input.units:q} --format {params.fmt} --syllables {input.syllables:q} "
-        "--out {output:q} --labels {params.labels} {params.clock} {params.window} > {log:q} 2>&1"
+        "--out {output:q} {params.clock} {params.overrides} > {log:q} 2>&1"

@@ -1,6 +1,10 @@
-"""`mmneuro dataset`: assemble per-session NetCDF files into results/dataset.nc."""
+"""`mmneuro dataset --session ID SYL CNT ... --out dataset.nc [--set key=value ...]`: one dataset with a split."""
 
 from __future__ import annotations
+
+from mmneuro.cli import add_set_argument
+
+KEYS = ("val_fraction", "test_fraction", "seed")  # defaults: mmneuro.dataset.DEFAULTS
 
 
 def configure_parser(parser) -> None:
@@ -8,17 +12,21 @@ def configure_parser(parser) -> None:
                         metavar=("ID", "SYLLABLES_NC", "COUNTS_NC"),
                         help="one session: its id, syllables.nc and counts.nc ('-' for a missing modality); repeat per session")
     parser.add_argument("--out", required=True, help="output dataset.nc")
-    parser.add_argument("--val-fraction", type=float, default=0.15)
-    parser.add_argument("--test-fraction", type=float, default=0.15)
-    parser.add_argument("--seed", type=int, default=0)
+    add_set_argument(parser, KEYS)
+    short = parser.add_argument_group("shortcuts for --set (defaults: val and test 0.15, seed 0)")
+    short.add_argument("--val-fraction", type=float, default=None)
+    short.add_argument("--test-fraction", type=float, default=None)
+    short.add_argument("--seed", type=int, default=None)
 
 
 def main(args) -> int:
-    from mmneuro.dataset import assemble
+    from mmneuro.cli import stage_values
+    from mmneuro.dataset import DEFAULTS, assemble
     from mmneuro.io import write_netcdf
 
+    split = stage_values(args, DEFAULTS, shortcuts=KEYS)
     sessions = [(sid, None if syl == "-" else syl, None if cnt == "-" else cnt) for sid, syl, cnt in args.session]
-    ds = assemble(sessions, val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed)
+    ds = assemble(sessions, **split)
     write_netcdf(ds, args.out)
     split = ds["split"].to_series().value_counts()
     print(f"{args.out}: {ds.sizes['syllable']} syllables from {len(sessions)} sessions "

@@ -1,15 +1,20 @@
-"""`mmneuro synth OUT`: generate demo sessions with planted ground truth and a sessions table."""
+"""`mmneuro synth OUT [--set key=value ...]`: generate demo sessions with planted ground truth and a sessions table."""
 
 from __future__ import annotations
 
 import argparse
 
+from mmneuro.cli import add_set_argument
+
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", metavar="OUT", help="output folder (OUT/<session>/ and OUT/sessions.tsv)")
-    parser.add_argument("--sessions", type=int, default=3, help="number of sessions demo01, demo02, ... (default 3)")
-    parser.add_argument("--duration-s", type=float, default=180.0, help="audio length per session in s (default 180)")
-    parser.add_argument("--seed", type=int, default=0, help="demo seed; session seeds derive from it (default 0)")
+    # defaults: mmneuro.synth.generate_demo's (3 sessions of 180 s, seed 0)
+    parser.add_argument("--sessions", type=int, default=None, dest="n_sessions",
+                        help="number of sessions demo01, demo02, ... (default 3)")
+    parser.add_argument("--duration-s", type=float, default=None, help="audio length per session in s (default 180)")
+    parser.add_argument("--seed", type=int, default=None, help="demo seed; session seeds derive from it (default 0)")
+    add_set_argument(parser, ["the fields of mmneuro.synth.SynthConfig, applied over --config or --family"])
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--config", metavar="FILE",
                        help="YAML/JSON file of SynthConfig keys to change (default: the demo's configuration)")
@@ -18,13 +23,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from mmneuro.synth import draw_config, generate_demo, load_ground_truth
+    from mmneuro.cli import parse_assignments, yaml_value
+    from mmneuro.config import load_sessions
+    from mmneuro.synth import SynthConfig, draw_config, generate_demo, load_ground_truth
 
     config = draw_config(args.family) if args.family is not None else _read_config(args.config)
-    tsv = generate_demo(args.out, n_sessions=args.sessions, duration_s=args.duration_s, seed=args.seed,
-                        config=config)
-    for i in range(1, args.sessions + 1):
-        truth = load_ground_truth(tsv.parent / f"demo{i:02d}")
+    changes = {key: yaml_value(raw) for key, raw in parse_assignments(args.set).items()}
+    if changes:
+        config = SynthConfig.from_dict({**(config or SynthConfig()).to_dict(), **changes}, where="--set")
+    given = {k: getattr(args, k) for k in ("n_sessions", "duration_s", "seed") if getattr(args, k) is not None}
+    tsv = generate_demo(args.out, config=config, **given)
+    for session in load_sessions(tsv):
+        truth = load_ground_truth(session.audio.parent)
         print(f"{truth['session']}: {len(truth['syllables'])} syllables, {len(truth['units'])} units, "
               f"{truth['duration_s']:g} s")
     print(f"sessions table: {tsv}")

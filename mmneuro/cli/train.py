@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
+from mmneuro.cli import add_set_argument, parse_assignments, yaml_value
 from mmneuro.errors import InputError
 
 
@@ -17,8 +17,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="model kind (overrides `kind` in --config; default mvae)")
     parser.add_argument("--out", type=Path, required=True, help="output directory (config.json, weights.pt, …)")
     parser.add_argument("--config", type=Path, help="YAML or JSON file of config keys (see docs/models.md)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config key (YAML value; dotted keys nest: audio.likelihood=laplace)")
+    add_set_argument(parser, ["the config keys of docs/models.md; dotted keys nest: audio.likelihood=laplace"])
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     parser.add_argument("--restart", action="store_true",
                         help="if --out holds a checkpoint of another config or dataset, delete it and train "
@@ -45,10 +44,6 @@ def read_config(path: Path | None) -> dict:
 
 def apply_overrides(config: dict, assignments: list[str]) -> dict:
     """Apply ``key=value`` strings (values parsed as YAML; dotted keys set nested dicts)."""
-    import yaml
-
-    from mmneuro.cli import parse_assignments
-
     for key, raw in parse_assignments(assignments).items():
         *parents, leaf = key.split(".")
         node = config
@@ -56,15 +51,8 @@ def apply_overrides(config: dict, assignments: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise InputError("--set", f"{part!r} is not a mapping in {key!r}")
-        node[leaf] = _number_or_value(yaml.safe_load(raw))
+        node[leaf] = yaml_value(raw)
     return config
-
-
-def _number_or_value(value):
-    """YAML 1.1 reads exponent-only floats such as ``3e-3`` as strings; read them as numbers."""
-    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
-        return float(value)
-    return value
 
 
 def main(args: argparse.Namespace) -> int:

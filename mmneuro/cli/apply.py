@@ -1,4 +1,5 @@
-"""`mmneuro apply MODEL_DIR [WAV | ID=WAV ...] [--sessions TSV] --out DIR`: a trained model on new sessions.
+"""`mmneuro apply MODEL_DIR [WAV | ID=WAV ...] [--sessions TSV] --out DIR [--set key=value ...]`: a trained
+model on new sessions.
 
 Audio-only sessions are given as WAV paths (the session id is the file stem, or ``ID=WAV``);
 sessions with neural data (or neural only) come from a sessions table in the workflow's format.
@@ -8,6 +9,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from mmneuro.cli import add_set_argument
+
+SHORTCUTS = ("n_samples", "seed", "flag_percentile", "session_flag_fraction")  # --set keys with an option too
+KEYS = (*SHORTCUTS, "batch_size")  # mmneuro.apply.ApplySettings declares their defaults
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -26,21 +32,26 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="the dataset.nc the model was trained on (default: MODEL_DIR/../../dataset.nc)")
     parser.add_argument("--config", type=Path, default=None,
                         help="workflow config whose audio/neural parameters are compared with the model's")
-    parser.add_argument("--n-samples", type=int, default=50, help="posterior samples per syllable (default 50)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--flag-percentile", type=float, default=99.0,
-                        help="flag syllables above this percentile of the training distribution (default 99)")
-    parser.add_argument("--session-flag-fraction", type=float, default=0.1,
-                        help="flag a session with more flagged syllables than this fraction (default 0.1)")
+    add_set_argument(parser, KEYS)
+    short = parser.add_argument_group("shortcuts for --set (defaults: docs/apply.md)")
+    short.add_argument("--n-samples", type=int, default=None, help="posterior samples per syllable")
+    short.add_argument("--seed", type=int, default=None)
+    short.add_argument("--flag-percentile", type=float, default=None,
+                       help="flag syllables above this percentile of the training distribution")
+    short.add_argument("--session-flag-fraction", type=float, default=None,
+                       help="flag a session with more flagged syllables than this fraction")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def main(args: argparse.Namespace) -> int:
+    import dataclasses
     import warnings
 
-    from mmneuro.apply import ApplySettings, NewSession, apply_model
+    from mmneuro.apply import ApplySettings, apply_model
     from mmneuro.apply.pipeline import APPLIED_FILE, summary_line
-    from mmneuro.apply.sessions import current_params
+    from mmneuro.apply.sessions import check_syllable_source, current_params, sessions_from_table
+    from mmneuro.cli import stage_values
+    from mmneuro.config import Session, with_syllables
     from mmneuro.errors import InputError
     from mmneuro.io import read_netcdf
 
@@ -50,21 +61,22 @@ def main(args: argparse.Namespace) -> int:
         if not sep or not sid or not csv:
             raise InputError("--syllables", f"expected ID=CSV, got {item!r}")
         syllables[sid] = Path(csv)
-    sessions = [NewSession.audio_only(spec) for spec in args.sessions]
-    for s in list(sessions):
-        if s.session in syllables:
-            sessions[sessions.index(s)] = NewSession(s.session, audio=s.audio, syllables=syllables.pop(s.session))
+    given = [Session.audio_only(spec) for spec in args.sessions]
+    ids = {s.session for s in given}
+    sessions = with_syllables(given, {k: v for k, v in syllables.items() if k in ids}, "--syllables")
+    rest = {k: v for k, v in syllables.items() if k not in ids}
     if args.table is not None:
-        sessions += NewSession.from_table(args.table, syllables)
-    elif syllables:
-        raise InputError("--syllables", f"no session named {sorted(syllables)} among the given sessions")
+        sessions += sessions_from_table(args.table, rest)
+    elif rest:
+        raise InputError("--syllables", f"no session named {sorted(rest)} among the given sessions")
+    for session in sessions:
+        check_syllable_source(session)
     current = None
     if args.config is not None:
         from mmneuro.config import load_config
 
         current = current_params(load_config(args.config))
-    settings = ApplySettings(n_samples=args.n_samples, seed=args.seed, flag_percentile=args.flag_percentile,
-                             session_flag_fraction=args.session_flag_fraction)
+    settings = ApplySettings(**stage_values(args, dataclasses.asdict(ApplySettings()), shortcuts=SHORTCUTS))
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         folders = apply_model(args.model_dir, sessions, args.out, reference=args.reference, settings=settings,

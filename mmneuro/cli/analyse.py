@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mmneuro.cli import add_set_argument
+
 
 def configure_parser(parser) -> None:
     parser.add_argument("model_dir", help="trained model folder (config.json, weights.pt, metrics.csv)")
@@ -9,8 +11,7 @@ def configure_parser(parser) -> None:
     parser.add_argument("--out", required=True, help="analysis folder to write, e.g. results/analysis/mvae")
     parser.add_argument("--truth", nargs="*", default=[], metavar="SESSION_DIR",
                         help="demo session folders with ground_truth.json: adds scores.json")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="analysis settings (docs/analysis.md), e.g. n_clusters=7 n_permutations=500")
+    add_set_argument(parser, ["the analysis settings of docs/analysis.md, e.g. n_clusters=7 n_permutations=500"])
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -19,7 +20,7 @@ def main(args) -> int:
     from mmneuro.analysis.settings import AnalysisSettings
     from mmneuro.cli import parse_assignments
 
-    settings = AnalysisSettings().replace(parse_assignments(args.overrides))
+    settings = AnalysisSettings().replace(parse_assignments(args.set))
     analyse(args.model_dir, args.dataset, args.out, truth_dirs=args.truth, settings=settings,
             progress=not args.quiet)
     return 0

@@ -1,4 +1,5 @@
-"""`mmneuro audio WAV --session ID --out PATH.nc`: syllables.nc plus the syllable table as CSV."""
+"""`mmneuro audio WAV --session ID --out PATH.nc [--preset P] [--set key=value ...]`: syllables.nc plus
+the syllable table as CSV."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import argparse
 import time
 from pathlib import Path
 
-from mmneuro.audio.presets import DEFAULT_PRESET, PARAMETERS, PRESETS, resolve_params
-from mmneuro.cli import parse_assignments
+from mmneuro.audio.presets import DEFAULT_PRESET, PARAMETERS, PRESETS
+from mmneuro.cli import add_set_argument, parse_assignments
 from mmneuro.errors import InputError
 
 
@@ -18,8 +19,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="output NetCDF (.nc); the syllable table goes beside it as .csv")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
                         help=f"parameter preset (default {DEFAULT_PRESET}); see docs/audio.md")
-    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
-                        help=f"override one parameter (repeatable); keys: {', '.join(PARAMETERS)}")
+    add_set_argument(parser, PARAMETERS)
     parser.add_argument("--annotations", type=Path, default=None,
                         help="CSV with onset_s, offset_s (and optionally syllable): use it instead of segmenting")
     parser.add_argument("--channel", type=int, default=None,
@@ -30,13 +30,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from mmneuro.audio.netcdf_stream import write_syllables
     from mmneuro.io import atomic_path
+    from mmneuro.stages import audio_params
 
     if args.out.suffix != ".nc":
         raise InputError(args.out, "output must end in .nc (the syllable table is written beside it as .csv)")
-    overrides = parse_assignments(args.overrides)
-    if args.channel is not None:
-        overrides["channel"] = args.channel
-    params = resolve_params(args.preset, overrides)
+    params = audio_params({"preset": args.preset, "set": parse_assignments(args.set), "channel": args.channel})
 
     started = time.perf_counter()
     written = write_syllables(args.wav, args.session, args.out, params, annotations=args.annotations,
