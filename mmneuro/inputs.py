@@ -10,8 +10,9 @@ import numpy as np
 import xarray as xr
 
 from mmneuro.errors import InputError
+from mmneuro.neural.binning import BinParams
 
-DEFAULT_LATENCY_S = 0.02  # the neural stage's default, used if dataset.nc does not record it
+DEFAULT_LATENCY_S = BinParams.latency_s  # the neural stage's default, used if dataset.nc does not record it
 DIMS = {"spectrogram": ("syllable", "freq", "time"), "counts": ("syllable", "unit", "bin"),
         "total_counts": ("syllable", "unit")}
 
