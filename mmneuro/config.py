@@ -199,7 +199,7 @@ def train_schema() -> dict:
     ``train`` and ``model_overrides``): one property per TrainConfig/ModelConfig field, typed from
     the dataclass annotations, plus ``audio``/``neural`` expert overrides typed from ExpertConfig."""
 
-    from mmneuro.models.model import KINDS, ExpertConfig, ModelConfig
+    from mmneuro.models.config import KINDS, ExpertConfig, ModelConfig
     from mmneuro.train import MODALITIES, TrainConfig
 
     def properties(cls, skip=()):

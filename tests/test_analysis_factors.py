@@ -7,6 +7,7 @@ import torch
 import xarray as xr
 
 from mmneuro.analysis import embed
+from mmneuro.inputs import model_inputs
 from mmneuro.analysis.factors import (
     factor_tables,
     latent_neuron_table,
@@ -89,7 +90,7 @@ def _tiny(n=40, units=6):
 
 def test_factor_tables_label_every_latent_by_part(tmp_path):
     ds, model = _tiny()
-    x = embed.model_inputs(ds, model)
+    x = model_inputs(ds, model)
     tables = factor_tables(model, x, ds)
     assert part_labels(model) == ["shared", "shared", "audio_private", "neural_private", "neural_private"]
     assert tables["latent_parts"]["part"].tolist() == part_labels(model)

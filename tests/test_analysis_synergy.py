@@ -9,7 +9,7 @@ from torch.distributions import Independent, Normal
 
 from mmneuro.analysis.synergy import conditional_log_likelihood, synergy_table
 from mmneuro.models.fusion import DiagGaussian, product_of_experts
-from mmneuro.models.model import Posterior
+from mmneuro.models import Posterior
 
 W = {"a": torch.tensor([[1.0, 0.5], [-0.3, 0.8], [0.2, 0.1]]), "b": torch.tensor([[0.7, -1.0]])}
 SIGMA = {"a": 0.4, "b": 0.6}

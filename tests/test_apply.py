@@ -53,10 +53,10 @@ def _apply(world, sessions, out, **kw):
 
 
 def _complete(world, sid="demo03"):
-    from mmneuro.apply import NewSession
+    from mmneuro.config import Session
 
     d = world / "demo" / sid
-    return NewSession("full", audio=d / "audio.wav", neural=d / "phy", neural_format="phy",
+    return Session("full", audio=d / "audio.wav", neural=d / "phy", neural_format="phy",
                       sync_audio=d / "sync_audio_s.npy", sync_neural=d / "sync_neural_s.npy")
 
 
@@ -71,10 +71,10 @@ def test_training_stores_the_stage_parameters(world):
 
 
 def test_audio_only_session_predicts_held_back_activity_deterministically(world, tmp_path):
-    from mmneuro.apply import NewSession
+    from mmneuro.config import Session
 
     wav = world / "demo" / "demo03" / "audio.wav"
-    folders = _apply(world, [NewSession("audio", audio=wav), _complete(world)], tmp_path / "a")
+    folders = _apply(world, [Session("audio", audio=wav), _complete(world)], tmp_path / "a")
     audio_only, full = (read_netcdf(f / "applied.nc") for f in folders)
     assert "counts" not in audio_only and audio_only["has_neural"].values.sum() == 0
     # same audio, same seed: the audio-only prediction is the complete session's audio->neural one
@@ -87,20 +87,20 @@ def test_audio_only_session_predicts_held_back_activity_deterministically(world,
     print(f"audio->neural mean per-unit r on held-back demo03: {np.nanmean(r):.3f} (mean rate {base_r.mean():.3f})")
     assert np.nanmean(r) > 0.25 and np.nanmean(r) > base_r.mean() + 0.2
     assert dev[0] > dev[1]
-    again = read_netcdf(_apply(world, [NewSession("audio", audio=wav)], tmp_path / "b")[0] / "applied.nc")
+    again = read_netcdf(_apply(world, [Session("audio", audio=wav)], tmp_path / "b")[0] / "applied.nc")
     xr.testing.assert_identical(audio_only, again)
     report = (folders[0] / "report.html").read_text()
     assert report.count("data:image/png;base64") >= 2 and "<h2>" in report and "&lt;" not in report
 
 
 def test_neural_only_session_gets_embeddings_and_spectrograms(world, tmp_path):
-    from mmneuro.apply import NewSession
+    from mmneuro.config import Session
 
     syl = read_netcdf(world / "demo01_syllables.nc")
     csv = tmp_path / "syllables.csv"
     syl[["onset_s", "offset_s"]].to_dataframe()[["onset_s", "offset_s"]].to_csv(csv, index=False)
     d = world / "demo" / "demo01"
-    session = NewSession("neural", neural=d / "phy", neural_format="phy", syllables=csv,
+    session = Session("neural", neural=d / "phy", neural_format="phy", syllables=csv,
                          sync_audio=d / "sync_audio_s.npy", sync_neural=d / "sync_neural_s.npy")
     out = read_netcdf(_apply(world, [session], tmp_path / "n")[0] / "applied.nc")
     assert list(out["conditioning"].values) == ["neural"]
@@ -117,13 +117,13 @@ def test_other_sampling_rate_gives_the_same_result(world, tmp_path):
     import soundfile as sf
     from scipy.signal import resample_poly
 
-    from mmneuro.apply import NewSession
+    from mmneuro.config import Session
 
     wav = world / "demo" / "demo03" / "audio.wav"
     samples, rate = sf.read(wav, dtype="float64")
     sf.write(tmp_path / "300k.wav", resample_poly(samples, 6, 5), int(rate * 6 // 5), subtype="PCM_16")
     a, b = (read_netcdf(f / "applied.nc") for f in _apply(
-        world, [NewSession("a", audio=wav), NewSession("b", audio=tmp_path / "300k.wav")], tmp_path / "out"))
+        world, [Session("a", audio=wav), Session("b", audio=tmp_path / "300k.wav")], tmp_path / "out"))
     onsets_a, onsets_b = a["onset_s"].values, b["onset_s"].values
     j = np.abs(onsets_a[:, None] - onsets_b[None]).argmin(1)
     matched = np.abs(onsets_a - onsets_b[j]) < 0.003

@@ -147,7 +147,7 @@ def test_training_keys_are_typed_from_the_dataclasses():
     import dataclasses
 
     from mmneuro.config import train_schema
-    from mmneuro.models.model import ExpertConfig, ModelConfig
+    from mmneuro.models.config import ExpertConfig, ModelConfig
     from mmneuro.train import TrainConfig
 
     props = train_schema()["properties"]
@@ -164,11 +164,11 @@ def test_session_ids_that_escape_the_results_folder_are_refused(tmp_path, sid):
     their --session; here the library entry points that take one."""
     from pathlib import Path
 
-    from mmneuro.apply.sessions import NewSession
+    from mmneuro.config import Session
     from mmneuro.audio.syllables import plan_syllables
 
     with pytest.raises(InputError, match="not a valid id"):
-        NewSession(session=sid, audio=Path("a.wav"))
+        Session(session=sid, audio=Path("a.wav"))
     with pytest.raises(InputError, match="not a valid id"):
         plan_syllables(tmp_path / "a.wav", sid)
 
@@ -205,10 +205,10 @@ def test_train_and_model_overrides_are_typed_in_the_schema():
 def test_one_session_type(session_files):
     from pathlib import Path
 
-    from mmneuro.apply import NewSession
+    from mmneuro.apply import Session as ApplySession
     from mmneuro.config import Session
 
-    assert NewSession is Session
+    assert ApplySession is Session
     table = session_files / "s.tsv"
     table.write_text(HEADER + "s1\ta.wav\tphy\tphy\t\t\t0.5\t\n")
     (s1,) = load_sessions(table)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from mmneuro.inputs import batches, model_inputs  # noqa: F401 (model_inputs: for callers of its old place)
+from mmneuro.inputs import batches
 
 CONDITIONINGS = {"joint": ("audio", "neural"), "audio": ("audio",), "neural": ("neural",)}
 

@@ -184,7 +184,7 @@ def dataset_features(ds) -> dict[str, np.ndarray]:
 def factor_tables(model, x: dict[str, np.ndarray], ds, *, band_width_hz: float = 5000.0,
                   batch_size: int = 256, z: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
     """Tables for a trained model on dataset.nc ``ds`` (syllables with both modalities) and its
-    model inputs ``x`` (``mmneuro.analysis.embed.model_inputs``):
+    model inputs ``x`` (``mmneuro.inputs.model_inputs``):
 
     ``latent_parts`` (latent, part), ``probes`` (feature × part R², :func:`probe_table`; z is the
     joint posterior mean), ``latent_neuron`` (latent, part, unit, r), ``latent_band``

@@ -2,8 +2,8 @@
 
 Three lines from a notebook::
 
-    from mmneuro.apply import NewSession, apply_model
-    session = NewSession("new01", audio="rec.wav")                 # audio only
+    from mmneuro.apply import Session, apply_model
+    session = Session("new01", audio="rec.wav")                 # audio only
     apply_model("results/models/mopoe", [session], "results/apply/mopoe")
 
 Each session is preprocessed with the parameters stored with the model, embedded, its missing
@@ -13,6 +13,6 @@ after all, and compared with the training data (out-of-distribution check). Outp
 """
 
 from mmneuro.apply.pipeline import ApplySettings, apply_model, apply_to_data
-from mmneuro.apply.sessions import NewSession, preprocess, stored_params
+from mmneuro.apply.sessions import Session, preprocess, stored_params
 
-__all__ = ["ApplySettings", "NewSession", "apply_model", "apply_to_data", "preprocess", "stored_params"]
+__all__ = ["ApplySettings", "Session", "apply_model", "apply_to_data", "preprocess", "stored_params"]

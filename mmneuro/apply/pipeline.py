@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from mmneuro.apply import ood, predict
-from mmneuro.apply.sessions import NewSession, param_differences, preprocess, stored_params
+from mmneuro.apply.sessions import Session, param_differences, preprocess, stored_params
 from mmneuro.errors import InputError
 from mmneuro.inputs import DEFAULT_LATENCY_S, DIMS, model_inputs, window_counts
 from mmneuro.io import atomic_path, read_netcdf, write_netcdf
@@ -82,7 +82,7 @@ def load_reference(path: str | Path, model, neural_input: str) -> Reference:
     return Reference(held_out, x, str(path))
 
 
-def apply_model(model_dir: str | Path, sessions: list[NewSession], out_dir: str | Path, *,
+def apply_model(model_dir: str | Path, sessions: list[Session], out_dir: str | Path, *,
                 reference: str | Path | None = None, settings: ApplySettings | None = None,
                 current: dict | None = None, progress: bool = True) -> list[Path]:
     """Apply the model in ``model_dir`` to ``sessions``; write ``out_dir/<session>/``; return the folders.

@@ -17,8 +17,6 @@ import xarray as xr
 from mmneuro.config import Session
 from mmneuro.errors import InputError
 
-# The one session type; ``NewSession`` is its name in mmneuro.apply's older callers.
-NewSession = Session
 
 
 def sessions_from_table(path: str | Path, syllables: dict[str, Path] | None = None) -> list[Session]:

@@ -194,7 +194,6 @@ class MultimodalVAE(nn.Module):
         expert = self.experts[name]
         return expert.likelihood.mean(expert.decode(self._decoder_input(z, name)))
 
-    _decode_mean = decode_mean  # shim for callers of the old private name; remove after the issue-17 merge
 
     def _log_lik_fn(self, xs: dict[str, torch.Tensor], present: torch.Tensor, weighted: bool = True):
         """Build ``log_lik(z, targets)`` for the objectives (see mmneuro.models.objectives)."""

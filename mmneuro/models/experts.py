@@ -193,7 +193,7 @@ class MLPDecoder(nn.Module):
 class Expert(nn.Module):
     """Encoder + Gaussian head + decoder + likelihood for one modality with observations of ``shape``.
 
-    ``settings`` (see :class:`mmneuro.models.model.ExpertConfig`): network ``"conv"`` or ``"mlp"``,
+    ``settings`` (see :class:`mmneuro.models.config.ExpertConfig`): network ``"conv"`` or ``"mlp"``,
     ``channels``/``hidden`` sizes, ``likelihood`` name and ``likelihood_params``, ``out_activation``,
     ``norm`` (conv encoder only: ``"group"`` or ``"none"``), ``input_dropout`` (MLP encoder only).
     """
