@@ -33,7 +33,7 @@ from mmneuro.collapse import COLLAPSE_NATS, posterior_kl, warn_collapse  # noqa:
 from mmneuro.errors import InputError
 from mmneuro.io import atomic_path, read_netcdf
 from mmneuro.models import ExpertConfig, ModelConfig, MultimodalVAE, build_model, default_expert
-from mmneuro.models.persistence import CONFIG_FILE, WEIGHTS_FILE
+from mmneuro.models.persistence import WEIGHTS_FILE, save_model
 
 CHECKPOINT_FILE, METRICS_FILE = "checkpoint.pt", "metrics.csv"
 MODALITIES = ("audio", "neural")
@@ -290,7 +290,6 @@ def fit_model(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | Non
         out_dir.mkdir(parents=True, exist_ok=True)
         identity = {"config": full_config, "data_sha256": data_digest(arrays, train_idx, val_idx)}
         state = _load_checkpoint(out_dir, identity, model, optimizer, device, on_mismatch)
-        _write_text(out_dir / CONFIG_FILE, _config_json(full_config))
 
     if epochs > train.epochs and progress:
         print(f"{len(train_idx)} training syllables: up to {epochs} epochs for min_steps={train.min_steps}",
@@ -347,14 +346,9 @@ def save_result(result: FitResult, out_dir: str | Path) -> Path:
     """Write a training's ``weights.pt`` (best weights), ``config.json`` and ``metrics.csv`` into out_dir:
     what :func:`fit` leaves there besides the checkpoint, and what mmneuro.models.load_model reads."""
     out_dir = Path(out_dir)
-    result.model.save(out_dir)  # weights + a config.json of the model section alone, rewritten whole next
-    _write_text(out_dir / CONFIG_FILE, _config_json(result.config))
+    save_model(result.model, out_dir, config=result.config)
     _write_text(out_dir / METRICS_FILE, _metrics_csv(result.metrics))
     return out_dir
-
-
-def _config_json(full_config: dict) -> str:
-    return json.dumps(full_config, indent=2, default=list)
 
 
 def _write_text(path: Path, text: str) -> None:

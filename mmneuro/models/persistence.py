@@ -17,12 +17,14 @@ from mmneuro.models.registry import build_model
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
 
 
-def save_model(model: MultimodalVAE, out_dir: str | Path) -> Path:
-    """Write ``config.json`` and ``weights.pt`` (state dict) into out_dir, each atomically."""
+def save_model(model: MultimodalVAE, out_dir: str | Path, config: dict | None = None) -> Path:
+    """Write ``config.json`` and ``weights.pt`` (state dict) into out_dir, each atomically.
+    ``config``: the whole ``config.json`` content (``{"model": …, "train": …}`` from training);
+    default ``{"model": model.config}``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / CONFIG_FILE) as tmp:
-        tmp.write_text(json.dumps({"model": model.config.to_dict()}, indent=2))
+        tmp.write_text(json.dumps(config or {"model": model.config.to_dict()}, indent=2, default=list))
     with atomic_path(out_dir / WEIGHTS_FILE) as tmp:
         torch.save(model.state_dict(), tmp)
     return out_dir
