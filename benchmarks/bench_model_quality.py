@@ -166,26 +166,30 @@ def fewer_training_syllables(ds, n_train: int, seed: int = 0):
 
 
 def evaluate(model, ds, truth_dirs: list[Path], reference: Path | None = None) -> dict:
-    from mmneuro.analysis import pipeline, synergy
-    from mmneuro.analysis.settings import AnalysisSettings
-
-    settings = AnalysisSettings()
-    truths = pipeline._load_truths(truth_dirs)
-    data = pipeline._select(ds, model, settings, "dataset.nc")
-    if "neural" not in model.modalities:
-        return audio_only_scores(model, data, settings)
-    cross = pipeline._crosspred(model, data, settings, truths, pipeline._truth_units(truths, data.ds["unit"].values))
-    r = cross["table"].groupby(["direction", "method"])["pearson_r"].mean()
-    syn = pipeline._synergy(model, data, settings, False).set_index("target")
+    """The scores of one trained model on ``ds``'s held-out syllables, from the analysis stage itself
+    (``mmneuro.analyse`` with the planted truth of ``truth_dirs``: cross-prediction with its oracles,
+    synergy); an audio-only model gets :func:`audio_only_scores`."""
     import torch
 
+    from mmneuro.analysis import analyse
+    from mmneuro.analysis.settings import AnalysisSettings
+    from mmneuro.synth.scoring import load_truths
+
+    settings = AnalysisSettings()
+    if "neural" not in model.modalities:
+        return audio_only_scores(model, ds, settings)
+    result = analyse(model, ds, settings=settings, truth=load_truths(truth_dirs), progress=False)
+    data, decoded = result.context.data, result.context.cross["images"]
+    r = result.crosspred.groupby(["direction", "method"])["pearson_r"].mean()
+    syn = result.synergy.set_index("target")
     images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
     looks = {f"{key}_{k}": v for key, method in (("a2a", "model (audio->audio)"), ("n2a", "model (neural->audio)"))
-             for k, v in image_looks(images, cross["images"][method].reshape(images.shape),
+             for k, v in image_looks(images, decoded[method].reshape(images.shape),
                                      data.ds["freq_hz"].values / 1e3).items()}
     if reference is not None:
-        looks |= reference_scores(data.ds.assign_attrs(audio_params=ds.attrs["audio_params"]), {"a2a": cross["images"]["model (audio->audio)"],
-                                            "n2a": cross["images"]["model (neural->audio)"]}, reference)
+        looks |= reference_scores(data.ds.assign_attrs(audio_params=ds.attrs["audio_params"]),
+                                  {"a2a": decoded["model (audio->audio)"], "n2a": decoded["model (neural->audio)"]},
+                                  reference)
     kl = model.unimodal_information({m: torch.from_numpy(v) for m, v in data.x.items()})
     return {"a2n": r["audio->neural", "model (audio->neural)"], "ridge": r["audio->neural", "ridge (spectrogram PCA)"],
             "oracle": r["audio->neural", "oracle (planted rate)"], "n2a": r["neural->audio", "model (neural->audio)"],
@@ -197,19 +201,24 @@ def evaluate(model, ds, truth_dirs: list[Path], reference: Path | None = None) -
             "ll_audio": syn.loc["audio", "log_p_self"], "ll_neural": syn.loc["neural", "log_p_self"], **looks}
 
 
-def audio_only_scores(model, data, settings) -> dict:
+def audio_only_scores(model, ds, settings) -> dict:
     """An audio-only model (``vae``, or ``--set 'modalities=[audio]'``): what the audio side alone
-    reaches at the same budget, ``a2a`` and the audio posterior's nats, scored like the others."""
+    reaches at the same budget, ``a2a`` and the audio posterior's nats, on the analysis' held-out
+    syllables (pipeline.splits), scored like the others."""
     import torch
 
     from mmneuro.analysis import embed
     from mmneuro.analysis.neurons import pearson_columns
+    from mmneuro.analysis.pipeline import splits
+    from mmneuro.inputs import model_inputs
 
-    images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
-    decoded = embed.cross_generate(model, data.x, "audio", "audio", settings.batch_size,
+    part, _ = splits(ds, settings, "dataset.nc")
+    x = model_inputs(part, model, "dataset.nc")
+    images = part["spectrogram"].transpose("syllable", "freq", "time").values
+    decoded = embed.cross_generate(model, x, "audio", "audio", settings.batch_size,
                                    samples=settings.predictive_samples, seed=settings.seed)
     flat = images.reshape(len(images), -1)
-    kl = model.unimodal_information({"audio": torch.from_numpy(data.x["audio"])})
+    kl = model.unimodal_information({"audio": torch.from_numpy(x["audio"])})
     return {"a2a": float(np.nanmean(pearson_columns(flat.T, decoded.reshape(flat.shape).T))),
             "kl_audio": kl["kl_unimodal_audio"], "info_audio": kl["info_unimodal_audio"]}
 
