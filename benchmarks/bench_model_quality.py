@@ -172,12 +172,13 @@ def evaluate(model, ds, truth_dirs: list[Path], reference: Path | None = None) -
     import torch
 
     from mmneuro.analysis import analyse
+    from mmneuro.analysis.pipeline import analysis_data
     from mmneuro.analysis.settings import AnalysisSettings
     from mmneuro.synth.scoring import load_truths
 
     settings = AnalysisSettings()
     if "neural" not in model.modalities:
-        return audio_only_scores(model, ds, settings)
+        return audio_only_scores(model, analysis_data(ds, model, settings, "dataset.nc"), settings)
     result = analyse(model, ds, settings=settings, truth=load_truths(truth_dirs), progress=False)
     data, decoded = result.context.data, result.context.cross["images"]
     r = result.crosspred.groupby(["direction", "method"])["pearson_r"].mean()
@@ -201,24 +202,20 @@ def evaluate(model, ds, truth_dirs: list[Path], reference: Path | None = None) -
             "ll_audio": syn.loc["audio", "log_p_self"], "ll_neural": syn.loc["neural", "log_p_self"], **looks}
 
 
-def audio_only_scores(model, ds, settings) -> dict:
+def audio_only_scores(model, data, settings) -> dict:
     """An audio-only model (``vae``, or ``--set 'modalities=[audio]'``): what the audio side alone
-    reaches at the same budget, ``a2a`` and the audio posterior's nats, on the analysis' held-out
-    syllables (pipeline.splits), scored like the others."""
+    reaches at the same budget, ``a2a`` and the audio posterior's nats, scored like the others
+    (``data``: pipeline.analysis_data)."""
     import torch
 
     from mmneuro.analysis import embed
     from mmneuro.analysis.neurons import pearson_columns
-    from mmneuro.analysis.pipeline import splits
-    from mmneuro.inputs import model_inputs
 
-    part, _ = splits(ds, settings, "dataset.nc")
-    x = model_inputs(part, model, "dataset.nc")
-    images = part["spectrogram"].transpose("syllable", "freq", "time").values
-    decoded = embed.cross_generate(model, x, "audio", "audio", settings.batch_size,
+    images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
+    decoded = embed.cross_generate(model, data.x, "audio", "audio", settings.batch_size,
                                    samples=settings.predictive_samples, seed=settings.seed)
     flat = images.reshape(len(images), -1)
-    kl = model.unimodal_information({"audio": torch.from_numpy(x["audio"])})
+    kl = model.unimodal_information({"audio": torch.from_numpy(data.x["audio"])})
     return {"a2a": float(np.nanmean(pearson_columns(flat.T, decoded.reshape(flat.shape).T))),
             "kl_audio": kl["kl_unimodal_audio"], "info_audio": kl["info_unimodal_audio"]}
 
