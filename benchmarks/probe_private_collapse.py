@@ -27,13 +27,15 @@ import mmneuro.models.experts as E
 import mmneuro.train as T
 from mmneuro.analysis import embed
 from mmneuro.analysis.factors import latent_parts, leak_probe, probe_r2
-from mmneuro.inputs import model_inputs, training_arrays
 from mmneuro.train_command import apply_overrides
 
 sys.path.insert(0, str(Path(__file__).parent))
 from probe_factorisation import planted_targets  # noqa: E402
 
+
 def main() -> None:
+    from mmneuro.inputs import model_inputs, training_arrays
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("tag", help="name of this run (model folder and JSON under --out)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides, as mmneuro train")
