@@ -28,6 +28,7 @@ from mmneuro.train import fit
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_model_quality import build_dataset, train_config  # noqa: E402
 
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--family", default="few_units")

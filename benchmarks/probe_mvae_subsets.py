@@ -21,6 +21,7 @@ from mmneuro.io import read_netcdf
 from mmneuro.models import load_model
 from mmneuro.models.fusion import product_of_experts
 
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+")
