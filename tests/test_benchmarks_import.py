@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+OPTIONAL = {"multivae", "pythae", "vocalpy"}  # bench_models / bench_audio compare against them
 BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
 
 
@@ -75,7 +76,12 @@ def test_benchmark_imports_without_running(script, monkeypatch):
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", refuse)
     spec = importlib.util.spec_from_file_location(f"_bench_{script.stem}", script)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as err:  # the peer libraries compared against are optional installs
+        if (err.name or "").split(".")[0] in OPTIONAL:
+            pytest.skip(f"{script.name} needs {err.name}")
+        raise
     assert callable(getattr(module, "main", None)) or script.stem == "import_stand_ins"
 
 
