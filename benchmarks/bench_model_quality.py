@@ -166,26 +166,31 @@ def fewer_training_syllables(ds, n_train: int, seed: int = 0):
 
 
 def evaluate(model, ds, truth_dirs: list[Path], reference: Path | None = None) -> dict:
-    from mmneuro.analysis import pipeline, synergy
-    from mmneuro.analysis.settings import AnalysisSettings
-
-    settings = AnalysisSettings()
-    truths = pipeline._load_truths(truth_dirs)
-    data = pipeline._select(ds, model, settings, "dataset.nc")
-    if "neural" not in model.modalities:
-        return audio_only_scores(model, data, settings)
-    cross = pipeline._crosspred(model, data, settings, truths, pipeline._truth_units(truths, data.ds["unit"].values))
-    r = cross["table"].groupby(["direction", "method"])["pearson_r"].mean()
-    syn = pipeline._synergy(model, data, settings, False).set_index("target")
+    """The scores of one trained model on ``ds``'s held-out syllables, from the analysis stage itself
+    (``mmneuro.analyse`` with the planted truth of ``truth_dirs``: cross-prediction with its oracles,
+    synergy); an audio-only model gets :func:`audio_only_scores`."""
     import torch
 
+    from mmneuro.analysis import analyse
+    from mmneuro.analysis.pipeline import analysis_data
+    from mmneuro.analysis.settings import AnalysisSettings
+    from mmneuro.synth.scoring import load_truths
+
+    settings = AnalysisSettings()
+    if "neural" not in model.modalities:
+        return audio_only_scores(model, analysis_data(ds, model, settings, "dataset.nc"), settings)
+    result = analyse(model, ds, settings=settings, truth=load_truths(truth_dirs), progress=False)
+    data, decoded = result.context.data, result.context.cross["images"]
+    r = result.crosspred.groupby(["direction", "method"])["pearson_r"].mean()
+    syn = result.synergy.set_index("target")
     images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
     looks = {f"{key}_{k}": v for key, method in (("a2a", "model (audio->audio)"), ("n2a", "model (neural->audio)"))
-             for k, v in image_looks(images, cross["images"][method].reshape(images.shape),
+             for k, v in image_looks(images, decoded[method].reshape(images.shape),
                                      data.ds["freq_hz"].values / 1e3).items()}
     if reference is not None:
-        looks |= reference_scores(data.ds.assign_attrs(audio_params=ds.attrs["audio_params"]), {"a2a": cross["images"]["model (audio->audio)"],
-                                            "n2a": cross["images"]["model (neural->audio)"]}, reference)
+        looks |= reference_scores(data.ds.assign_attrs(audio_params=ds.attrs["audio_params"]),
+                                  {"a2a": decoded["model (audio->audio)"], "n2a": decoded["model (neural->audio)"]},
+                                  reference)
     kl = model.unimodal_information({m: torch.from_numpy(v) for m, v in data.x.items()})
     return {"a2n": r["audio->neural", "model (audio->neural)"], "ridge": r["audio->neural", "ridge (spectrogram PCA)"],
             "oracle": r["audio->neural", "oracle (planted rate)"], "n2a": r["neural->audio", "model (neural->audio)"],
@@ -199,7 +204,8 @@ def evaluate(model, ds, truth_dirs: list[Path], reference: Path | None = None) -
 
 def audio_only_scores(model, data, settings) -> dict:
     """An audio-only model (``vae``, or ``--set 'modalities=[audio]'``): what the audio side alone
-    reaches at the same budget, ``a2a`` and the audio posterior's nats, scored like the others."""
+    reaches at the same budget, ``a2a`` and the audio posterior's nats, scored like the others
+    (``data``: pipeline.analysis_data)."""
     import torch
 
     from mmneuro.analysis import embed

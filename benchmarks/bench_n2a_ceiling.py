@@ -16,7 +16,7 @@ target: n2a >= 3x mean image):
 - ``ridge_binned``: ridge from sqrt binned counts (unit x bin, the models' input), alphas to 1e5;
 - ``trees``: the trees on sqrt total counts (a nonlinear neural decoder);
 - ``ridge_rates`` / ``trees_rates``: the same from the noise-free planted expected counts
-  (crosspred.oracle_counts: the neurons without Poisson noise);
+  (mmneuro.synth.scoring.oracle_counts: the neurons without Poisson noise);
 - ``oracle_all``: the trees on every planted parameter that shapes the image (start/end frequency,
   duration, jump position, harmonic, log amplitude), limited by the training set's size (the
   noise-free re-rendered ceiling is bench_spectrogram_ceiling.py's, 0.98);
@@ -49,15 +49,17 @@ ALL_PARAMS = ["start_freq_hz", "end_freq_hz", "duration_s", "jump_fraction", "ha
 def family_rows(folder: Path) -> dict:
     from sklearn.decomposition import PCA
 
-    from mmneuro.analysis import crosspred, pipeline, scoring
+    from mmneuro.analysis import crosspred, pipeline
     from mmneuro.analysis.settings import AnalysisSettings
+    from mmneuro.inputs import latency_s, window_counts
     from mmneuro.io import read_netcdf
+    from mmneuro.synth import scoring
 
     s = AnalysisSettings()
     ds = read_netcdf(folder / "results" / "dataset.nc")
     split = dict(zip(("test", "train"), pipeline.splits(ds, s, str(folder))))
-    truths = pipeline._load_truths(sorted(p.parent for p in (folder / "data").glob("*/ground_truth.json")))
-    units = pipeline._truth_units(truths, ds["unit"].values)
+    truths = scoring.load_truths(sorted(p.parent for p in (folder / "data").glob("*/ground_truth.json")))
+    units = scoring.truth_units(truths, ds["unit"].values)
     tail = float(next(iter(truths.values())).get("response_tail_s", 0.0))
 
     def per_split(fn):
@@ -68,10 +70,9 @@ def family_rows(folder: Path) -> dict:
                                                             s.match_tolerance_s))
     total = per_split(lambda d: np.sqrt(d["total_counts"].transpose("syllable", "unit").values.astype(float)))
     binned = per_split(lambda d: d["counts"].transpose("syllable", "unit", "bin").values.astype(float))
-    # noise-free expected counts in the total-count window (onset -> offset + latency, pipeline._counts)
-    latency = pipeline._neural_params(ds).get("latency_s", pipeline.DEFAULT_LATENCY_S)
-    rates = {k: np.sqrt(crosspred.oracle_counts(units, planted[k], d["onset_s"].values,
-                                                (0.0, d["offset_s"].values - d["onset_s"].values + latency), tail))
+    # noise-free expected counts in the total-count window (onset -> offset + latency, inputs.window_counts)
+    rates = {k: np.sqrt(scoring.oracle_counts(units, planted[k], d["onset_s"].values,
+                                              window_counts(d, "total_counts", latency_s(ds))[2], tail))
              for k, d in split.items()}
     params = {k: scoring.syllable_feature_matrix(v, ALL_PARAMS) for k, v in planted.items()}
     for m in params.values():
@@ -115,7 +116,7 @@ def model_rows(models: Path, work: Path, samples: int = 32) -> pd.DataFrame:
     for folder in sorted(p for p in models.iterdir() if (p / "config.json").is_file()):
         family, kind, seed = folder.name.rsplit("_", 2)
         model = load_model(folder)
-        data = pipeline._select(read_netcdf(work / family / "results" / "dataset.nc"), model, s, str(folder))
+        data = pipeline.analysis_data(read_netcdf(work / family / "results" / "dataset.nc"), model, s, str(folder))
         images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
         row = {"family": family, "model": kind, "seed": int(seed)}
         for src, key in (("neural", "n2a"), ("audio", "a2a")):

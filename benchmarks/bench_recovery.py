@@ -77,10 +77,10 @@ def latent_profile_ari(folder: Path, model: str) -> float:
     import pandas as pd
 
     from mmneuro.analysis.neurons import cluster_profiles
-    from mmneuro.analysis.scoring import cluster_agreement
     from mmneuro.analysis.settings import AnalysisSettings
     from mmneuro.io import read_netcdf
     from mmneuro.synth import load_ground_truth
+    from mmneuro.synth.scoring import cluster_agreement
 
     analysis = folder / "results" / "analysis" / model
     table = pd.read_csv(analysis / "clusters.csv")
@@ -94,15 +94,18 @@ def latent_profile_ari(folder: Path, model: str) -> float:
 def model_free(folder: Path) -> dict:
     """The analysis' model-free part alone on the dataset (tuning test, clusters of tuning curves,
     cluster bands: the same functions `mmneuro analyse` runs), scored against the planted truth."""
-    from mmneuro.analysis.pipeline import _both_modalities, cluster_bands, cluster_units, unit_tuning
-    from mmneuro.analysis.scoring import band_recovery, cluster_agreement, untuned_recovery
+    from dataclasses import replace
+
+    from mmneuro.analysis.pipeline import cluster_bands, cluster_units, splits, unit_tuning
     from mmneuro.analysis.settings import AnalysisSettings
     from mmneuro.io import read_netcdf
     from mmneuro.synth import load_ground_truth
+    from mmneuro.synth.scoring import band_recovery, cluster_agreement, untuned_recovery
 
-    both = _both_modalities(read_netcdf(folder / "results" / "dataset.nc"))
-    truth = load_ground_truth(folder / "data" / "demo01")
+    dataset = folder / "results" / "dataset.nc"
     settings = AnalysisSettings()
+    both, _ = splits(read_netcdf(dataset), replace(settings, split="all"), str(dataset))  # every syllable with both modalities
+    truth = load_ground_truth(folder / "data" / "demo01")
     tuning = unit_tuning(both, settings)
     labels = cluster_units(tuning["profiles"], tuning["tuned"], settings)["labels"]
     units = both["unit"].values

@@ -33,6 +33,7 @@ def main() -> None:
     from scipy.ndimage import gaussian_filter
 
     from mmneuro.analysis import embed
+    from mmneuro.inputs import model_inputs
     from mmneuro.train import fit
     from mmneuro.cli.train import apply_overrides
 
@@ -50,7 +51,7 @@ def main() -> None:
     tag = f"blur{args.blur:g}{'_rescale' if args.rescale else ''}" + "".join(f"_{s}" for s in args.set)
     model = fit(ds, config, args.out / tag, progress=False)
     test = ds.isel(syllable=np.flatnonzero(ds["split"].values == "test"))
-    z, _ = embed.posterior_moments(model, embed.model_inputs(test, model), ("audio",))
+    z, _ = embed.posterior_moments(model, model_inputs(test, model), ("audio",))
     decoded = embed.decoder_mean(model, "audio")(z.astype(np.float32))
     truth = test["spectrogram"].transpose("syllable", "freq", "time").values
     r = np.median([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(decoded, truth)])

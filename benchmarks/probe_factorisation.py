@@ -26,10 +26,10 @@ import numpy as np
 
 
 def planted_targets(demo: Path, ds) -> dict[str, np.ndarray]:
-    """Per-syllable factors from ground_truth.json (``mmneuro.analysis.scoring.planted_factors``, NaN
+    """Per-syllable factors from ground_truth.json (``mmneuro.synth.scoring.planted_factors``, NaN
     where a syllable has no planted match) plus the measured ``amplitude_db``."""
-    from mmneuro.analysis.scoring import planted_factors
     from mmneuro.synth import load_ground_truth
+    from mmneuro.synth.scoring import planted_factors
 
     truths = {s: load_ground_truth(demo / s) for s in np.unique(ds["session"].values)}
     planted = planted_factors(ds["session"].values, ds["onset_s"].values, truths, tolerance_s=0.01)
@@ -65,6 +65,7 @@ def main() -> None:
 
     from mmneuro.analysis import embed
     from mmneuro.analysis.factors import latent_parts, leak_probe, probe_r2
+    from mmneuro.inputs import model_inputs
     from mmneuro.train import fit
     from mmneuro.cli.train import apply_overrides
 
@@ -95,7 +96,7 @@ def main() -> None:
         tag += "_wf" * args.workflow_defaults + "".join(f"_{item.replace('=', '-')}" for item in args.set)
         model = fit(ds, config, args.out / f"{name}_{tag}", progress=False).cpu()
         elapsed = time.perf_counter() - t0
-        x = embed.model_inputs(sub, model)
+        x = model_inputs(sub, model)
         z, _ = embed.posterior_moments(model, x, tuple(model.modalities))
         parts = {**latent_parts(model), "all": slice(0, z.shape[1])}
         for target, y in targets.items():

@@ -56,7 +56,7 @@ def model_row(folder: Path, work: Path, samples: int = 32) -> dict:
     family, kind, seed = next((name[0], kind, name[1].split("_")[0]) for kind in KINDS
                               if len(name := folder.name.split(f"_{kind}_", 1)) == 2)
     model = load_model(folder).eval()
-    data = pipeline._select(read_netcdf(work / family / "results" / "dataset.nc"), model, s, str(folder))
+    data = pipeline.analysis_data(read_netcdf(work / family / "results" / "dataset.nc"), model, s, str(folder))
     img = {"test": data.ds["spectrogram"].transpose("syllable", "freq", "time").values,
            "train": data.train["spectrogram"].transpose("syllable", "freq", "time").values}
     x = {"test": data.x, "train": data.x_train}

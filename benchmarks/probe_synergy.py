@@ -29,17 +29,6 @@ from mmneuro.analysis.synergy import conditional_log_likelihood
 from mmneuro.io import read_netcdf
 from mmneuro.models import load_model
 
-ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ap.add_argument("--models", type=Path, required=True)
-ap.add_argument("--work", type=Path, required=True)
-ap.add_argument("--target", default="neural")
-ap.add_argument("--only", default="", help="comma-separated substrings of the model folders to keep")
-ap.add_argument("--csv", type=Path)
-args = ap.parse_args()
-torch.set_num_threads(1)
-settings = AnalysisSettings()
-rows = []
-
 
 def component_estimates(model, x, target, k, seed):
     """log (1/K) Σ_k p(x_t | z_k), z_k ~ q_c, for every component c of q(z | joint), and their log-mean-exp."""
@@ -57,33 +46,48 @@ def component_estimates(model, x, target, k, seed):
     return {f"comp_{c}": float(p.mean()) for c, p in enumerate(per)} | {"mix": float(mix.mean())}
 
 
-for folder in sorted(p for p in args.models.iterdir() if (p / "weights.pt").is_file()):
-    if args.only and not any(s in folder.name for s in args.only.split(",")):
-        continue
-    family, kind, seed = re.match(r"(.+?)_(mvae|mmvae|mopoe)_(\d+)", folder.name).groups()  # (+ _<--set> tags)
-    model = load_model(folder)
-    ds = read_netcdf(args.work / family / "results" / "dataset.nc")
-    data = pipeline._select(ds, model, settings, family)
-    n = min(settings.synergy_max_syllables, len(data.counts))
-    pick = np.sort(np.random.default_rng(settings.seed).choice(len(data.counts), n, replace=False))
-    x = {m: v[pick] for m, v in data.x.items()}
-    t = args.target
-    other = next(m for m in model.modalities if m != t)
-    ll = {key: conditional_log_likelihood(model, x, t, given, k=settings.synergy_k, seed=settings.seed)
-          for key, given in (("joint", (t, other)), ("self", (t,)), ("cross", (other,)))}
-    d_js, d_sc = ll["joint"] - ll["self"], ll["self"] - ll["cross"]
-    se = lambda v: float(v.std(ddof=1) / np.sqrt(len(v)))  # noqa: E731
-    joint_ok, self_ok = d_js.mean() > -2 * se(d_js), d_sc.mean() > 2 * se(d_sc)
-    rows.append({"model": folder.name, "family": family, "kind": kind, "seed": int(seed), "joint": ll["joint"].mean(),
-                 "self": ll["self"].mean(), "cross": ll["cross"].mean(),
-                 "joint_minus_self": d_js.mean(), "se_js": se(d_js), "self_minus_cross": d_sc.mean(),
-                 "se_sc": se(d_sc), "fails": ",".join(f for f, ok in (("joint<self", joint_ok),
-                                                                    ("self<=cross", self_ok)) if not ok) or "-"})
-    if model.config.kind in ("mmvae", "mopoe"):
-        rows[-1] |= component_estimates(model, x, t, settings.synergy_k, settings.seed)
-    print(rows[-1], file=sys.stderr, flush=True)
-table = pd.DataFrame(rows)
-if args.csv:
-    table.to_csv(args.csv, index=False)
-pd.set_option("display.width", 250)
-print(table.round(3).to_string(index=False))
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--target", default="neural")
+    ap.add_argument("--only", default="", help="comma-separated substrings of the model folders to keep")
+    ap.add_argument("--csv", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    settings = AnalysisSettings()
+    rows = []
+    for folder in sorted(p for p in args.models.iterdir() if (p / "weights.pt").is_file()):
+        if args.only and not any(s in folder.name for s in args.only.split(",")):
+            continue
+        family, kind, seed = re.match(r"(.+?)_(mvae|mmvae|mopoe)_(\d+)", folder.name).groups()  # (+ _<--set> tags)
+        model = load_model(folder)
+        ds = read_netcdf(args.work / family / "results" / "dataset.nc")
+        data = pipeline.analysis_data(ds, model, settings, family)
+        n = min(settings.synergy_max_syllables, len(data.counts))
+        pick = np.sort(np.random.default_rng(settings.seed).choice(len(data.counts), n, replace=False))
+        x = {m: v[pick] for m, v in data.x.items()}
+        t = args.target
+        other = next(m for m in model.modalities if m != t)
+        ll = {key: conditional_log_likelihood(model, x, t, given, k=settings.synergy_k, seed=settings.seed)
+              for key, given in (("joint", (t, other)), ("self", (t,)), ("cross", (other,)))}
+        d_js, d_sc = ll["joint"] - ll["self"], ll["self"] - ll["cross"]
+        se = lambda v: float(v.std(ddof=1) / np.sqrt(len(v)))  # noqa: E731
+        joint_ok, self_ok = d_js.mean() > -2 * se(d_js), d_sc.mean() > 2 * se(d_sc)
+        rows.append({"model": folder.name, "family": family, "kind": kind, "seed": int(seed), "joint": ll["joint"].mean(),
+                     "self": ll["self"].mean(), "cross": ll["cross"].mean(),
+                     "joint_minus_self": d_js.mean(), "se_js": se(d_js), "self_minus_cross": d_sc.mean(),
+                     "se_sc": se(d_sc), "fails": ",".join(f for f, ok in (("joint<self", joint_ok),
+                                                                        ("self<=cross", self_ok)) if not ok) or "-"})
+        if model.config.kind in ("mmvae", "mopoe"):
+            rows[-1] |= component_estimates(model, x, t, settings.synergy_k, settings.seed)
+        print(rows[-1], file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    pd.set_option("display.width", 250)
+    print(table.round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
