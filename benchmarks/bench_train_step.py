@@ -24,7 +24,7 @@ def step_ms(dataset, settings: dict, steps: int) -> float:
     import torch
 
     from mmneuro import train as T
-    from mmneuro.models.model import MultimodalVAE
+    from mmneuro.models import MultimodalVAE
 
     model_dict, train = T.split_config(settings)
     modalities = tuple(train.modalities or T.MODALITIES)
