@@ -60,7 +60,7 @@ def analyse(model, ds: xr.Dataset, *, settings: AnalysisSettings | None = None, 
     settings.check()
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
-    data = _select(ds, model, settings, where)
+    data = analysis_data(ds, model, settings, where)
     log = _logger(progress)
     both = _both_modalities(ds)
 
@@ -156,8 +156,11 @@ def _both_modalities(ds: xr.Dataset) -> xr.Dataset:
     return ds.isel(syllable=keep)
 
 
-def _select(ds: xr.Dataset, model, settings: AnalysisSettings, where: str) -> Data:
-    """The analysed split and the training split, with the counts and windows they are scored on."""
+def analysis_data(ds: xr.Dataset, model, settings: AnalysisSettings | None = None, where: str = "dataset") -> Data:
+    """The syllables :func:`analyse` scores ``model`` on: the analysed split (``settings.split``) and
+    the training split of ``ds``, with their model inputs and spike counts per window (an InputError
+    naming ``where`` as :func:`splits`)."""
+    settings = settings or AnalysisSettings()
     part, train = splits(ds, settings, where)
     x, x_train = model_inputs(part, model, where), model_inputs(train, model, where)
     binned = "neural" in model.modalities and len(model.experts["neural"].shape) == 2

@@ -305,7 +305,7 @@ def score_folder(model_dir, dataset_path, analysis_dir, truth_dirs, out_dir, *, 
     import json
     import time
 
-    from mmneuro.analysis.pipeline import _both_modalities, _select
+    from mmneuro.analysis.pipeline import _both_modalities, analysis_data
     from mmneuro.analysis.result import _json_default
     from mmneuro.inputs import model_inputs
     from mmneuro.io import atomic_path, read_netcdf
@@ -321,7 +321,7 @@ def score_folder(model_dir, dataset_path, analysis_dir, truth_dirs, out_dir, *, 
     model = load_model(model_dir)
     ds = read_netcdf(dataset_path)
     both = _both_modalities(ds)
-    scored = truth_scores(model, ds, _select(ds, model, settings, where), both, model_inputs(both, model, where),
+    scored = truth_scores(model, ds, analysis_data(ds, model, settings, where), both, model_inputs(both, model, where),
                           tables["embeddings"], tables["clusters"]["cluster"].to_numpy(), tables["cluster_band"],
                           tables["crosspred"], tables["synergy"], truths, settings)
     out_dir = Path(out_dir)
