@@ -1,6 +1,7 @@
 # mmneuro workflow: per-session audio and neural preprocessing -> dataset -> one training job per
-# model -> analysis -> report. Rules live in workflow/rules/, one file per stage; they call the
-# `mmneuro` command (python -m mmneuro), so everything they do can also be run by hand.
+# model -> analysis (-> scores against the planted truth, on demo data) -> report. Rules live in
+# workflow/rules/, one file per stage; they call the `mmneuro` command (python -m mmneuro), so
+# everything they do can also be run by hand.
 #
 #   snakemake --cores 2 --configfile config/config.yaml
 #   snakemake --report results/report.html
@@ -17,6 +18,7 @@ include: "workflow/rules/neural.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/score.smk"
 include: "workflow/rules/apply.smk"
 
 

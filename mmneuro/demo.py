@@ -42,11 +42,12 @@ def run_workflow(configfile: Path, cores: int, report: Path) -> None:
 
 
 def score_lines(results: Path) -> list[str]:
-    """One line per analysed model: how well it found the planted truth (analysis/<model>/scores.json)."""
+    """One line per scored model: how well it found the planted truth (scores/<model>/scores.json,
+    from the workflow's score rule)."""
     import json
 
     lines = []
-    for path in sorted(Path(results).glob("analysis/*/scores.json")):
+    for path in sorted(Path(results).glob("scores/*/scores.json")):
         s = json.loads(path.read_text())
         errors = ", ".join(f"{r['error_khz']:+.1f}" for r in s["band_recovery"])
         c = s["clusters"]

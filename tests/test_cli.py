@@ -35,7 +35,8 @@ def test_every_stage_takes_set(name):
     required = {"synth": ["out"], "audio": ["a.wav", "--session", "s", "--out", "o.nc"],
                 "neural": ["p", "--format", "phy", "--syllables", "s.nc", "--out", "o.nc"],
                 "dataset": ["--session", "a", "s.nc", "-", "--out", "o.nc"], "train": ["d.nc", "--out", "o"],
-                "analyse": ["m", "d.nc", "--out", "o"], "apply": ["m", "--out", "o"]}[name]
+                "analyse": ["m", "d.nc", "--out", "o"], "score": ["m", "d.nc", "a", "--truth", "s", "--out", "o"],
+                "apply": ["m", "--out", "o"]}[name]
     args = parser.parse_args([name, *required, "--set", "a=1", "b=[x]", "--set", "c=2"])
     assert args.set == ["a=1", "b=[x]", "c=2"]
 

@@ -133,8 +133,8 @@ def test_demo_prints_each_models_scores_with_factor_placement(tmp_path):
                                 "probes_r2": {"log_amplitude": {"audio_private": 0.36, "shared": 0.05},
                                               "slow_drift": {"neural_private": 0.5, "shared": 0.09}}}}
     for name, scores in (("mvae", base), ("mvae_factorised", base | placed)):
-        (tmp_path / "analysis" / name).mkdir(parents=True)
-        (tmp_path / "analysis" / name / "scores.json").write_text(json.dumps(scores))
+        (tmp_path / "scores" / name).mkdir(parents=True)
+        (tmp_path / "scores" / name / "scores.json").write_text(json.dumps(scores))
     plain, factorised = score_lines(tmp_path)
     assert plain.split()[0] == "mvae" and "ARI 0.88" in plain and "-1.2, +0.5" in plain and "oracle 0.81" in plain
     assert "R²" not in plain

@@ -20,8 +20,10 @@ def test_report_over_two_models(tmp_path):
     dataset, truth, units = planted_world(tmp_path, n_per_session=120, units_per_cluster=2)
     for kind in ("mvae", "mopoe"):  # the MoPoE one factorised: 2 private latents per modality
         model = train_small_model(tmp_path, dataset, kind=kind, steps=60, private_dims=2 if kind == "mopoe" else 0)
-        assert run_cli([str(model), str(dataset), "--out", str(tmp_path / "analysis" / kind), "--truth",
-                        *map(str, truth), "--quiet", "--set", *FAST]) == 0
+        analysis = tmp_path / "analysis" / kind
+        assert run_cli([str(model), str(dataset), "--out", str(analysis), "--quiet", "--set", *FAST]) == 0
+        assert run_command("score", [str(model), str(dataset), str(analysis), "--truth", *map(str, truth),
+                                     "--out", str(tmp_path / "scores" / kind), "--quiet"]) == 0
     out = tmp_path / "report.html"
     assert run_report([str(tmp_path), "--out", str(out)]) == 0
     text = out.read_text()
@@ -36,7 +38,7 @@ def test_report_over_two_models(tmp_path):
     assert "tuning (frequency, duration) in shared" in text  # placement rows only for the factorised model
     # the planted-truth scores appear with the measured ARI of each model
     for kind in ("mvae", "mopoe"):
-        ari = json.loads((tmp_path / "analysis" / kind / "scores.json").read_text())["clusters"]["ari"]
+        ari = json.loads((tmp_path / "scores" / kind / "scores.json").read_text())["clusters"]["ari"]
         assert f"ARI = {ari:.3f}" in text
     assert "syllables per session" in text and "s1: 120" in text
     # the planted untuned units are shown as untuned, in no cluster
@@ -44,6 +46,7 @@ def test_report_over_two_models(tmp_path):
     assert text.count(f"untuned units ({len(untuned)}, cluster −1, in no cluster): "
                       f"{', '.join(map(str, untuned))}") == 2
     assert "untuned units found (recall ≥ 0.9" in text
+    assert "oracle (planted rate)" in text and "oracle (planted features)" in text  # the scores' crosspred rows
 
 
 def test_report_without_analyses_is_an_input_error(tmp_path):

@@ -25,8 +25,12 @@ def test_workflow_runs_to_the_report(project):
     for model in MODELS:
         analysis = results / "analysis" / model
         assert (results / "models" / model / "weights.pt").is_file()
-        for name in ("clusters.csv", "crosspred.csv", "synergy.csv", "scores.json", "latent_band.csv"):
+        for name in ("clusters.csv", "crosspred.csv", "synergy.csv", "latent_band.csv"):
             assert (analysis / name).stat().st_size > 0, name
+        # demo data: the scores against the planted truth sit in their own rule's folder, not the analysis'
+        assert not (analysis / "scores.json").exists()
+        for name in ("scores.json", "crosspred_oracle.csv", "factors_planted_probes.csv"):
+            assert (results / "scores" / model / name).stat().st_size > 0, name
         assert len(list((analysis / "figures").glob("*.png"))) >= 5
         assert (results / "logs" / "train" / f"{model}.log").is_file()
         assert (results / "benchmarks" / "train" / f"{model}.tsv").is_file()
@@ -61,11 +65,34 @@ def test_new_session_recomputes_only_what_depends_on_it(project):
         jobs = planned_jobs(project)
         assert jobs.get("audio") == 1 and jobs.get("neural") == 1  # only demo03's preprocessing
         assert jobs.get("dataset") == 1
-        assert jobs.get("train") == 3 and jobs.get("analyse") == 3 and jobs.get("report") == 1
+        assert jobs.get("train") == 3 and jobs.get("analyse") == 3 and jobs.get("score") == 3
+        assert jobs.get("report") == 1
     finally:
         sessions.write_text(original)
         shutil.rmtree(project / "data" / "demo03", ignore_errors=True)
     assert planned_jobs(project) == {}
+
+
+def test_changed_truth_reruns_only_the_scores_and_the_report(project):
+    """Scoring is downstream of the analysis: a changed planted truth neither retrains nor re-analyses."""
+    truth = project / "data" / "demo01" / "ground_truth.json"
+    original = truth.read_text()
+    try:  # a changed content (Snakemake compares small inputs by checksum, not by time)
+        truth.write_text(original + "\n")
+        assert planned_jobs(project) == {"score": 3, "report": 1, "all": 1}
+    finally:
+        truth.write_text(original)
+    assert planned_jobs(project) == {}
+
+
+def test_sessions_without_a_truth_get_no_score_rule(project, tmp_path):
+    """Without ground_truth.json beside the audio (real data) the report needs no scores."""
+    shutil.copytree(project / "data", tmp_path / "data")
+    for truth in (tmp_path / "data").glob("*/ground_truth.json"):
+        truth.unlink()
+    write_config(tmp_path, TINY_CONFIG)
+    jobs = planned_jobs(tmp_path)
+    assert "score" not in jobs and jobs.get("analyse") == 3 and jobs.get("report") == 1
 
 
 def test_changed_parameter_reruns_that_stage_and_downstream(project):

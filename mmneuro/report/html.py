@@ -1,7 +1,8 @@
 """One self-contained HTML report over every model's analysis folder (images embedded as base64).
 
-Reads ``RESULTS_DIR/analysis/<model>/`` (the files written by ``mmneuro analyse``) and, if present,
-``RESULTS_DIR/dataset.nc`` for the data summary. Writes nothing but the one HTML file.
+Reads ``RESULTS_DIR/analysis/<model>/`` (the files written by ``mmneuro analyse``), on demo data the
+scores against the planted truth in ``RESULTS_DIR/scores/<model>/`` (``mmneuro score``) and, if
+present, ``RESULTS_DIR/dataset.nc`` for the data summary. Writes nothing but the one HTML file.
 """
 
 from __future__ import annotations
@@ -114,18 +115,32 @@ def _comparison_tables(folders: list[Path]) -> dict:
     rows = []
     for f in folders:
         cp = pd.read_csv(f / "crosspred.csv")
+        if (oracle := _score_file(f, "crosspred_oracle.csv")) is not None:
+            from mmneuro.synth.scoring import with_oracle_rows
+
+            cp = with_oracle_rows(cp, pd.read_csv(oracle))
         means = cp.groupby(["direction", "method"], sort=False)[["pearson_r", "deviance_explained", "mse"]].mean()
         for (direction, method), r in means.iterrows():
             rows.append({"model": f.name, "direction": direction, "method": method, **r.to_dict()})
     out["crosspred"] = _markup_table(pd.DataFrame(rows))
-    placed = [pd.read_csv(f / "factors_planted_probes.csv").assign(model=f.name) for f in folders
-              if (f / "factors_planted_probes.csv").is_file()]
+    placed = [pd.read_csv(path).assign(model=f.name) for f in folders
+              if (path := _score_file(f, "factors_planted_probes.csv")) is not None]
     if placed:
         table = pd.concat(placed).pivot_table(index=["factor", "expected_part"], columns=["model", "part"],
                                               values="r2", sort=False)
         table.columns = [f"{m}: {p}" for m, p in table.columns]
         out["planted"] = _markup_table(table.reset_index(), "{:.2f}")
     return out
+
+
+def _score_file(folder: Path, name: str) -> Path | None:
+    """``name`` of the scores against the planted truth of the analysis ``folder``
+    (RESULTS_DIR/analysis/<model>): RESULTS_DIR/scores/<model>/name from ``mmneuro score``, else
+    ``folder/name`` (an analysis written with a truth in memory); None when neither exists."""
+    for path in (folder.parent.parent / "scores" / folder.name / name, folder / name):
+        if path.is_file():
+            return path
+    return None
 
 
 def _model_context(folder: Path, summary: dict) -> dict:
@@ -149,8 +164,7 @@ def _model_context(folder: Path, summary: dict) -> dict:
         "k": summary["clusters"]["k"], "criterion": summary["clusters"]["criterion"],
         "runtime_s": summary.get("runtime_s", "?"),
         "posterior": _posterior(Path(model_dir) / "metrics.csv") if model_dir else None,
-        "scores": _score_rows(json.loads((folder / "scores.json").read_text()))
-        if (folder / "scores.json").is_file() else None,
+        "scores": _score_rows(json.loads(scores.read_text())) if (scores := _score_file(folder, "scores.json")) else None,
         "cluster_band": _markup_table(pd.read_csv(folder / "cluster_band.csv", keep_default_na=False, na_values=[""])),
         "untuned": untuned, "latent_band": _markup_table(pd.read_csv(folder / "latent_band.csv")),
         "clusters": _markup_table(clusters),

@@ -2,13 +2,21 @@
 cluster ARI, bands, the oracles (planted rates, planted features) and where the planted factors sit.
 
 ``truth`` arguments are ``ground_truth.json`` dicts (``mmneuro.synth.load_ground_truth``). The
-analysis calls :func:`score_analysis` only when it is given a truth; nothing else of it knows demo data.
+scoring stage (``mmneuro score``, :func:`score_folder`) scores an analysis folder into a folder of
+its own; in memory, ``mmneuro.analyse(model, ds, truth=...)`` calls :func:`score_analysis`. Nothing
+else of the analysis knows demo data.
 """
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from mmneuro.errors import InputError
 
 from mmneuro.synth.units import planted_rate
 
@@ -205,8 +213,6 @@ def load_truths(truth) -> dict[str, dict]:
 
 def truth_units(truths: dict[str, dict], units: np.ndarray) -> list[dict]:
     """The planted unit dicts in the dataset's unit order (units are shared by all sessions)."""
-    from mmneuro.errors import InputError
-
     by_id = {int(u["unit"]): u for u in next(iter(truths.values()))["units"]}
     missing = [int(u) for u in units if int(u) not in by_id]
     if missing:
@@ -233,31 +239,142 @@ def score_analysis(result, truth) -> None:
     """Score an ``AnalysisResult`` (mmneuro.analysis) against the planted ``truth`` (see
     :func:`load_truths`), in place: the oracle rows of ``result.crosspred`` (audio -> neural: the
     planted rates; neural -> audio: the planted features), ``result.scores`` (scores.json) and the
-    planted-factor probes ``result.factors["planted_probes"]``."""
+    planted-factor probes ``result.factors["planted_probes"]``; the oracles join ``result``'s figures."""
+    ctx = result.context
+    scored = truth_scores(ctx.model, ctx.ds, ctx.data, ctx.both, ctx.x_all, result.embeddings,
+                          ctx.clusters["labels"], result.cluster_band, result.crosspred, result.synergy,
+                          load_truths(truth), result.settings)
+    ctx.cross["predictions"]["oracle (planted rate)"] = scored["oracle_counts"]
+    ctx.cross["images"]["oracle (planted features)"] = scored["oracle_images"]
+    result.crosspred = ctx.cross["table"] = scored["crosspred"]
+    result.scores = scored["scores"]
+    if scored["planted_probes"] is not None:
+        result.factors["planted_probes"] = scored["planted_probes"]
+
+
+def truth_scores(model, ds, data, both, x_all: dict, embeddings, labels: np.ndarray, cluster_band: pd.DataFrame,
+                 crosspred_table: pd.DataFrame, synergy: pd.DataFrame, truths: dict[str, dict], settings) -> dict:
+    """Everything scoring adds to one model's analysis, from the analysis' own pieces: ``data`` (the
+    analysed and training splits, mmneuro.analysis.pipeline.Data), ``both`` and ``x_all`` (the syllables
+    with both modalities and their model inputs), the embeddings, the units' cluster labels, the
+    cluster_band, crosspred (without oracle rows) and synergy tables, and ``truths`` ({session: truth}).
+
+    Returns {"oracle_counts" (N, U), "oracle_images" (N, F, T), "oracle_rows" (crosspred.csv rows of
+    the oracles), "crosspred" (the table with them), "scores" (scores.json), "planted_probes"
+    (factors_planted_probes.csv, or None without a joint conditioning)}."""
     from mmneuro.analysis import crosspred
 
-    truths = load_truths(truth)
-    ctx, s = result.context, result.settings
-    data = ctx.data
+    s = settings
     units = data.ds["unit"].values
     planted = planted_syllables(data.ds["session"].values, data.ds["onset_s"].values, truths, s.match_tolerance_s)
     tail = float(next(iter(truths.values())).get("response_tail_s", 0.0))
     counts = oracle_counts(truth_units(truths, units), planted, data.ds["onset_s"].values, data.window_s, tail)
     images = oracle_images(data.ds, data.train, truths, s.match_tolerance_s, s.seed)
-    ctx.cross["predictions"]["oracle (planted rate)"] = counts
-    ctx.cross["images"]["oracle (planted features)"] = images
-    table = result.crosspred
-    a2n = table["direction"] == "audio->neural"
     actual = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
-    result.crosspred = ctx.cross["table"] = pd.concat(
-        [table[a2n], crosspred.score_table(data.counts, {"oracle (planted rate)": counts}, units),
-         table[~a2n], crosspred.image_error_rows(actual, {"oracle (planted features)": images})], ignore_index=True)
-    result.scores = _scores(ctx.ds, units, ctx.clusters["labels"], result.cluster_band, result.crosspred,
-                            result.synergy, truths, s)
-    factors = _planted_factors(ctx.model, ctx.both, ctx.x_all, result.embeddings, truths, s)
+    rows = pd.concat([crosspred.score_table(data.counts, {"oracle (planted rate)": counts}, units),
+                      crosspred.image_error_rows(actual, {"oracle (planted features)": images})], ignore_index=True)
+    table = with_oracle_rows(crosspred_table, rows)
+    scores = _scores(ds, units, labels, cluster_band, table, synergy, truths, s)
+    factors = _planted_factors(model, both, x_all, embeddings, truths, s)
     if factors:
-        result.scores["factorisation"] = factors["scores"]
-        result.factors["planted_probes"] = factors["probes"]
+        scores["factorisation"] = factors["scores"]
+    return {"oracle_counts": counts, "oracle_images": images, "oracle_rows": rows, "crosspred": table,
+            "scores": scores, "planted_probes": factors["probes"] if factors else None}
+
+
+def with_oracle_rows(table: pd.DataFrame, oracle: pd.DataFrame) -> pd.DataFrame:
+    """The crosspred table with the oracle rows in place: each direction's oracle after that direction's
+    methods (audio -> neural first, then the image rows)."""
+    a2n, o_a2n = table["direction"] == "audio->neural", oracle["direction"] == "audio->neural"
+    return pd.concat([table[a2n], oracle[o_a2n], table[~a2n], oracle[~o_a2n]], ignore_index=True)
+
+
+# ---- the scoring stage: an analysis folder + the truth -> a scores folder ------------------------------
+SCORE_FILES = ("scores.json", "crosspred_oracle.csv", "factors_planted_probes.csv")
+
+
+def score_folder(model_dir, dataset_path, analysis_dir, truth_dirs, out_dir, *, overrides: dict | None = None,
+                 progress: bool = True) -> Path:
+    """Score the analysis in ``analysis_dir`` (``mmneuro analyse`` of the model in ``model_dir`` on
+    ``dataset_path``) against the ground_truth.json of the session folders ``truth_dirs``, with the
+    analysis' own settings (its summary.json; ``overrides``: ``--set`` strings on top).
+
+    Writes ``out_dir`` (built beside it and renamed into place): scores.json, crosspred_oracle.csv
+    (the oracle rows of crosspred.csv) and, with a joint conditioning, factors_planted_probes.csv.
+    Returns ``out_dir``."""
+    import json
+    import time
+
+    from mmneuro.analysis.pipeline import _both_modalities, analysis_data
+    from mmneuro.analysis.result import _json_default
+    from mmneuro.inputs import model_inputs
+    from mmneuro.io import atomic_path, read_netcdf
+    from mmneuro.models import load_model
+
+    started = time.perf_counter()
+    truths = load_truths(truth_dirs)  # read first: a bad folder fails at once
+    if not truths:
+        raise InputError("--truth", "no session folder with ground_truth.json given")
+    analysis_dir, where = Path(analysis_dir), str(dataset_path)
+    settings = analysis_settings(analysis_dir).replace(overrides or {})
+    tables = _analysis_tables(analysis_dir)
+    model = load_model(model_dir)
+    ds = read_netcdf(dataset_path)
+    both = _both_modalities(ds)
+    scored = truth_scores(model, ds, analysis_data(ds, model, settings, where), both, model_inputs(both, model, where),
+                          tables["embeddings"], tables["clusters"]["cluster"].to_numpy(), tables["cluster_band"],
+                          tables["crosspred"], tables["synergy"], truths, settings)
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        (tmp / "scores.json").write_text(json.dumps(scored["scores"], indent=1, default=_json_default) + "\n")
+        scored["oracle_rows"].to_csv(tmp / "crosspred_oracle.csv", index=False)
+        if scored["planted_probes"] is not None:
+            scored["planted_probes"].to_csv(tmp / "factors_planted_probes.csv", index=False)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+    if progress:
+        print(f"score: done in {time.perf_counter() - started:.0f} s -> {out_dir}", file=sys.stderr, flush=True)
+    return out_dir
+
+
+def analysis_settings(analysis_dir: Path):
+    """The AnalysisSettings an analysis folder was made with (its summary.json)."""
+    import json
+
+    from mmneuro.analysis.settings import AnalysisSettings
+
+    summary = Path(analysis_dir) / "summary.json"
+    if not summary.is_file():
+        raise InputError(summary, "file not found: not an analysis folder from `mmneuro analyse`")
+    try:
+        values = json.loads(summary.read_text())["settings"]
+        return AnalysisSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(summary, f"no readable analysis settings ({err})") from None
+
+
+def _analysis_tables(analysis_dir: Path) -> dict:
+    """The tables of an analysis folder that scoring reads (floats exactly as written: CSV round-trips)."""
+    from mmneuro.io import read_netcdf
+
+    def csv(name, **kw):
+        path = analysis_dir / f"{name}.csv"
+        if not path.is_file():
+            raise InputError(path, "file not found: not an analysis folder from `mmneuro analyse`")
+        if path.stat().st_size <= 1:  # an empty table (synergy of a one-modality model)
+            return pd.DataFrame()
+        # .copy() consolidates the float columns into one block, as in the analysis' own table: pandas'
+        # grouped means over separate columns can differ in the last bit (scores.json would change)
+        return pd.read_csv(path, **kw).copy()
+
+    out = {"embeddings": read_netcdf(analysis_dir / "embeddings.nc"), "clusters": csv("clusters"),
+           "cluster_band": csv("cluster_band", keep_default_na=False, na_values=[""]), "crosspred": csv("crosspred"),
+           "synergy": csv("synergy")}
+    if out["crosspred"]["method"].str.startswith("oracle").any():
+        raise InputError(analysis_dir / "crosspred.csv", "already holds oracle rows (analysed with a truth): "
+                                                         "analyse it without --truth, then score it")
+    return out
 
 
 def _scores(ds, units, labels, cluster_band, cross_table, syn, truths, settings) -> dict:

@@ -1,4 +1,5 @@
-# Analysis per trained model (mmneuro.analysis) and the report over all of them (mmneuro.report).
+# Analysis per trained model (mmneuro.analysis) and the report over all of them (mmneuro.report),
+# with the scores of workflow/rules/score.smk on demo data.
 
 
 rule analyse:
@@ -16,7 +17,6 @@ rule analyse:
         ),
     params:
         model_dir=lambda w, input: os.path.dirname(input.model),
-        truth=truth_dirs(),
         overrides=set_args({"seed": config["seed"], **config["analysis"]}),
     conda:
         "../../environment.yml"
@@ -31,13 +31,14 @@ rule analyse:
         mem_mb=4000,
         runtime=60,
     shell:
-        "mmneuro analyse {params.model_dir:q} {input.dataset:q} --out {output:q} {params.truth} "
+        "mmneuro analyse {params.model_dir:q} {input.dataset:q} --out {output:q} "
         "{params.overrides} --quiet > {log:q} 2>&1"
 
 
 rule report:
     input:
         analyses=expand(f"{RESULTS}/analysis/{{model}}", model=config["models"]),
+        scores=scores(config["models"]),
         dataset=f"{RESULTS}/dataset.nc",
     output:
         report(f"{RESULTS}/analysis_report.html", caption="../report/report.rst", category="Report"),

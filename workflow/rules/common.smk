@@ -78,11 +78,26 @@ def train_settings(model):
     return {**config["train"], "seed": config["seed"], **config["model_overrides"].get(model, {})}
 
 
-def truth_dirs():
-    """Demo sessions carry their planted truth beside the audio: score against it when present."""
-    dirs = [str(s.audio.parent) for s in SESSIONS.values() if s.audio is not None
+def truth_session_dirs():
+    """Demo sessions carry their planted truth beside the audio (ground_truth.json): their folders."""
+    return [s.audio.parent for s in SESSIONS.values() if s.audio is not None
             and (s.audio.parent / "ground_truth.json").is_file()]
+
+
+def truth_files():
+    """The sessions' ground_truth.json files (the score rule's inputs)."""
+    return [str(d / "ground_truth.json") for d in truth_session_dirs()]
+
+
+def truth_dirs():
+    """`--truth SESSION_DIR ...` of the sessions with a planted truth ("" without one)."""
+    dirs = [str(d) for d in truth_session_dirs()]
     return ("--truth " + " ".join(shlex.quote(d) for d in dirs)) if dirs else ""
+
+
+def scores(models):
+    """The score folders of ``models`` when the sessions have a planted truth ([] otherwise)."""
+    return [f"{RESULTS}/scores/{m}" for m in models] if truth_files() else []
 
 
 def apply_config_file():

@@ -1,0 +1,27 @@
+"""`mmneuro score MODEL_DIR DATASET.nc ANALYSIS_DIR --truth SESSION_DIR ... --out DIR`: score one model's
+analysis against the planted truth of demo sessions (cheap imports)."""
+
+from __future__ import annotations
+
+from mmneuro.cli import add_set_argument
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("model_dir", help="trained model folder (config.json, weights.pt)")
+    parser.add_argument("dataset", help="dataset.nc the model was analysed on")
+    parser.add_argument("analysis_dir", help="the model's analysis folder from `mmneuro analyse`")
+    parser.add_argument("--truth", nargs="+", required=True, metavar="SESSION_DIR",
+                        help="demo session folders with ground_truth.json")
+    parser.add_argument("--out", required=True, help="scores folder to write, e.g. results/scores/mvae")
+    add_set_argument(parser, ["the analysis settings of docs/analysis.md (default: the analysis' own, "
+                              "from its summary.json), e.g. match_tolerance_s=0.01"])
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def main(args) -> int:
+    from mmneuro.cli import parse_assignments
+    from mmneuro.synth.scoring import score_folder
+
+    score_folder(args.model_dir, args.dataset, args.analysis_dir, args.truth, args.out,
+                 overrides=parse_assignments(args.set), progress=not args.quiet)
+    return 0
