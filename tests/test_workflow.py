@@ -41,6 +41,29 @@ def test_workflow_runs_to_the_report(project):
     assert not list(results.rglob("*.tmp"))
 
 
+def test_the_python_api_gives_the_workflows_results(project, monkeypatch):
+    """The README's three lines on the workflow's sessions and config, in memory: the same dataset, and the
+    MoPoE's clusters, latent bands and cross-prediction that the workflow wrote."""
+    import io
+
+    import pandas as pd
+    import xarray as xr
+
+    import mmneuro as mm
+    from mmneuro.analysis import AnalysisSettings
+    from mmneuro.io import read_netcdf
+
+    results = project / "results"
+    monkeypatch.chdir(project)  # the sessions table's paths are relative to where the workflow runs
+    ds = mm.preprocess(mm.load_sessions(TINY_CONFIG["sessions"]), audio=TINY_CONFIG["audio"], progress=False)
+    xr.testing.assert_equal(ds, read_netcdf(results / "dataset.nc"))
+    model = mm.MoPoE(**TINY_CONFIG["train"]).fit(ds)
+    result = mm.analyse(model, ds, settings=AnalysisSettings(**TINY_CONFIG["analysis"]), progress=False)
+    for table in ("clusters", "latent_band", "crosspred"):
+        written = pd.read_csv(results / "analysis" / "mopoe" / f"{table}.csv")
+        pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(getattr(result, table).to_csv(index=False))), written)
+
+
 def test_snakemake_report_has_figures_by_stage(project):
     snakemake(project, "--report", "report.zip")
     import zipfile
