@@ -61,7 +61,11 @@ def test_the_python_api_gives_the_workflows_results(project, monkeypatch):
     result = mm.analyse(model, ds, settings=AnalysisSettings(**TINY_CONFIG["analysis"]), progress=False)
     for table in ("clusters", "latent_band", "crosspred"):
         written = pd.read_csv(results / "analysis" / "mopoe" / f"{table}.csv")
-        pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(getattr(result, table).to_csv(index=False))), written)
+        # clusters exactly; the rule runs on one BLAS thread and this process may use more, which moves the
+        # ridge baseline's values in the 6th digit (summation order), so the other tables to 1e-5
+        exact = table == "clusters"
+        pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(getattr(result, table).to_csv(index=False))), written,
+                                      check_exact=exact, rtol=1e-5, atol=1e-8)
 
 
 def test_snakemake_report_has_figures_by_stage(project):
