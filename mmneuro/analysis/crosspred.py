@@ -83,7 +83,8 @@ def nll_gain(counts: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     """Per unit, Poisson NLL of the null minus that of ``predictions`` (expected counts in the same
     windows as ``counts``, (N, U)), in nats: (U,). The null is each unit's mean of ``counts`` over
     these windows, as the Neural Latents Benchmark's (nlb_tools.evaluation.bits_per_spike: the mean
-    of the evaluated spikes per neuron) and as deviance_explained's. Both rates are floored at
+    of the evaluated spikes per neuron) and as deviance_explained's; not the training mean scaled per
+    window (that is the mean_rate method, scored against this null like any other). Both rates are floored at
     MIN_RATE; the log y! terms cancel in the difference and are left out."""
     y = np.asarray(counts, dtype=np.float64)
     mu, mu0 = np.maximum(predictions, MIN_RATE), np.maximum(y.mean(axis=0), MIN_RATE)
