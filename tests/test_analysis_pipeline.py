@@ -154,6 +154,13 @@ def test_analyse_writes_every_output_and_is_deterministic(world):
     summ = cross[cross.direction == "audio->neural"].groupby("method")["pearson_r"].mean()
     # the oracle knows the planted rates: it beats the mean-rate baseline, whose r is undefined/0
     assert summ["oracle (planted rate)"] > 0.5 > summ["mean_rate"]
+    # bits per spike: a column of crosspred.csv, and all units together in summary.json (the model
+    # of this world: ~0.6 bits/spike, the mean-rate baseline ~0.06)
+    bps = cross[cross.direction == "audio->neural"].groupby("method")["bits_per_spike"].mean()
+    assert bps["oracle (planted rate)"] > 0.3 and cross[cross.direction == "neural->audio"]["bits_per_spike"].isna().all()
+    overall = json.loads((out / "summary.json").read_text())["crosspred"]["bits_per_spike_all_units"]
+    assert set(overall) == {"model (audio->neural)", "mean_rate", "ridge (spectrogram PCA)"}
+    assert overall["model (audio->neural)"] > overall["mean_rate"] > 0
     # neural -> audio: the tones' row is planted in the counts, so ridge from them beats the mean
     # image and the planted-feature oracle (which knows the tone's frequency) beats both
     images = cross[cross.direction == "neural->audio"].set_index("method")["pearson_r"]

@@ -79,8 +79,45 @@ def syllable_r(images: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     return pearson_columns(images.reshape(len(images), -1).T, predictions.reshape(len(predictions), -1).T)
 
 
+def nll_gain(counts: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Per unit, Poisson NLL of the null minus that of ``predictions`` (expected counts in the same
+    windows as ``counts``, (N, U)), in nats: (U,). The null is each unit's mean of ``counts`` over
+    these windows, as the Neural Latents Benchmark's (nlb_tools.evaluation.bits_per_spike: the mean
+    of the evaluated spikes per neuron) and as deviance_explained's; not the training mean scaled per
+    window (that is the mean_rate method, scored against this null like any other). Both rates are floored at
+    MIN_RATE; the log y! terms cancel in the difference and are left out."""
+    y = np.asarray(counts, dtype=np.float64)
+    mu, mu0 = np.maximum(predictions, MIN_RATE), np.maximum(y.mean(axis=0), MIN_RATE)
+    return (mu0 - y * np.log(mu0)).sum(axis=0) - (mu - y * np.log(mu)).sum(axis=0)
+
+
+def bits_per_spike(counts: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Per unit, (NLL_null - NLL_model) / the unit's spikes / ln 2 (nll_gain; NLB's bits per spike) of
+    ``predictions`` (N, U) against ``counts`` (N, U): (U,), NaN for a unit with no spikes."""
+    spikes = np.asarray(counts, dtype=np.float64).sum(axis=0)
+    return nll_gain(counts, predictions) / np.where(spikes > 0, spikes, np.nan) / np.log(2)
+
+
+def overall_bits_per_spike(counts: np.ndarray, predictions: np.ndarray) -> float:
+    """All units together: the sum over units of nll_gain / all spikes / ln 2 (NaN with no spikes).
+    Not the mean of the per-unit values: units with more spikes weigh more, and units with no spikes
+    still add their NLL difference."""
+    spikes = float(np.asarray(counts, dtype=np.float64).sum())
+    return float(nll_gain(counts, predictions).sum() / spikes / np.log(2)) if spikes > 0 else float("nan")
+
+
+def overall_table(counts: np.ndarray, predictions: dict[str, np.ndarray]) -> dict[str, float]:
+    """overall_bits_per_spike per method, on the rows each method predicts (as score_table)."""
+    out = {}
+    for method, pred in predictions.items():
+        ok = np.isfinite(pred).all(axis=1)
+        out[method] = overall_bits_per_spike(counts[ok], pred[ok])
+    return out
+
+
 def score_table(counts: np.ndarray, predictions: dict[str, np.ndarray], units: np.ndarray) -> pd.DataFrame:
-    """Per unit x method: Pearson r and Poisson deviance explained (null: the held-out mean count).
+    """Per unit x method: Pearson r, Poisson deviance explained (null: the held-out mean count), and
+    bits per spike (same null; bits_per_spike).
 
     Rows where a method has no prediction (NaN, e.g. the oracle for unmatched syllables) are left
     out of that method's scores only.
@@ -89,11 +126,12 @@ def score_table(counts: np.ndarray, predictions: dict[str, np.ndarray], units: n
     for method, pred in predictions.items():
         ok = np.isfinite(pred).all(axis=1)
         y, p = counts[ok], np.maximum(pred[ok], MIN_RATE)
-        r, dev = pearson_columns(y, p), deviance_explained(y, p)
+        r, dev, bps = pearson_columns(y, p), deviance_explained(y, p), bits_per_spike(y, p)
         for k, unit in enumerate(units):
             rows.append({"direction": "audio->neural", "unit": int(unit), "method": method,
                          "n_syllables": int(ok.sum()), "pearson_r": float(r[k]),
-                         "deviance_explained": float(dev[k]), "mse": float(np.mean((y[:, k] - p[:, k]) ** 2))})
+                         "deviance_explained": float(dev[k]), "mse": float(np.mean((y[:, k] - p[:, k]) ** 2)),
+                         "bits_per_spike": float(bps[k])})
     return pd.DataFrame(rows)
 
 
@@ -108,7 +146,7 @@ def image_error_rows(images: np.ndarray, predictions: dict[str, np.ndarray]) -> 
         flat = images[ok].reshape(ok.sum(), -1)
         rows.append({"direction": "neural->audio", "unit": -1, "method": method, "n_syllables": int(ok.sum()),
                      "pearson_r": float(np.nanmean(syllable_r(flat, p[ok]))), "deviance_explained": np.nan,
-                     "mse": float(np.mean((flat - p[ok]) ** 2))})
+                     "mse": float(np.mean((flat - p[ok]) ** 2)), "bits_per_spike": np.nan})
     return pd.DataFrame(rows)
 
 

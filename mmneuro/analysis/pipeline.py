@@ -88,7 +88,7 @@ def analyse(model, ds: xr.Dataset, *, settings: AnalysisSettings | None = None, 
 
     units = data.ds["unit"].values
     cluster_table = _cluster_table(units, clusters, tuning, defining, band_tables["cluster_band"])
-    summary = _summary(ds, data, model, model_dir, settings, clusters)
+    summary = _summary(ds, data, model, model_dir, settings, clusters, cross)
     factor = _factors(model, data, settings)
     result = AnalysisResult(
         embeddings=emb, latent_neuron=lat_neu, clusters=cluster_table, latent_band=band_tables["latent_band"],
@@ -295,7 +295,8 @@ def cluster_bands(both: xr.Dataset, labels: np.ndarray, settings: AnalysisSettin
 
 def _crosspred(model, data: Data, settings: AnalysisSettings) -> dict:
     """audio -> neural per unit (model and baselines) and neural -> audio image error (the oracles of
-    demo data: mmneuro.synth.scoring.score_analysis)."""
+    demo data: mmneuro.synth.scoring.score_analysis); ``bits_per_spike``: audio -> neural bits per
+    spike of all units together per method (crosspred.overall_table)."""
     s = settings
     images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
     train_images = data.train["spectrogram"].transpose("syllable", "freq", "time").values
@@ -314,7 +315,8 @@ def _crosspred(model, data: Data, settings: AnalysisSettings) -> dict:
                 model, data.x, src, "audio", s.batch_size, samples=s.predictive_samples, seed=s.seed)
     images_pred |= image_baselines(data.ds, data.train, settings)
     table = pd.concat([table, crosspred.image_error_rows(images, images_pred)], ignore_index=True)
-    return {"table": table, "predictions": preds, "images": images_pred}
+    return {"table": table, "predictions": preds, "images": images_pred,
+            "bits_per_spike": crosspred.overall_table(data.counts, preds)}
 
 
 def image_baselines(part: xr.Dataset, train: xr.Dataset, settings: AnalysisSettings, truths: dict | None = None) -> dict:
@@ -366,7 +368,7 @@ def _cluster_table(units, clusters: dict, tuning: dict, defining, cluster_band: 
     })
 
 
-def _summary(ds, data: Data, model, model_dir, settings, clusters) -> dict:
+def _summary(ds, data: Data, model, model_dir, settings, clusters, cross: dict) -> dict:
     sessions = json.loads(ds.attrs["sessions"]) if isinstance(ds.attrs.get("sessions"), str) else []
     return {
         "model": {"name": model_dir.name if model_dir else model.config.kind, "dir": str(model_dir) if model_dir else None,
@@ -387,4 +389,7 @@ def _summary(ds, data: Data, model, model_dir, settings, clusters) -> dict:
                                   "latents": "correlations with the latents"}[settings.cluster_on],
                      "criterion": "fixed" if settings.n_clusters else
                      "max mean silhouette (Ward linkage) over the tuned units"},
+        # all units together (not the mean of crosspred.csv's per-unit values); None: no spikes
+        "crosspred": {"bits_per_spike_all_units": {k: v if np.isfinite(v) else None
+                                                   for k, v in cross["bits_per_spike"].items()}},
     }

@@ -120,8 +120,13 @@ def _comparison_tables(folders: list[Path]) -> dict:
 
             cp = with_oracle_rows(cp, pd.read_csv(oracle))
         means = cp.groupby(["direction", "method"], sort=False)[["pearson_r", "deviance_explained", "mse"]].mean()
+        # all units together (summary.json; an analysis from before bits per spike, and the scores'
+        # oracle rows, have none)
+        bps = json.loads((f / "summary.json").read_text()).get("crosspred", {}).get("bits_per_spike_all_units", {})
         for (direction, method), r in means.iterrows():
-            rows.append({"model": f.name, "direction": direction, "method": method, **r.to_dict()})
+            rows.append({"model": f.name, "direction": direction, "method": method, "pearson_r": r["pearson_r"],
+                         "bits_per_spike": float("nan") if bps.get(method) is None else bps[method],
+                         **r.drop("pearson_r").to_dict()})
     out["crosspred"] = _markup_table(pd.DataFrame(rows))
     placed = [pd.read_csv(path).assign(model=f.name) for f in folders
               if (path := _score_file(f, "factors_planted_probes.csv")) is not None]
