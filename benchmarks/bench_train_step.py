@@ -24,11 +24,12 @@ def step_ms(dataset, settings: dict, steps: int) -> float:
     import torch
 
     from mmneuro import train as T
+    from mmneuro.inputs import training_arrays
     from mmneuro.models import MultimodalVAE
 
     model_dict, train = T.split_config(settings)
     modalities = tuple(train.modalities or T.MODALITIES)
-    arrays = T.load_arrays(dataset, train.neural_input, modalities, "dataset")
+    arrays = training_arrays(dataset, train.neural_input, modalities, "dataset")
     torch.manual_seed(train.seed)
     model = MultimodalVAE(T.build_model_config(model_dict, train, arrays, {}))
     optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)  # as mmneuro.train does

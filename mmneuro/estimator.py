@@ -24,9 +24,10 @@ import numpy as np
 import xarray as xr
 
 from mmneuro.errors import InputError
+from mmneuro.inputs import training_arrays
 from mmneuro.models import ExpertConfig, ModelConfig, MultimodalVAE, default_expert, load_model
 from mmneuro.models.persistence import CONFIG_FILE
-from mmneuro.train import METRICS_FILE, MODALITIES, FitResult, TrainConfig, fit_model, load_arrays, save_result, split_config
+from mmneuro.train import METRICS_FILE, MODALITIES, FitResult, TrainConfig, fit_model, save_result, split_config
 
 # ModelConfig fields that are no hyper-parameters: the class sets kind, the data the experts' shapes
 # (``modalities``) and the record of how the data were made (``preprocessing``)
@@ -170,7 +171,7 @@ class _Estimator:
         """``call({modality: tensor})`` over ``ds``'s syllables in batches, concatenated (numpy)."""
         import torch
 
-        arrays = load_arrays(ds, self._neural_input(), tuple(given), "dataset")
+        arrays = training_arrays(ds, self._neural_input(), tuple(given), "dataset")
         n = len(next(iter(arrays.values())))
         if n == 0:
             raise InputError("dataset", "no syllables")

@@ -31,6 +31,7 @@ import xarray as xr
 
 from mmneuro.collapse import COLLAPSE_NATS, posterior_kl, warn_collapse  # noqa: F401 (API)
 from mmneuro.errors import InputError
+from mmneuro.inputs import training_arrays
 from mmneuro.io import atomic_path, read_netcdf
 from mmneuro.models import ExpertConfig, ModelConfig, MultimodalVAE, build_model, default_expert
 from mmneuro.models.persistence import WEIGHTS_FILE, save_model
@@ -91,14 +92,6 @@ def split_config(config: dict | ModelConfig | None) -> tuple[dict, TrainConfig]:
 
 
 # ---- data ---------------------------------------------------------------------------------
-def load_arrays(ds: xr.Dataset, neural_input: str, modalities: tuple[str, ...], where: str) -> dict[str, np.ndarray]:
-    """dataset.nc → {"audio": (N, 1, F, T) float32, "neural": (N, U, B) or (N, U) float32}; missing
-    samples (has_<m> = 0 or NaN) become NaN rows, which the model treats as absent."""
-    from mmneuro.inputs import training_arrays
-
-    return training_arrays(ds, neural_input, modalities, where)
-
-
 def _json_attr_or_none(ds: xr.Dataset, stage: str):
     """A stage's parameter record from dataset.nc attrs (``params`` for the dataset itself,
     ``<stage>_params`` otherwise), decoded from JSON; None when absent or empty."""
@@ -251,7 +244,7 @@ def fit_model(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | Non
     unknown = set(modalities) - set(MODALITIES)
     if unknown:
         raise InputError("modalities", f"unknown {sorted(unknown)}; expected a subset of {MODALITIES}")
-    arrays = load_arrays(ds, train.neural_input, modalities, where)
+    arrays = training_arrays(ds, train.neural_input, modalities, where)
     split = get_split(ds, train.val_fraction, train.seed)
     present_any = np.stack([np.isfinite(a.reshape(len(a), -1)).all(1) for a in arrays.values()]).any(0)
     train_idx = np.flatnonzero((split == "train") & present_any)

@@ -21,7 +21,7 @@ from mmneuro.analysis import bands, crosspred, embed, factors, neurons, synergy
 from mmneuro.analysis.result import AnalysisResult, Context
 from mmneuro.analysis.settings import AnalysisSettings
 from mmneuro.errors import InputError
-from mmneuro.inputs import DEFAULT_LATENCY_S, latency_s, model_inputs, window_counts  # noqa: F401 (DEFAULT_LATENCY_S: API)
+from mmneuro.inputs import latency_s, model_inputs, window_counts
 
 
 @dataclass
