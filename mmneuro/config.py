@@ -18,9 +18,9 @@ from pathlib import Path
 import yaml
 
 from mmneuro.errors import InputError, check_session_id
+from mmneuro.formats import NEURAL_FORMATS
 from mmneuro.neural.sync import MAX_DRIFT
 
-NEURAL_FORMATS = ("phy", "nwb", "table")
 SESSION_COLUMNS = (
     "session", "audio", "neural", "neural_format",
     "sync_audio", "sync_neural", "clock_offset_s", "clock_drift",
@@ -31,8 +31,8 @@ SESSION_COLUMNS = (
 class Session:
     """One recording session: where its files are and how its clocks relate.
 
-    ``audio`` (WAV) or ``neural`` (Phy folder, NWB file or spike table; ``neural_format`` phy |
-    nwb | table) is None for a session that lacks that modality. Clock: ``t_neural =
+    ``audio`` (WAV) or ``neural`` (Phy folder, NWB file, spike table or any sorting SpikeInterface
+    reads; ``neural_format`` phy | nwb | table | spikeinterface) is None for a session that lacks that modality. Clock: ``t_neural =
     clock_offset_s + (1 + clock_drift) * t_audio``, given or fitted from the two sync-pulse files
     (.npy, s). syllables: CSV with onset_s, offset_s (s, audio clock) to use instead of segmenting
     the audio (the only syllable source of a neural-only session in ``mmneuro apply``).

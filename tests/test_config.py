@@ -77,7 +77,7 @@ def test_sessions_resolve_relative_to_table(session_files):
     "row, expected",
     [
         ("s1\tmissing.wav\tphy\tphy\t\t\t0.1\t\n", "line 2 (session s1): audio: file not found"),
-        ("s1\ta.wav\tphy\tkilosort9\t\t\t0.1\t\n", "neural_format: 'kilosort9' is not one of phy, nwb, table"),
+        ("s1\ta.wav\tphy\tkilosort9\t\t\t0.1\t\n", "neural_format: 'kilosort9' is not one of phy, nwb, table, spikeinterface"),
         ("s1\ta.wav\tphy\tphy\t\t\tabc\t\n", "clock_offset_s: 'abc' is not a number"),
         ("s1\ta.wav\tphy\tphy\t\t\t\t\n", "give clock_offset_s"),
         ("s1\ta.wav\tphy\tphy\tsa.npy\t\t\t\n", "sync_audio and sync_neural must be given together"),
@@ -216,5 +216,5 @@ def test_one_session_type(session_files):
     assert Session.audio_only("x=rec.wav") == Session("x", audio=Path("rec.wav"))
     with pytest.raises(InputError, match="needs an audio or a neural recording"):
         Session("s2")
-    with pytest.raises(InputError, match="neural_format: None is not one of phy, nwb, table"):
+    with pytest.raises(InputError, match="neural_format: None is not one of phy, nwb, table, spikeinterface"):
         Session("s2", neural=Path("phy"))

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 
 from mmneuro.cli import add_set_argument
+from mmneuro.formats import NEURAL_FORMATS
 
 # --set keys: the BinParams fields and labels (their defaults: mmneuro.neural.stage / BinParams)
 KEYS = ("labels", "pre_s", "post_s", "bin_s", "latency_s", "warp_bins")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="Phy folder, NWB file or spike table (CSV/TSV/Parquet/NPZ)")
-    parser.add_argument("--format", required=True, choices=("phy", "nwb", "table"), dest="fmt")
+    parser.add_argument("path", help="Phy folder, NWB file, spike table (CSV/TSV/Parquet/NPZ) or a sorting SpikeInterface reads")
+    parser.add_argument("--format", required=True, choices=NEURAL_FORMATS, dest="fmt")
     parser.add_argument("--syllables", required=True, help="syllables.nc (audio stage) or CSV with onset_s, offset_s")
     parser.add_argument("--out", required=True, help="counts.nc to write")
     parser.add_argument("--session", default=None, help="session id (default: from the syllable table)")

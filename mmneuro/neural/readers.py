@@ -1,4 +1,4 @@
-"""Spike-sorted units from Phy/Kilosort folders, NWB files or plain tables, in one in-memory form.
+"""Spike-sorted units from Phy/Kilosort folders, NWB files, plain tables or anything SpikeInterface reads, in one in-memory form.
 
 Every reader ends in :func:`build_units`, so sorting, the checks on bad input (unsorted spikes,
 units without spikes, spikes outside the recording) and label selection behave the same whatever
@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from mmneuro.errors import InputError
+from mmneuro.formats import NEURAL_FORMATS
 
-FORMATS = ("phy", "nwb", "table")
+FORMATS = NEURAL_FORMATS
 UNSORTED = "unsorted"  # label of a unit whose source carries no curation label (Phy's own term)
 
 
@@ -89,10 +90,11 @@ def read_units(path: str | Path, fmt: str, labels: tuple[str, ...] | None = ("go
     """Read spike-sorted units and keep those whose label is in ``labels`` (None: keep all).
 
     fmt: "phy" (Phy/Kilosort folder), "nwb" (NWB file with a Units table) or
-    "table" (CSV/TSV/Parquet/NPZ with columns ``unit``, ``time_s`` and optionally ``label``).
+    "table" (CSV/TSV/Parquet/NPZ with columns ``unit``, ``time_s`` and optionally ``label``) or
+    "spikeinterface" (any sorting SpikeInterface reads: :func:`read_spikeinterface`).
     A source without any labels keeps all its units (labelled "unsorted"), with a warning.
     """
-    readers = {"phy": read_phy, "nwb": read_nwb, "table": read_table}
+    readers = {"phy": read_phy, "nwb": read_nwb, "table": read_table, "spikeinterface": read_spikeinterface}
     if fmt not in readers:
         raise InputError(path, f"unknown neural format {fmt!r} (expected one of {', '.join(FORMATS)})")
     units = readers[fmt](Path(path))
@@ -385,3 +387,56 @@ def read_table(path: Path) -> Units:
         first = frame.drop_duplicates("unit")
         labels = dict(zip(first["unit"].astype(np.int64).tolist(), first["label"].astype(str).tolist()))
     return build_units(path, "table", frame["unit"].to_numpy(), frame["time_s"].to_numpy(), labels=labels, recording_s=recording)
+
+
+# --- SpikeInterface -------------------------------------------------------------------------------
+
+SI_LABEL_PROPERTIES = ("quality", "group", "KSLabel")  # curation label, in the order they are looked for
+
+
+def read_spikeinterface(path: Path) -> Units:
+    """Any sorting SpikeInterface (optional extra ``mmneuro[spikeinterface]``) reads, as :class:`Units`.
+
+    path: a folder or file SpikeInterface saved (``sorting.save(folder=...)``, .json, .pkl), a
+    Phy/Kilosort folder (has params.py) or an NWB file (.nwb). Spike times are SpikeInterface's
+    (``return_times=True``: the registered recording's times, else samples / sampling frequency);
+    the label is the first of the properties quality, group, KSLabel; other one-value-per-unit
+    properties become metadata. One segment only: several segments have no common clock.
+    """
+    if not path.exists():
+        raise InputError(path, "not found")
+    try:
+        import spikeinterface as si
+        import spikeinterface.extractors as se
+    except ImportError as err:
+        raise InputError(path, "neural_format spikeinterface needs SpikeInterface: pip install 'mmneuro[spikeinterface]'") from err
+    try:
+        if path.is_dir() and (path / "params.py").is_file():
+            sorting = se.read_phy(path)
+        elif path.suffix.lower() == ".nwb":
+            sorting = se.read_nwb_sorting(path)
+        else:
+            sorting = si.load(path)
+    except Exception as err:  # SpikeInterface raises many types for a path it cannot read
+        raise InputError(path, f"SpikeInterface cannot read it as a sorting ({type(err).__name__}: {err})") from err
+    if not isinstance(sorting, si.BaseSorting):
+        raise InputError(path, f"SpikeInterface reads it as a {type(sorting).__name__}, not a sorting")
+    if sorting.get_num_segments() != 1:
+        raise InputError(path, f"the sorting has {sorting.get_num_segments()} segments; mmneuro reads one")
+    try:
+        ids = np.array([int(u) for u in sorting.unit_ids], dtype=np.int64)
+    except (TypeError, ValueError):
+        raise InputError(path, f"unit ids must be integers (found e.g. {sorting.unit_ids[:3].tolist()})") from None
+    trains = [np.asarray(sorting.get_unit_spike_train(u, return_times=True), dtype=np.float64) for u in sorting.unit_ids]
+    props = {k: sorting.get_property(k) for k in sorting.get_property_keys()}
+    label_key = next((k for k in SI_LABEL_PROPERTIES if k in props), None)
+    labels = dict(zip(ids.tolist(), map(str, props[label_key]))) if label_key else None
+    scalar = {k: v for k, v in props.items() if k != label_key and np.ndim(v) == 1}
+    recording = (0.0, float(sorting.get_total_duration())) if sorting.has_recording() else None
+    return build_units(
+        path, "spikeinterface",
+        np.repeat(ids, [t.size for t in trains]),
+        np.concatenate(trains) if trains else np.empty(0),
+        unit_ids=ids, labels=labels, recording_s=recording,
+        metadata=pd.DataFrame(scalar, index=ids) if scalar else None,
+    )
