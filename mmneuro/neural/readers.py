@@ -18,7 +18,6 @@ import pandas as pd
 from mmneuro.errors import InputError
 from mmneuro.formats import NEURAL_FORMATS
 
-FORMATS = NEURAL_FORMATS
 UNSORTED = "unsorted"  # label of a unit whose source carries no curation label (Phy's own term)
 
 
@@ -96,7 +95,7 @@ def read_units(path: str | Path, fmt: str, labels: tuple[str, ...] | None = ("go
     """
     readers = {"phy": read_phy, "nwb": read_nwb, "table": read_table, "spikeinterface": read_spikeinterface}
     if fmt not in readers:
-        raise InputError(path, f"unknown neural format {fmt!r} (expected one of {', '.join(FORMATS)})")
+        raise InputError(path, f"unknown neural format {fmt!r} (expected one of {', '.join(NEURAL_FORMATS)})")
     units = readers[fmt](Path(path))
     return select_labels(units, labels)
 
