@@ -14,7 +14,8 @@ rule audio:
         ),
     params:
         preset=config["audio"]["preset"],
-        overrides=set_args({**config["audio"]["set"], **channel_setting()}),
+        # the STFT threads follow the job's threads: sessions run side by side without oversubscribing
+        overrides=lambda w, threads: set_args({**config["audio"]["set"], **channel_setting(), "workers": threads}),
     conda:
         "../../environment.yml"
     log:
