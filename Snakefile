@@ -20,6 +20,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/apply.smk"
+include: "workflow/rules/nwb.smk"
 
 
 rule all:

@@ -156,6 +156,27 @@ def test_model_variant_trains_its_kind_with_its_overrides(project):
     assert "private_dims=3" in train[0] and "latent_dim=4" in train[0]
 
 
+def test_nwb_rule_exports_a_session(project):
+    """The `nwb` rule (what `nwb_all` runs for every session): the dataset's counts and every model's
+    latents in results/<session>/<session>.nwb. One session only, to keep the test short."""
+    import numpy as np
+    from pynwb import NWBHDF5IO
+
+    from mmneuro.io import read_netcdf
+
+    snakemake(project, "results/demo01/demo01.nwb", "--cores", "1")
+    ds = read_netcdf(project / "results" / "dataset.nc")
+    demo01 = ds.isel(syllable=np.flatnonzero(ds["session"].values == "demo01"))
+    with NWBHDF5IO(str(project / "results" / "demo01" / "demo01.nwb"), "r", load_namespaces=True) as io:
+        nwb = io.read()
+        table = nwb.intervals["syllables"].to_dataframe()
+        counts = nwb.processing["ecephys"]["syllable_aligned_counts"].data[:]
+    assert sorted(table["syllable"]) == sorted(demo01["syllable"].values)
+    order = np.argsort(demo01["onset_s"].values)
+    np.testing.assert_array_equal(counts, demo01["counts"].transpose("unit", "syllable", "bin").values[:, order])
+    assert {f"latent_mean_{m}" for m in MODELS} <= set(table.columns)
+
+
 def test_lint_passes(project):
     out = snakemake(project, "--lint")
     assert "Congratulations" in out.stdout + out.stderr

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyse": ("mmneuro.cli.analyse",
                 "analyse a trained model: latents vs neurons, clusters, bands, cross-prediction, synergy"),
     "score": ("mmneuro.cli.score", "score a model's analysis against the planted truth of demo sessions"),
+    "nwb": ("mmneuro.cli.nwb", "export a session's syllables, aligned counts and latent means as an NWB file"),
     "report": ("mmneuro.cli.report", "one self-contained HTML report over all analysed models"),
     "apply": ("mmneuro.cli.apply",
               "apply a trained model to new sessions (audio-only too): embeddings, predictions, OOD check"),
