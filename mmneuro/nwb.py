@@ -58,6 +58,12 @@ class NwbMetadata:
     sex: str = "U"
     date_of_birth: str | None = None
 
+    def check(self) -> NwbMetadata:
+        """This metadata if its times read as ISO 8601 with a time zone, else an InputError naming the key."""
+        for key in ("session_start_time", "date_of_birth"):
+            _datetime(getattr(self, key), key)
+        return self
+
 
 def export_session(dataset: str | Path, counts: str | Path, models: list[str | Path], units: str | Path,
                    units_format: str, out: str | Path, metadata: NwbMetadata = NwbMetadata()) -> Path:
@@ -67,6 +73,7 @@ def export_session(dataset: str | Path, counts: str | Path, models: list[str | P
     from mmneuro.estimator import load
     from mmneuro.neural.readers import read_units
 
+    metadata.check()  # bad metadata fails before anything is read, even where a copied source ignores it
     counts_ds = read_netcdf(counts)
     session = str(counts_ds.attrs.get("session", ""))
     syllables = session_syllables(read_netcdf(dataset), session, dataset, counts_ds, counts)

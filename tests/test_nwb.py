@@ -135,6 +135,7 @@ def test_nwb_source_is_copied_and_left_unchanged(inputs, tmp_path):
     ("no dataset", "missing.nc"),
     ("session not in the dataset", "dataset.nc"),
     ("unreadable NWB source", "broken.nwb"),
+    ("start time without a time zone", "session_start_time"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, where):
     tmp, ds = inputs
@@ -145,9 +146,11 @@ def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, wh
     elif case == "session not in the dataset":
         write_netcdf(ds.isel(syllable=[0]).drop_vars("counts").assign_attrs(session="s9"), tmp_path / "counts.nc")
         args[3] = str(tmp_path / "counts.nc")
-    else:
+    elif case == "unreadable NWB source":
         (tmp_path / "broken.nwb").write_bytes(b"not an HDF5 file")
         args[5] = str(tmp_path / "broken.nwb")
+    else:
+        args += ["--set", "session_start_time=2024-03-01T09:00:00"]
     assert cli_main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("mmneuro nwb: error: ") and where in err and "Traceback" not in err
