@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
+import pandas as pd
 import pytest
 
 from mmneuro.synth import generate_session
@@ -27,6 +29,12 @@ def test_workflow_runs_to_the_report(project):
         assert (results / "models" / model / "weights.pt").is_file()
         for name in ("clusters.csv", "crosspred.csv", "synergy.csv", "latent_band.csv"):
             assert (analysis / name).stat().st_size > 0, name
+        # models of binned counts: PSTH R² per unit for the model's two neural predictions, none for the baselines
+        cross = pd.read_csv(analysis / "crosspred.csv")
+        psth = cross.groupby("method")["psth_r2"].apply(lambda r: r.notna().any())
+        assert psth[["model (audio->neural)", "model (neural->neural)"]].all() and not psth["mean_rate"]
+        assert set(json.loads((analysis / "summary.json").read_text())["crosspred"]["psth_r2_mean_over_units"]) == {
+            "model (audio->neural)", "model (neural->neural)"}
         # demo data: the scores against the planted truth sit in their own rule's folder, not the analysis'
         assert not (analysis / "scores.json").exists()
         for name in ("scores.json", "crosspred_oracle.csv", "factors_planted_probes.csv"):
