@@ -92,6 +92,8 @@ def session_syllables(ds: xr.Dataset, session: str, dataset_path, counts: xr.Dat
         raise InputError(dataset_path, f"has no syllables of session {session!r} (the session of {counts_path})")
     sub = ds.isel(syllable=np.flatnonzero(ds["session"].values == session))
     sub = sub.isel(syllable=np.argsort(sub["onset_s"].values, kind="stable"))
+    if "unit" not in counts.coords:
+        raise InputError(counts_path, "no coordinate 'unit': not a counts.nc from `mmneuro neural`")
     if "counts" not in sub or not np.array_equal(sub["unit"].values, counts["unit"].values):
         raise InputError(dataset_path, f"its binned counts of session {session!r} do not have the units of {counts_path}")
     widths = (sub["bin_end_s"] - sub["bin_start_s"]).values
