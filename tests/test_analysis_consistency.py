@@ -85,3 +85,24 @@ def test_cli_needs_two_trained_models(tmp_path, capsys):
                      "--out", str(tmp_path / "out")]) == 2
     assert "config.json: file not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_report_section_shows_the_matrices_and_nothing_without_seeds(tmp_path):
+    import json
+
+    import jinja2
+
+    from mmneuro.report.consistency import consistency_context
+
+    summary = {"runs": ["seed0", "seed1"], "split": "test", "conditioning": "audio", "n_test": 146, "n_units": 42,
+               "n_tuned": 36, "active_latents": {"seed0": 16, "seed1": 15}, "clusters_k": {"seed0": 6, "seed1": 5},
+               "mean": {"r2": 0.6979, "r2_uniform": 0.68, "ari": None, "similarity_r": 0.986},
+               "r2": [[1.0, 0.6761], [0.7022, 1.0]], "r2_uniform": [[1.0, 0.66], [0.68, 1.0]],
+               "ari": [[None, None], [None, None]], "similarity_r": [[1.0, 0.986], [0.986, 1.0]]}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    env = jinja2.Environment(loader=jinja2.PackageLoader("mmneuro.report", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    html = env.get_template("consistency.html").render(m={"consistency": consistency_context(tmp_path)})
+    assert "Consistency across seeds" in html and "R² 0.698 (uniform 0.680), ARI –" in html
+    assert "<th>seed1</th><td>0.702</td><td>1.000</td>" in html and "seed1: 15" in html
+    assert env.get_template("consistency.html").render(m={"consistency": consistency_context(tmp_path / "none")}).strip() == ""
