@@ -169,9 +169,12 @@ def consistency(models: dict[str, object], ds: xr.Dataset, *, settings: Analysis
     similarity = similarity_agreement({k: p[tuned] for k, p in profiles.items()})
     units = pd.DataFrame({"unit": part["unit"].values, "tuned": tuned, **{f"cluster_{k}": v for k, v in labels.items()}})
 
-    def off_diagonal_mean(m: pd.DataFrame) -> float:
+    def off_diagonal_mean(m: pd.DataFrame) -> float | None:
         values = m.values[~np.eye(len(m), dtype=bool)]
-        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+        return float(np.nanmean(values)) if np.isfinite(values).any() else None
+
+    def matrix(m: pd.DataFrame) -> list[list[float | None]]:  # JSON has no NaN: null
+        return [[float(v) if np.isfinite(v) else None for v in row] for row in m.values]
 
     summary = {
         "runs": names, "split": settings.split, "conditioning": settings.conditioning,
@@ -180,7 +183,7 @@ def consistency(models: dict[str, object], ds: xr.Dataset, *, settings: Analysis
         "active_latents": {k: int(p.shape[1]) for k, p in profiles.items()},
         "n_units": int(len(tuned)), "n_tuned": int(tuned.sum()),
         "clusters_k": {k: int(len(np.unique(v[v >= 0]))) for k, v in labels.items()},
-        "r2": r2.values, "r2_uniform": r2_uniform.values, "ari": ari.values, "similarity_r": similarity.values,
+        "r2": matrix(r2), "r2_uniform": matrix(r2_uniform), "ari": matrix(ari), "similarity_r": matrix(similarity),
         "mean": {"r2": off_diagonal_mean(r2), "r2_uniform": off_diagonal_mean(r2_uniform),
                  "ari": off_diagonal_mean(ari), "similarity_r": off_diagonal_mean(similarity)},
         "definitions": {
