@@ -134,9 +134,9 @@ def consistency(models: dict[str, object], ds: xr.Dataset, *, settings: Analysis
     """Consistency of ``models`` ({run name: MultimodalVAE}, >= 2; e.g. one per seed) on ``ds`` (the
     dataset.nc layout): see the module docstring. Uses settings.split, conditioning, batch_size and
     the tuning and clustering settings of the analysis; writes nothing."""
-    from mmneuro.analysis.pipeline import _both_modalities, cluster_units, splits, unit_tuning
+    from mmneuro.analysis.pipeline import splits
     from mmneuro.errors import InputError
-    from mmneuro.inputs import latency_s, model_inputs, window_counts
+    from mmneuro.inputs import model_inputs
 
     settings = settings or AnalysisSettings()
     settings.check()
@@ -147,6 +147,9 @@ def consistency(models: dict[str, object], ds: xr.Dataset, *, settings: Analysis
     z_train, z_test = {}, {}
     for name, model in models.items():
         model = getattr(model, "model_", model)
+        if not set(given) <= set(model.modalities):
+            raise InputError(where, f"run {name}: conditioning={settings.conditioning} needs the modalities "
+                                    f"{', '.join(given)}; the model has {', '.join(model.modalities)}")
         z_train[name] = embed.posterior_moments(model, model_inputs(train, model, where), given, settings.batch_size)[0]
         z_test[name] = embed.posterior_moments(model, model_inputs(part, model, where), given, settings.batch_size)[0]
     names = list(models)
@@ -157,12 +160,7 @@ def consistency(models: dict[str, object], ds: xr.Dataset, *, settings: Analysis
         for (src, dst), rows in table.groupby(["source", "target"], sort=False):
             r2.loc[src, dst], r2_uniform.loc[src, dst] = summarise_r2(rows)
 
-    # which units are tuned: model-free (raw counts of every syllable with both modalities), as in the analysis
-    tuned = unit_tuning(_both_modalities(ds), settings)["tuned"]
-    counts, exposure, _ = window_counts(part, "total_counts", latency_s(ds))
-    rates = counts / exposure[:, None]
-    profiles = {k: whitened_profiles(z, rates) for k, z in z_test.items()}
-    labels = {k: cluster_units(p, tuned, settings)["labels"] for k, p in profiles.items()}
+    tuned, profiles, labels = unit_clusters(z_test, ds, part, settings)
     ari = cluster_agreement({k: v[tuned] for k, v in labels.items()})
     if tuned.sum() < 3:  # cluster_profiles puts fewer than 3 units in one cluster: nothing to compare
         ari.loc[:, :] = np.nan
@@ -197,6 +195,20 @@ def consistency(models: dict[str, object], ds: xr.Dataset, *, settings: Analysis
         "settings": settings.to_dict(),
     }
     return ConsistencyResult(pairs, r2, r2_uniform, ari, similarity, units, summary)
+
+
+def unit_clusters(z: dict[str, np.ndarray], ds: xr.Dataset, part: xr.Dataset, settings: AnalysisSettings):
+    """The tuned units (U,) bool, each run's whitened profiles (U, k) and cluster labels (U,) (-1:
+    untuned). z: run -> posterior means (N, D) of ``part``'s syllables; which units are tuned is
+    model-free (raw counts of every syllable of ``ds`` with both modalities), as in the analysis."""
+    from mmneuro.analysis.pipeline import _both_modalities, cluster_units, unit_tuning
+    from mmneuro.inputs import latency_s, window_counts
+
+    tuned = unit_tuning(_both_modalities(ds), settings)["tuned"]
+    counts, exposure, _ = window_counts(part, "total_counts", latency_s(ds))
+    rates = counts / exposure[:, None]
+    profiles = {k: whitened_profiles(v, rates) for k, v in z.items()}
+    return tuned, profiles, {k: cluster_units(p, tuned, settings)["labels"] for k, p in profiles.items()}
 
 
 def run_name(model_dir: Path) -> str:
