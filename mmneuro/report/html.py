@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmneuro.errors import InputError
+from mmneuro.report.consistency import consistency_context
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -176,6 +177,7 @@ def _model_context(folder: Path, summary: dict) -> dict:
         "part_summary": _markup_table(pd.read_csv(folder / "factors_part_summary.csv")) if factored else None,
         "probes": _markup_table(pd.read_csv(folder / "factors_probes.csv")) if factored else None,
         "figures": figures,
+        "consistency": consistency_context(folder.parent.parent / "consistency" / folder.name),
     }
 
 
