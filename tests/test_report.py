@@ -77,3 +77,67 @@ def test_templates_escape_values_but_not_tables(tmp_path):
     import pandas as pd
 
     assert str(_markup_table(pd.DataFrame({"x": [1.0]}))).startswith("<table")  # tables pass through as HTML
+
+
+def _answer_rows(html: str) -> list[tuple[str, list[int], str]]:
+    """(cluster, units, goes with) per row of the first screen's table, and ("untuned", units, "")."""
+    section = html[html.index("<section id=answer>"):html.index("</section>")]
+    rows = []
+    for head, units, what in re.findall(r"<tr><th>([^<]+)</th><td[^>]*>([^<]*)</td><td[^>]*>(.*?)</td>", section):
+        rows.append((head, [int(u) for u in re.findall(r"\d+", units)], re.sub("<[^>]+>", "", what)))
+    untuned = re.search(r"<tr><th>untuned \(\d+\)</th><td[^>]*>(.*?)</td>", section).group(1)
+    rows.append(("untuned", [int(u) for u in re.findall(r"(\d+) \(q", untuned)], ""))
+    return rows
+
+
+@pytest.mark.slow
+def test_first_screen_states_the_planted_answer(local_project):
+    """On the demo, the report opens with the planted clusters (units and band or feature) and untuned
+    units. The report knows nothing of the truth; only this test reads it."""
+    html = (local_project / "results" / "analysis_report.html").read_text()
+    assert html.index("<section id=answer>") < html.index("Models compared") < html.index("Latent map") \
+        < html.index("id=details")
+    truth = json.loads((local_project / "data" / "demo01" / "ground_truth.json").read_text())
+    planted = {}
+    for unit in truth["units"]:
+        if unit["label"] == "good":  # mua and noise units are left out by the neural stage's QC
+            planted.setdefault(unit["cluster"], []).append(unit["unit"])
+    found = {tuple(sorted(units)): what for _, units, what in _answer_rows(html)}
+    centre = {c["name"]: c["center"] for c in truth["clusters"]}
+    for name, units in planted.items():
+        what = found.get(tuple(sorted(units)))
+        assert what is not None, f"planted cluster {name} {sorted(units)} not a row of the first screen: {found}"
+        if name.startswith("band_"):
+            assert abs(float(what.split(" kHz")[0]) - centre[name] / 1e3) <= 2.5, (name, what)
+        elif name != "untuned":
+            assert what == {"duration": "duration", "fm_slope": "FM slope"}[name], (name, what)
+    assert "Best model: <b>" in html
+
+
+@pytest.mark.slow
+def test_report_in_a_browser(local_project, tmp_path):
+    """The workflow's report in headless Chromium at a laptop's size: no console error, every image
+    loads, no horizontal overflow, the answer's table on the first screen, the latent map's hover shows
+    a spectrogram; a screenshot of the first screen is kept (test-artifacts/)."""
+    from browser_helpers import assert_works_in_a_browser, check_page, screenshot
+
+    report = local_project / "results" / "analysis_report.html"
+    found = check_page(report, tmp_path)
+    assert_works_in_a_browser(found)
+    assert found["images"] >= 10 and found["answer_table_bottom"] <= found["viewport_height"], found
+    assert "kHz mean" in found["hover"]["text"]  # the tooltip's features beside the spectrogram
+    screenshot(report, "analysis_report_first_screen.png")
+
+
+def test_browser_check_sees_errors_broken_images_and_overflow(tmp_path):
+    """The browser check has power: a page with a console error, a missing image and a table wider
+    than the screen fails each of its conditions (seconds; skips without chromium)."""
+    from browser_helpers import check_page
+
+    page = tmp_path / "bad.html"
+    page.write_text("<!DOCTYPE html><html><head><title>bad</title></head><body><table><tr>"
+                    + "<td>a wide cell</td>" * 200 + "</tr></table><img alt=gone src='missing.png'>"
+                    "<script>console.error('boom')</script></body></html>")
+    found = check_page(page, tmp_path)
+    assert "boom" in found["errors"] and found["broken"] == ["gone"]
+    assert found["scroll_width"] > found["client_width"] and found["maps"] == 0

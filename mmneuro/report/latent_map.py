@@ -134,6 +134,17 @@ def caption(data: MapData) -> str:
            "small)" if data.n_total > shown else f"all {shown} syllables")
     return (f"Each point is a syllable at the first two principal components of its posterior mean ({cap}). "
             "Hover a point to see its spectrogram (thumbnail, low frequencies at the bottom) and features; "
-            "'colour by' switches between mean frequency, duration, session and a unit's or a cluster's "
-            "activity (z-scored spikes per syllable window). Look for gradients: a colouring that changes "
+            f"'colour by' switches between {', '.join(_kinds(data))} (activity: z-scored spikes per syllable "
+            "window). Look for gradients: a colouring that changes "
             "smoothly across the map is a feature the latent space lays out.")
+
+
+def _kinds(data: MapData) -> list[str]:
+    """The kinds of colouring the selector offers, for the caption (units and clusters named once)."""
+    kinds = []
+    for name in data.colourings:
+        kind = name.split(" (")[0]
+        kind = "a unit's activity" if kind.startswith("unit ") else "a cluster's activity" if kind.startswith("cluster ") else kind
+        if kind not in kinds:
+            kinds.append(kind)
+    return kinds
