@@ -28,11 +28,18 @@ def test_report_over_two_models(tmp_path):
     assert run_report([str(tmp_path), "--out", str(out)]) == 0
     text = out.read_text()
     assert "Model mvae" in text and "Model mopoe" in text
-    # self-contained: no external src/href, every embedded image decodes to a PNG
-    assert not re.search(r"(src|href)=['\"](?!data:)", text)
-    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
-    # 6 figures per model + the factorised one's traversals: shared (audio, neural), audio_private, neural_private
-    assert len(images) == 2 * 6 + 4 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    # self-contained: no external src/href outside the inline scripts (bokeh's library and the latent
+    # map, whose thumbnails are data URIs too), every embedded image decodes to a PNG
+    page = re.sub(r"<script.*?</script>", "", text, flags=re.S)
+    assert not re.search(r"(src|href)=['\"](?!data:|#)", page) and "<script src" not in text
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    # 7 figures per model + the factorised one's traversals: shared (audio, neural), audio_private,
+    # neural_private + the best model's clusters x bands again on the first screen
+    assert len(images) == 2 * 7 + 4 + 1 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    from mmneuro.io import read_netcdf
+
+    n_syllables = read_netcdf(tmp_path / "analysis" / "mvae" / "embeddings.nc").sizes["syllable"]
+    assert text.count("data:image/png;base64,") - len(images) == n_syllables  # a thumbnail per point of the map
     assert text.count("Shared and private latents") == 1 and "Where the planted factors sit" in text
     assert "mopoe: neural_private" in text and "mvae: shared" in text  # probes side by side
     assert "tuning (frequency, duration) in shared" in text  # placement rows only for the factorised model
