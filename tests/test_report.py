@@ -37,9 +37,11 @@ def test_report_over_two_models(tmp_path):
     # neural_private + the best model's clusters x bands again on the first screen
     assert len(images) == 2 * 7 + 4 + 1 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     from mmneuro.io import read_netcdf
+    from mmneuro.report.latent_map import bokeh_js
 
     n_syllables = read_netcdf(tmp_path / "analysis" / "mvae" / "embeddings.nc").sizes["syllable"]
-    assert text.count("data:image/png;base64,") - len(images) == n_syllables  # a thumbnail per point of the map
+    in_library = bokeh_js().count("data:image/png;base64,")  # its own icons
+    assert text.count("data:image/png;base64,") - len(images) - in_library == n_syllables  # a thumbnail per point
     assert text.count("Shared and private latents") == 1 and "Where the planted factors sit" in text
     assert "mopoe: neural_private" in text and "mvae: shared" in text  # probes side by side
     assert "tuning (frequency, duration) in shared" in text  # placement rows only for the factorised model

@@ -36,6 +36,9 @@ FEATURE_NAMES = {"mean_freq_hz": "mean frequency", "peak_freq_hz": "peak frequen
 BEST_BY = "model (audio->neural)"  # the crosspred method whose held-out bits per spike picks the best model
 
 FIGURES = [
+    ("cluster_bands", "Each row a cluster (units in brackets), each column the syllables whose mean frequency falls in "
+                      "that 5 kHz band: red where the cluster fires more than its average. A frequency cluster shows "
+                      "one red patch under its ▼; a cluster tuned to another feature, and the untuned row, show none."),
     ("latent_unit_correlation", "Correlation of every latent dimension with every unit's rate on held-out "
                                 "syllables, for the tuned units; ordered by the dendrogram of their correlation profiles."),
     ("latent_traversals", "Decoded spectrograms while one latent dimension moves (the others at the most typical "
@@ -125,7 +128,8 @@ def _answer(folder: Path, summary: dict) -> dict:
             "n_units": len(clusters), "untuned": [(int(u), q) for u, q in zip(untuned["unit"], untuned["q_value"])],
             "on_tuning": summary["settings"].get("cluster_on") == "tuning",
             "criterion": summary["clusters"].get("criterion", ""),
-            "figure": base64.b64encode(figure.read_bytes()).decode() if figure.is_file() else None}
+            "figure": base64.b64encode(figure.read_bytes()).decode() if figure.is_file() else None,
+            "caption": dict(FIGURES)["cluster_bands"]}
 
 
 def _map_data(results_dir: Path, folders: list[Path], summaries: dict, answer: dict):
