@@ -150,3 +150,36 @@ def test_browser_check_sees_errors_broken_images_and_overflow(tmp_path):
     found = check_page(page, tmp_path)
     assert "boom" in found["errors"] and found["broken"] == ["gone"]
     assert found["scroll_width"] > found["client_width"] and found["maps"] == 0
+
+
+def test_latent_map_thumbnails_cap_and_tooltip():
+    """Thumbnails are small grey PNGs with low frequencies at the bottom (a syllable without audio gets
+    none); the map keeps at most MAX_POINTS syllables, evenly spaced, and says so; its tooltip shows
+    the thumbnail."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from mmneuro.report import latent_map
+
+    image = np.zeros((2, 24, 16))
+    image[0, :4] = 1.0  # energy in the lowest frequency rows (freq index 0 is the lowest)
+    image[1] = np.nan
+    thumbs = latent_map.thumbnails(image, size=20)
+    png = Image.open(io.BytesIO(base64.b64decode(thumbs[0].split(",", 1)[1])))
+    pixels = np.asarray(png)
+    assert png.mode == "L" and png.size == (20, 20) and pixels[-1].mean() > 200 and pixels[0].mean() < 50
+    assert thumbs[1] == ""
+    pick = latent_map.evenly_spaced(5000)
+    assert len(pick) == latent_map.MAX_POINTS and pick[0] == 0 and pick[-1] == 4999
+    n = 3
+    data = latent_map.MapData({"m": (np.arange(6.0).reshape(n, 2), np.array([0.6, 0.3]))},
+                              pd.DataFrame({"syllable": list("abc"), "session": ["s"] * n, "freq_khz": [40.0, 50, 60],
+                                            "duration_ms": [10.0, 20, 30]}),
+                              {"mean frequency (kHz)": np.array([40.0, 50, 60]), "unit 3 activity": np.zeros(n)},
+                              thumbs=["data:image/png;base64,AAAA"] * n, n_total=5000)
+    script, div = latent_map.components(data)
+    assert "img src=" in script and "@thumb" in script and script.count("data:image/png;base64,AAAA") == n
+    assert "3 of 5000 syllables" in latent_map.caption(data) and "a unit's activity" in latent_map.caption(data)

@@ -91,8 +91,8 @@ def _embedding_map(result: xr.Dataset) -> dict | None:
     n = len(pick)
     duration_ms = (ds["offset_s"].values - ds["onset_s"].values) * 1e3
     freq = ds["mean_freq_hz"].values / 1e3 if "mean_freq_hz" in ds.coords else np.full(n, np.nan)
-    syllables = pd.DataFrame({"syllable": ds["syllable"].values.astype(str), "session": [str(result.attrs.get("session"))] * n,
-                              "freq_khz": freq, "duration_ms": duration_ms})
+    syllables = pd.DataFrame({"syllable": ds["syllable"].values.astype(str), "freq_khz": freq,
+                              "session": [str(result.attrs.get("session"))] * n, "duration_ms": duration_ms})
     colourings = {"mean frequency (kHz)": freq, "duration (ms)": duration_ms}
     if "total_counts" in ds:  # a session with neural data
         latency = (_attr(result, "preprocessing", {}).get("neural") or {}).get("latency_s", DEFAULT_LATENCY_S)

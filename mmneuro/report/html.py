@@ -36,9 +36,10 @@ FEATURE_NAMES = {"mean_freq_hz": "mean frequency", "peak_freq_hz": "peak frequen
 BEST_BY = "model (audio->neural)"  # the crosspred method whose held-out bits per spike picks the best model
 
 FIGURES = [
-    ("cluster_bands", "Each row a cluster (units in brackets), each column the syllables whose mean frequency falls in "
-                      "that 5 kHz band: red where the cluster fires more than its average. A frequency cluster shows "
-                      "one red patch under its ▼; a cluster tuned to another feature, and the untuned row, show none."),
+    ("cluster_bands", "Each row a cluster (units in brackets), each column the syllables whose mean frequency "
+                      "falls in that 5 kHz band: red where the cluster fires more than its average. A frequency "
+                      "cluster shows one red patch under its ▼; a cluster tuned to another feature, and the untuned "
+                      "row, show none."),
     ("latent_unit_correlation", "Correlation of every latent dimension with every unit's rate on held-out "
                                 "syllables, for the tuned units; ordered by the dendrogram of their correlation profiles."),
     ("latent_traversals", "Decoded spectrograms while one latent dimension moves (the others at the most typical "
@@ -116,7 +117,8 @@ def _answer(folder: Path, summary: dict) -> dict:
     for _, b in bands[bands["cluster"] >= 0].iterrows():
         members = clusters[clusters["cluster"] == b["cluster"]]
         band = pd.notna(b["band_center_khz"])
-        rows.append({"cluster": int(b["cluster"]), "units": ", ".join(map(str, members["unit"].astype(int))),
+        ids = members["unit"].astype(int).tolist()
+        rows.append({"cluster": int(b["cluster"]), "unit_ids": ids, "units": ", ".join(map(str, ids)),
                      "n": int(b["n_units"]), "band": f"{b['band_center_khz']:.0f} kHz band" if band else "",
                      "feature": FEATURE_NAMES.get(b["best_feature"], b["best_feature"]),
                      "eta2": b["feature_eta2"], "band_r": b["band_r"], "q_max": members["q_value"].max(),
@@ -171,9 +173,9 @@ def _map_data(results_dir: Path, folders: list[Path], summaries: dict, answer: d
         counts, exposure, _ = window_counts(ds, "total_counts", latency_s(ds))
         activity = latent_map.zscored_activity(counts, exposure)
         units = ds["unit"].values
-        clusters = {row["cluster"]: [int(u) for u in row["units"].split(", ")] for row in answer["clusters"]}
-        for c, members in clusters.items():
-            colourings[f"cluster {c} activity ({answer['name']})"] = np.nanmean(activity[:, np.isin(units, members)], 1)
+        for row in answer["clusters"]:
+            colourings[f"cluster {row['cluster']} activity ({answer['name']})"] = np.nanmean(
+                activity[:, np.isin(units, row["unit_ids"])], axis=1)
         for i, u in enumerate(units):
             colourings[f"unit {u} activity"] = activity[:, i]
     thumbs = latent_map.thumbnails(ds["spectrogram"].transpose("syllable", "freq", "time").values) \

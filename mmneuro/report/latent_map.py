@@ -144,7 +144,8 @@ def _kinds(data: MapData) -> list[str]:
     kinds = []
     for name in data.colourings:
         kind = name.split(" (")[0]
-        kind = "a unit's activity" if kind.startswith("unit ") else "a cluster's activity" if kind.startswith("cluster ") else kind
+        for prefix in ("unit", "cluster"):
+            kind = f"a {prefix}'s activity" if kind.startswith(prefix + " ") else kind
         if kind not in kinds:
             kinds.append(kind)
     return kinds
