@@ -113,21 +113,22 @@ def _answer(folder: Path, summary: dict) -> dict:
     clusters = pd.read_csv(folder / "clusters.csv", keep_default_na=False, na_values=[""])
     bands = pd.read_csv(folder / "cluster_band.csv", keep_default_na=False, na_values=[""])
     fdr = summary["settings"].get("fdr_q")
+    q = clusters["q_value"] if "q_value" in clusters else pd.Series(np.nan, index=clusters.index)  # older analyses
     rows = []
     for _, b in bands[bands["cluster"] >= 0].iterrows():
-        members = clusters[clusters["cluster"] == b["cluster"]]
+        members = clusters["cluster"] == b["cluster"]
         band = pd.notna(b["band_center_khz"])
-        ids = members["unit"].astype(int).tolist()
+        ids = clusters.loc[members, "unit"].astype(int).tolist()
         rows.append({"cluster": int(b["cluster"]), "unit_ids": ids, "units": ", ".join(map(str, ids)),
                      "n": int(b["n_units"]), "band": f"{b['band_center_khz']:.0f} kHz band" if band else "",
                      "feature": FEATURE_NAMES.get(b["best_feature"], b["best_feature"]),
-                     "eta2": b["feature_eta2"], "band_r": b["band_r"], "q_max": members["q_value"].max(),
+                     "eta2": b["feature_eta2"], "band_r": b["band_r"], "q_max": q[members].max(),
                      "center": b["band_center_khz"] if band else np.inf})
     rows.sort(key=lambda r: (r["center"], r["feature"]))  # bands low to high, then the other features
-    untuned = clusters[~clusters["tuned"].astype(bool)]
+    untuned = ~clusters["tuned"].astype(bool)
     figure = folder / "figures" / "cluster_bands.png"
     return {"name": folder.name, "clusters": rows, "k": summary["clusters"]["k"], "fdr_q": fdr,
-            "n_units": len(clusters), "untuned": [(int(u), q) for u, q in zip(untuned["unit"], untuned["q_value"])],
+            "n_units": len(clusters), "untuned": list(zip(clusters.loc[untuned, "unit"].astype(int), q[untuned])),
             "on_tuning": summary["settings"].get("cluster_on") == "tuning",
             "criterion": summary["clusters"].get("criterion", ""),
             "figure": base64.b64encode(figure.read_bytes()).decode() if figure.is_file() else None,
