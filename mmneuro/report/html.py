@@ -41,15 +41,22 @@ FIGURES = [
                       "cluster shows one red patch under its ▼; a cluster tuned to another feature, and the untuned "
                       "row, show none."),
     ("latent_unit_correlation", "Correlation of every latent dimension with every unit's rate on held-out "
-                                "syllables, for the tuned units; ordered by the dendrogram of their correlation profiles."),
+                                "syllables, for the tuned units, ordered by the dendrogram of their correlation "
+                                "profiles. Look for blocks: the units of a cluster share a pattern of latents."),
     ("latent_traversals", "Decoded spectrograms while one latent dimension moves (the others at the most typical "
-                          "syllable's values)."),
+                          "syllable's values). A row whose energy climbs or falls in frequency is a latent that "
+                          "codes frequency; a row that does not change is unused."),
     ("cross_generation", "Example held-out syllables: the true spectrogram, the model's reconstructions and "
-                         "cross-generations, and spikes per unit predicted from audio alone (red) vs actual."),
-    ("predicted_vs_actual", "Cross-prediction per unit: the model's Pearson r against the baselines'."),
+                         "cross-generations, and spikes per unit predicted from audio alone (red) vs actual (grey "
+                         "bars). Red dots that follow the bars mean the audio carries the units' response."),
+    ("predicted_vs_actual", "Left: per unit, the model's Pearson r (x) against each baseline's (y); points below the "
+                            "diagonal are units the model predicts better. Right: mean counts, on the diagonal when "
+                            "the rates are calibrated."),
     ("latent_map", "Posterior means (first two principal components) coloured by the syllable's mean frequency "
-                   "(the interactive map above shows the same with spectrograms on hover)."),
-    ("training_curves", "Training curves (metrics.csv of the model)."),
+                   "(the interactive map above shows the same with spectrograms on hover): a smooth gradient "
+                   "means the latent space lays out frequency."),
+    ("training_curves", "Training curves (metrics.csv of the model): validation losses should flatten, not rise "
+                        "(overfitting)."),
 ]
 
 
