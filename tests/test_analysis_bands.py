@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mmneuro.analysis.bands import (
-    band_edges_hz, band_energy, cluster_band_table, cluster_frequency_profiles, latent_band_table, peak_center, traversal_frequencies,
-    weighted_frequency_hz)
+    band_edges_hz, band_energy, cluster_band_table, cluster_frequency_profiles, latent_band_table, peak_center,
+    traversal_frequencies, weighted_frequency_hz)
 
 FREQ_HZ = np.linspace(25_000, 115_000, 91)  # 1 kHz rows
 
