@@ -1,4 +1,5 @@
-"""The HTML report over analysis folders: self-contained, every table and figure, scores flagged."""
+"""The HTML report over analysis folders: the answer first, self-contained, every table and figure,
+scores flagged; checked in headless Chromium."""
 
 import base64
 import json
