@@ -185,6 +185,28 @@ def test_nwb_rule_exports_a_session(project):
     assert {f"latent_mean_{m}" for m in MODELS} <= set(table.columns)
 
 
+def test_seeds_train_only_the_extra_runs_then_consistency_and_the_report(project, tmp_path):
+    """`seeds` for one model: its extra seeds train (not the main run), the consistency stage and the
+    report follow; an added seed trains only that seed."""
+    import json
+    import re
+
+    for name in ("data", "results", ".snakemake"):  # a copy: the other tests expect the project unchanged
+        shutil.copytree(project / name, tmp_path / name, symlinks=True)
+    overrides = TINY_CONFIG["model_overrides"]
+    write_config(tmp_path, {**TINY_CONFIG, "model_overrides": {**overrides, "mvae": {"seeds": [0, 1]}}})
+    run = snakemake(tmp_path, "--cores", "2")
+    ran = {rule: int(n) for rule, n in re.findall(r"(?m)^(\w+)\s+(\d+)\s*$", run.stdout + run.stderr)}
+    assert {k: v for k, v in ran.items() if k != "total"} == {"train_seed": 1, "consistency": 1, "report": 1, "all": 1}
+    out = tmp_path / "results" / "consistency" / "mvae"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"] == ["seed0", "seed1"] and (out / "r2_seed0_vs_seed1.csv").is_file()
+    assert json.loads((tmp_path / "results/models/mvae/seeds/1/config.json").read_text())["train"]["seed"] == 1
+    assert "Consistency across seeds" in (tmp_path / "results" / "analysis_report.html").read_text()
+    write_config(tmp_path, {**TINY_CONFIG, "model_overrides": {**overrides, "mvae": {"seeds": [0, 1, 2]}}})
+    assert planned_jobs(tmp_path) == {"train_seed": 1, "consistency": 1, "report": 1, "all": 1}
+
+
 def test_lint_passes(project):
     out = snakemake(project, "--lint")
     assert "Congratulations" in out.stdout + out.stderr

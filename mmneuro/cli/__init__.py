@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mmneuro.cli.train", "train a multimodal VAE (MVAE, MMVAE, MoPoE) on a dataset"),
     "analyse": ("mmneuro.cli.analyse",
                 "analyse a trained model: latents vs neurons, clusters, bands, cross-prediction, synergy"),
+    "consistency": ("mmneuro.cli.consistency", "consistency across seeds: R² between embeddings, ARI of unit clusters"),
     "score": ("mmneuro.cli.score", "score a model's analysis against the planted truth of demo sessions"),
     "nwb": ("mmneuro.cli.nwb", "export a session's syllables, aligned counts and latent means as an NWB file"),
     "report": ("mmneuro.cli.report", "one self-contained HTML report over all analysed models"),
