@@ -21,6 +21,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/consistency.smk"
 include: "workflow/rules/apply.smk"
+include: "workflow/rules/nwb.smk"
 
 
 rule all:

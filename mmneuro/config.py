@@ -99,6 +99,7 @@ def code_defaults() -> dict[str, object]:
     from mmneuro.dataset import DEFAULTS as SPLIT
     from mmneuro.neural.binning import BinParams
     from mmneuro.neural.stage import DEFAULT_LABELS
+    from mmneuro.nwb import NwbMetadata
     from mmneuro.synth import generate_demo
 
     demo = {k: p.default for k, p in inspect.signature(generate_demo).parameters.items()}
@@ -110,6 +111,7 @@ def code_defaults() -> dict[str, object]:
         "dataset.val_fraction": SPLIT["val_fraction"], "dataset.test_fraction": SPLIT["test_fraction"],
         **{f"apply.{k}": apply[k] for k in ("n_samples", "flag_percentile", "session_flag_fraction")},
         **{f"demo.{k}": demo[k] for k in ("n_sessions", "duration_s", "seed")},
+        **{f"nwb.{k}": v for k, v in dataclasses.asdict(NwbMetadata()).items() if k != "session_start_time"},
     }
 
 

@@ -257,7 +257,8 @@ def _comparison_tables(folders: list[Path]) -> dict:
             from mmneuro.synth.scoring import with_oracle_rows
 
             cp = with_oracle_rows(cp, pd.read_csv(oracle))
-        means = cp.groupby(["direction", "method"], sort=False)[["pearson_r", "deviance_explained", "mse"]].mean()
+        scores = [c for c in ("pearson_r", "deviance_explained", "mse", "psth_r2") if c in cp]  # psth_r2: since issue 18
+        means = cp.groupby(["direction", "method"], sort=False)[scores].mean()
         # all units together (summary.json; an analysis from before bits per spike, and the scores'
         # oracle rows, have none)
         bps = json.loads((f / "summary.json").read_text()).get("crosspred", {}).get("bits_per_spike_all_units", {})
