@@ -184,3 +184,24 @@ def test_latent_map_thumbnails_cap_and_tooltip():
     script, div = latent_map.components(data)
     assert "img src=" in script and "@thumb" in script and script.count("data:image/png;base64,AAAA") == n
     assert "3 of 5000 syllables" in latent_map.caption(data) and "a unit's activity" in latent_map.caption(data)
+
+
+def test_best_model_compares_only_models_scored_on_the_same_spike_windows(tmp_path):
+    """A model scored on syllable-long windows (total counts) explains spikes an onset window never
+    sees; its higher bits per spike must not make it the best of models scored on onset windows."""
+    from mmneuro.inputs import SPIKE_WINDOWS
+    from mmneuro.report.html import BEST_BY, best_model
+
+    folders = []
+    for name, bps, window in (("a", 0.20, "counts"), ("b", 0.30, "counts"), ("c", 0.60, "total_counts")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({"crosspred": {
+            "spike_window": SPIKE_WINDOWS[window], "bits_per_spike_all_units": {BEST_BY: bps}}}))
+        (folder / "crosspred.csv").write_text(f"method,unit,pearson_r\n{BEST_BY},0,0.5\n")
+        folders.append(folder)
+    best = best_model(folders)
+    assert best["name"] == "b"
+    assert [r["model"] for r in best["rows"]] == ["b", "a", "c"]
+    assert "c: another window, not compared" in best["criterion"]
+    assert "not compared" not in best_model(folders[:2])["criterion"]

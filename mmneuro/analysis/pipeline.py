@@ -21,7 +21,7 @@ from mmneuro.analysis import bands, crosspred, embed, factors, neurons, synergy
 from mmneuro.analysis.result import AnalysisResult, Context
 from mmneuro.analysis.settings import AnalysisSettings
 from mmneuro.errors import InputError
-from mmneuro.inputs import latency_s, model_inputs, window_counts
+from mmneuro.inputs import SPIKE_WINDOWS, latency_s, model_inputs, window_counts
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Data:
     window_s: tuple[np.ndarray, np.ndarray]  # window start/end relative to onset (s)
     train_counts: np.ndarray
     train_exposure_s: np.ndarray
+    neural_input: str  # the window counts are taken over: "counts" (onset window) or "total_counts"
 
 
 def analyse(model, ds: xr.Dataset, *, settings: AnalysisSettings | None = None, truth=None, progress: bool = True,
@@ -167,7 +168,7 @@ def analysis_data(ds: xr.Dataset, model, settings: AnalysisSettings | None = Non
     neural_input, latency = "counts" if binned else "total_counts", latency_s(ds)
     c, e, w = window_counts(part, neural_input, latency)
     ct, et, _ = window_counts(train, neural_input, latency)
-    return Data(part, train, x, x_train, c, e, w, ct, et)
+    return Data(part, train, x, x_train, c, e, w, ct, et, neural_input)
 
 
 def splits(ds: xr.Dataset, settings: AnalysisSettings, where: str) -> tuple[xr.Dataset, xr.Dataset]:
@@ -419,7 +420,9 @@ def _summary(ds, data: Data, model, model_dir, settings, clusters, cross: dict) 
                      "criterion": "fixed" if settings.n_clusters else
                      "max mean silhouette (Ward linkage) over the tuned units"},
         # all units together (not the mean of crosspred.csv's per-unit values); None: no spikes
-        "crosspred": {"bits_per_spike_all_units": _finite_or_none(cross["bits_per_spike"]),
+        # bits per spike and r compare across models only on the same spike windows (data.neural_input)
+        "crosspred": {"spike_window": SPIKE_WINDOWS[data.neural_input],
+                      "bits_per_spike_all_units": _finite_or_none(cross["bits_per_spike"]),
                       # NLB's PSTH R² averaged over units, for the methods that predict binned counts
                       "psth_r2_mean_over_units": _finite_or_none(cross["psth_r2"])},
     }

@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from mmneuro.errors import InputError
+from mmneuro.inputs import SPIKE_WINDOWS
 from mmneuro.report.consistency import consistency_context
 
 CSS = """
@@ -99,19 +100,29 @@ def build_report(results_dir) -> str:
 def best_model(folders: list[Path]) -> dict:
     """The model whose audio predicts the held-out spikes best: highest bits per spike of all units
     together (summary.json, method BEST_BY), the mean Pearson r per unit breaking ties and standing in
-    for an analysis without bits per spike. Returns name, criterion and one row per model."""
+    for an analysis without bits per spike. Both depend on the spike window scored (a syllable-long
+    window explains spikes an onset window does not see), so only the models scored on the window most
+    models share (the onset window on a tie) compete. Returns name, criterion and one row per model."""
     rows = []
     for f in folders:
-        bps = json.loads((f / "summary.json").read_text()).get("crosspred", {}).get("bits_per_spike_all_units", {})
+        cross = json.loads((f / "summary.json").read_text()).get("crosspred", {})
+        bps = cross.get("bits_per_spike_all_units", {})
         cp = pd.read_csv(f / "crosspred.csv")
         r = cp.loc[cp["method"] == BEST_BY, "pearson_r"].mean()
-        rows.append({"model": f.name, "bits_per_spike": bps.get(BEST_BY), "mean_r": None if pd.isna(r) else float(r)})
-    key = (lambda row: (row["bits_per_spike"] if row["bits_per_spike"] is not None else -np.inf,
+        rows.append({"model": f.name, "bits_per_spike": bps.get(BEST_BY), "mean_r": None if pd.isna(r) else float(r),
+                     "window": cross.get("spike_window", SPIKE_WINDOWS["counts"])})  # older analyses: onset window
+    windows = [row["window"] for row in rows]
+    window = max(dict.fromkeys(windows), key=lambda w: (windows.count(w), w == SPIKE_WINDOWS["counts"]))
+    key = (lambda row: (row["window"] == window,
+                        row["bits_per_spike"] if row["bits_per_spike"] is not None else -np.inf,
                         row["mean_r"] if row["mean_r"] is not None else -np.inf))
     ranked = sorted(rows, key=key, reverse=True)
-    by_bps = all(row["bits_per_spike"] is not None for row in rows)
+    by_bps = all(row["bits_per_spike"] is not None for row in rows if row["window"] == window)
     criterion = ("highest held-out audio → neural bits per spike (all units together)" if by_bps
                  else "highest mean held-out audio → neural Pearson r per unit")
+    if len(set(windows)) > 1:
+        others = ", ".join(row["model"] for row in ranked if row["window"] != window)
+        criterion += f", among the models scored on spikes in the {window}; {others}: another window, not compared"
     return {"name": ranked[0]["model"], "criterion": criterion, "rows": ranked}
 
 
