@@ -168,7 +168,8 @@ def test_analyse_writes_every_output_and_is_deterministic(world):
     # PSTH R² needs binned predictions: this model is trained on total counts, so none (tests/test_workflow.py
     # checks the binned case)
     assert cross["psth_r2"].isna().all()
-    assert json.loads((out / "summary.json").read_text())["crosspred"]["psth_r2_mean_over_units"] == {}
+    summary = json.loads((out / "summary.json").read_text())["crosspred"]
+    assert summary["psth_r2_mean_over_units"] == {} and summary["spike_window"].startswith("window from onset to offset")
     # neural -> audio: the tones' row is planted in the counts, so ridge from them beats the mean
     # image and the planted-feature oracle (which knows the tone's frequency) beats both
     images = cross[cross.direction == "neural->audio"].set_index("method")["pearson_r"]
