@@ -19,7 +19,9 @@ include: "workflow/rules/dataset.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/score.smk"
+include: "workflow/rules/consistency.smk"
 include: "workflow/rules/apply.smk"
+include: "workflow/rules/nwb.smk"
 
 
 rule all:

@@ -73,7 +73,7 @@ def schema() -> dict:
     each ``model_overrides`` entry typed by :func:`train_schema` (from the training dataclasses)."""
     full = static_schema()
     props = full["properties"]
-    typed = train_schema()
+    typed = train_schema(workflow=True)
     props["train"] = {**props["train"], **typed}
     props["model_overrides"] = {**props["model_overrides"], "additionalProperties": typed}
     return full
@@ -99,6 +99,7 @@ def code_defaults() -> dict[str, object]:
     from mmneuro.dataset import DEFAULTS as SPLIT
     from mmneuro.neural.binning import BinParams
     from mmneuro.neural.stage import DEFAULT_LABELS
+    from mmneuro.nwb import NwbMetadata
     from mmneuro.synth import generate_demo
 
     demo = {k: p.default for k, p in inspect.signature(generate_demo).parameters.items()}
@@ -110,6 +111,7 @@ def code_defaults() -> dict[str, object]:
         "dataset.val_fraction": SPLIT["val_fraction"], "dataset.test_fraction": SPLIT["test_fraction"],
         **{f"apply.{k}": apply[k] for k in ("n_samples", "flag_percentile", "session_flag_fraction")},
         **{f"demo.{k}": demo[k] for k in ("n_sessions", "duration_s", "seed")},
+        **{f"nwb.{k}": v for k, v in dataclasses.asdict(NwbMetadata()).items() if k != "session_start_time"},
     }
 
 
@@ -177,9 +179,9 @@ def _check_stage_settings(config: dict, source: str) -> None:
         resolve_params(audio.get("preset"), audio.get("set"))
     except InputError as err:
         raise InputError(source, f"audio: {err}") from None
-    check_train_settings(config.get("train", {}), source, "train")
+    check_train_settings(config.get("train", {}), source, "train", workflow=True)
     for model, overrides in config.get("model_overrides", {}).items():
-        check_train_settings({**config.get("train", {}), **overrides}, source, f"model_overrides.{model}")
+        check_train_settings({**config.get("train", {}), **overrides}, source, f"model_overrides.{model}", workflow=True)
 
 
 # Limits of training keys; their types and defaults come from the dataclasses, never from here.
@@ -194,10 +196,16 @@ TRAIN_LIMITS = {
 }
 
 
-def train_schema() -> dict:
+# Training keys of the workflow alone (not of one training run): `seeds` trains the model again with
+# each seed besides the config's `seed` (results/models/<model>/seeds/<k>/) for the consistency stage.
+WORKFLOW_TRAIN_KEYS = {"seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "uniqueItems": True}}
+
+
+def train_schema(workflow: bool = False) -> dict:
     """JSON schema of the flat training config (``mmneuro train --config/--set``, the workflow's
     ``train`` and ``model_overrides``): one property per TrainConfig/ModelConfig field, typed from
-    the dataclass annotations, plus ``audio``/``neural`` expert overrides typed from ExpertConfig."""
+    the dataclass annotations, plus ``audio``/``neural`` expert overrides typed from ExpertConfig;
+    ``workflow``: with the workflow's own keys (WORKFLOW_TRAIN_KEYS)."""
 
     from mmneuro.models.config import KINDS, ExpertConfig, ModelConfig
     from mmneuro.train import MODALITIES, TrainConfig
@@ -212,6 +220,8 @@ def train_schema() -> dict:
     props["kind"] = {**props["kind"], "enum": list(KINDS)}
     expert = {"type": "object", "additionalProperties": False, "properties": properties(ExpertConfig)}
     props |= {m: expert for m in MODALITIES}
+    if workflow:
+        props |= WORKFLOW_TRAIN_KEYS
     return {"type": "object", "additionalProperties": False, "properties": props}
 
 
@@ -229,15 +239,16 @@ def _json_type(hint) -> dict:
     return {"type": simple.get(origin or hint, "object")}
 
 
-def check_train_settings(settings: dict, source: str, prefix: str = "") -> None:
-    """InputError naming ``source`` and the key for a training setting of the wrong type or range."""
+def check_train_settings(settings: dict, source: str, prefix: str = "", workflow: bool = False) -> None:
+    """InputError naming ``source`` and the key for a training setting of the wrong type or range
+    (``workflow``: the workflow's keys such as ``seeds`` are allowed too)."""
     import jsonschema
 
     # JSON Schema counts 2.0 as an integer; the training loop does not
     strict = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool))
     validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=strict)
-    errors = sorted(validator(train_schema()).iter_errors(settings), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator(train_schema(workflow)).iter_errors(settings), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         key = ".".join(str(p) for p in [prefix, *err.absolute_path] if p != "") or "(top level)"

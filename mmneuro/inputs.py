@@ -106,6 +106,10 @@ def latency_s(ds: xr.Dataset) -> float:
     return params.get("latency_s", DEFAULT_LATENCY_S)
 
 
+# the spike windows of window_counts, by neural input, in words
+SPIKE_WINDOWS = {"counts": "binned window around onset", "total_counts": "window from onset to offset + latency"}
+
+
 def window_counts(ds: xr.Dataset, neural_input: str, latency: float):
     """Spikes per syllable window (N, U) float64, the window's length (N,) in s, and its (start, end)
     relative to onset (s): the binned window (``counts``) or onset -> offset + ``latency`` (``total_counts``)."""

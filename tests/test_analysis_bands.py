@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mmneuro.analysis.bands import (
-    band_edges_hz, band_energy, cluster_band_table, latent_band_table, peak_center, traversal_frequencies,
-    weighted_frequency_hz)
+    band_edges_hz, band_energy, cluster_band_table, cluster_frequency_profiles, latent_band_table, peak_center,
+    traversal_frequencies, weighted_frequency_hz)
 
 FREQ_HZ = np.linspace(25_000, 115_000, 91)  # 1 kHz rows
 
@@ -93,3 +93,19 @@ def test_cluster_band_recovers_planted_tuning():
     assert np.isnan(by.loc[-1, "band_center_khz"])
     assert list(table["cluster"]) == [1, 2, 3, 4, 5, -1]
     assert table.loc[0, "defining_latents"] == "z0 (+0.10)"
+
+
+def test_cluster_frequency_profiles_peak_in_the_planted_band():
+    """Clusters x bands (the report's first figure): a cluster whose units fire for 60-65 kHz syllables
+    peaks in that band; untuned units (label -1) come last and stay flat."""
+    rng = np.random.default_rng(0)
+    freq = rng.uniform(30e3, 110e3, 2000)
+    labels = np.array([1, 1, -1, 2])
+    rates = rng.poisson(2.0, (2000, 4)).astype(float)
+    rates[:, :2] += 10.0 * ((freq >= 60e3) & (freq < 65e3))[:, None]
+    rates[:, 3] += 10.0 * (freq >= 100e3)
+    edges = band_edges_hz(30e3, 110e3, 5e3)
+    ids, profiles = cluster_frequency_profiles(rates, labels, freq, edges)
+    assert ids == [1, 2, -1] and profiles.shape == (3, len(edges) - 1)
+    assert edges[np.argmax(profiles[0])] == 60e3 and edges[np.argmax(profiles[1])] >= 100e3
+    assert np.abs(profiles[2]).max() < 0.3 < profiles[0].max()

@@ -84,3 +84,64 @@ def test_report_shows_all_units_bits_per_spike_next_to_r(tmp_path):
     assert f"{bps:.3g}" != f"{table['bits_per_spike'].mean():.3g}"  # the overall, not the per-unit mean
     (folder / "summary.json").write_text("{}")  # an analysis from before bits per spike: shown as –
     assert re.search(rf"<td>{r:.3g}</td>\s*<td>–</td>", str(_comparison_tables([folder])["crosspred"]))
+
+
+# PSTH R² (Neural Latents Benchmark's eval_psth) of binned predictions: 5 syllables x 2 units x 2 bins,
+# groups 0, 0, 1, 1 and one syllable left out (-1). Unit 0's actual group PSTHs are [2, 1] and [1, 2]
+# (mean 1.5, SS_tot = 4 x 0.25 = 1); its predicted ones [2, 1] and [1, 1.5] (SS_res = 0.5² = 0.25),
+# so R² = 0.75. Unit 1 fires once in every bin: constant PSTHs, R² undefined (NaN).
+GROUPS = np.array([0, 0, 1, 1, -1])
+COUNTS = np.array([[[1, 0], [1, 1]], [[3, 2], [1, 1]], [[0, 0], [1, 1]], [[2, 4], [1, 1]], [[50, 50], [9, 9]]], float)
+PRED = np.array([[[2, 1], [0, 3]], [[2, 1], [0, 3]], [[1, 1], [5, 5]], [[1, 2], [5, 5]], [[0, 0], [0, 0]]], float)
+
+
+def test_psth_r2_hand_computed():
+    from mmneuro.analysis.crosspred import psth_r2
+
+    r2 = psth_r2(COUNTS, PRED, GROUPS)
+    assert r2[0] == pytest.approx(0.75, rel=1e-12) and np.isnan(r2[1])
+    # the group PSTHs themselves score 1; one PSTH for every group (the grand mean) scores 0
+    means = {g: COUNTS[GROUPS == g].mean(0) for g in (0, 1)}
+    perfect = np.stack([means.get(g, np.zeros((2, 2))) for g in GROUPS])
+    assert psth_r2(COUNTS, perfect, GROUPS)[0] == pytest.approx(1.0)
+    assert psth_r2(COUNTS, np.full_like(COUNTS, 1.5), GROUPS)[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_psth_r2_matches_sklearn_r2_score_on_the_stacked_psths():
+    """As NLB computes it: r2_score over (group, bin) points per unit, here on random data."""
+    from sklearn.metrics import r2_score
+
+    from mmneuro.analysis.crosspred import psth_r2
+
+    rng = np.random.default_rng(0)
+    counts, pred = rng.poisson(3.0, (60, 4, 5)).astype(float), rng.uniform(1, 5, (60, 4, 5))
+    groups = np.arange(60) % 3
+    stack = lambda x: np.concatenate([x[groups == g].mean(0).T for g in range(3)])  # (G·B, U)  # noqa: E731
+    np.testing.assert_allclose(psth_r2(counts, pred, groups), r2_score(stack(counts), stack(pred),
+                                                                       multioutput="raw_values"), rtol=1e-12)
+
+
+def test_neural_to_neural_rows_and_psth_column_in_the_report(tmp_path):
+    """The reconstruction's rows (direction neural->neural) show their all-units bits per spike, and
+    the per-unit PSTH R² is averaged over units in the report (NLB's average over neurons)."""
+    import json
+    import re
+
+    import pandas as pd
+
+    from mmneuro.report.html import _comparison_tables
+
+    folder = tmp_path / "analysis" / "m"
+    folder.mkdir(parents=True)
+    table = pd.concat([score_table(Y, {"model": MU}, np.array([7, 8])),
+                       score_table(Y, {"recon": MU[::-1]}, np.array([7, 8]), "neural->neural")], ignore_index=True)
+    assert table["direction"].tolist() == ["audio->neural"] * 2 + ["neural->neural"] * 2
+    table["psth_r2"] = [0.5, 0.25, np.nan, np.nan]
+    table.to_csv(folder / "crosspred.csv", index=False)
+    (folder / "synergy.csv").write_text("\n")
+    overall = overall_table(Y, {"model": MU, "recon": MU[::-1]})
+    (folder / "summary.json").write_text(json.dumps({"crosspred": {"bits_per_spike_all_units": overall}}))
+    html = str(_comparison_tables([folder])["crosspred"])
+    assert re.search(r"<td>neural-&gt;neural</td>\s*<td>recon</td>\s*<td>[^<]+</td>\s*<td>"
+                     rf"{overall['recon']:.3g}</td>", html), html
+    assert re.search(r"<td>model</td>(\s*<td>[^<]+</td>){4}\s*<td>0.375</td>", html), html

@@ -159,8 +159,17 @@ def test_analyse_writes_every_output_and_is_deterministic(world):
     bps = cross[cross.direction == "audio->neural"].groupby("method")["bits_per_spike"].mean()
     assert bps["oracle (planted rate)"] > 0.3 and cross[cross.direction == "neural->audio"]["bits_per_spike"].isna().all()
     overall = json.loads((out / "summary.json").read_text())["crosspred"]["bits_per_spike_all_units"]
-    assert set(overall) == {"model (audio->neural)", "mean_rate", "ridge (spectrogram PCA)"}
+    assert set(overall) == {"model (audio->neural)", "mean_rate", "ridge (spectrogram PCA)", "model (neural->neural)"}
     assert overall["model (audio->neural)"] > overall["mean_rate"] > 0
+    # neural -> neural: the model's reconstruction of the held-out counts from the spikes, per unit too
+    recon = cross[cross.direction == "neural->neural"]
+    assert set(recon["method"]) == {"model (neural->neural)"} and len(recon) == len(world["units"])
+    assert overall["model (neural->neural)"] > overall["mean_rate"]
+    # PSTH R² needs binned predictions: this model is trained on total counts, so none (tests/test_workflow.py
+    # checks the binned case)
+    assert cross["psth_r2"].isna().all()
+    summary = json.loads((out / "summary.json").read_text())["crosspred"]
+    assert summary["psth_r2_mean_over_units"] == {} and summary["spike_window"].startswith("window from onset to offset")
     # neural -> audio: the tones' row is planted in the counts, so ridge from them beats the mean
     # image and the planted-feature oracle (which knows the tone's frequency) beats both
     images = cross[cross.direction == "neural->audio"].set_index("method")["pearson_r"]

@@ -1,6 +1,7 @@
 """Applying a trained model to new sessions: audio-only predictions vs held-back truth, determinism,
 other sampling rates, unit mismatches, the out-of-distribution check and the CLI."""
 
+import re
 import shutil
 
 import numpy as np
@@ -90,7 +91,20 @@ def test_audio_only_session_predicts_held_back_activity_deterministically(world,
     again = read_netcdf(_apply(world, [Session("audio", audio=wav)], tmp_path / "b")[0] / "applied.nc")
     xr.testing.assert_identical(audio_only, again)
     report = (folders[0] / "report.html").read_text()
-    assert report.count("data:image/png;base64") >= 2 and "<h2>" in report and "&lt;" not in report
+    text = re.sub(r"<script.*?</script>", "", report, flags=re.S)  # bokeh's library escapes markup itself
+    assert text.count("data:image/png;base64") >= 2 and "<h2>" in text and "&lt;" not in text
+    assert "Latent map (audio)" in text and "Hover a point to see its spectrogram" in text
+
+
+def test_apply_report_in_a_browser(world, tmp_path):
+    """The applied session's report in headless Chromium: no console error, images load, no overflow,
+    the latent map's hover shows the syllable's spectrogram (skips without chromium)."""
+    from browser_helpers import assert_works_in_a_browser, check_page, chromium, screenshot
+
+    chromium()
+    folder = _apply(world, [_complete(world)], tmp_path / "a")[0]
+    assert_works_in_a_browser(check_page(folder / "report.html", tmp_path))
+    screenshot(folder / "report.html", "apply_report_first_screen.png")
 
 
 def test_neural_only_session_gets_embeddings_and_spectrograms(world, tmp_path):

@@ -198,8 +198,28 @@ def test_train_and_model_overrides_are_typed_in_the_schema():
     from mmneuro.config import schema, train_schema
 
     props = schema()["properties"]
-    assert props["train"]["properties"] == train_schema()["properties"]
-    assert props["model_overrides"]["additionalProperties"] == train_schema()
+    assert props["train"]["properties"] == train_schema(workflow=True)["properties"]
+    assert props["model_overrides"]["additionalProperties"] == train_schema(workflow=True)
+    assert "seeds" not in train_schema()["properties"]  # a workflow key, not one training run's
+
+
+def test_seeds_are_a_workflow_training_key(tmp_path):
+    """`seeds` (extra trainings for the consistency stage) is valid in `train` and `model_overrides`
+    of the workflow config only: a list of distinct non-negative ints; `mmneuro train` refuses it."""
+    from mmneuro.cli import main as cli_main
+    from mmneuro.config import validate_config
+
+    ok = validate_config({"sessions": "s.tsv", "train": {"seeds": [0, 1, 2]}, "model_overrides": {"mvae": {"seeds": []}}})
+    assert ok["train"]["seeds"] == [0, 1, 2]
+    for where, bad, problem in [("train", [1, -1], "train.seeds.1: must be >= 0"), ("train", [1, 1], "train.seeds"),
+                                ("train", 2, "train.seeds: 2 is not of type array"),
+                                ("mvae", ["a"], "model_overrides.mvae.seeds.0: 'a' is not of type integer")]:
+        config = {"sessions": "s.tsv", **({"train": {"seeds": bad}} if where == "train"
+                                          else {"model_overrides": {where: {"seeds": bad}}})}
+        with pytest.raises(InputError, match=problem.replace(".", r"\.")):
+            validate_config(config, source="c.yaml")
+    assert cli_main(["train", str(tmp_path / "d.nc"), "--out", str(tmp_path / "m"), "--set", "seeds=[1]"]) == 2
+    assert not (tmp_path / "m").exists()
 
 
 def test_one_session_type(session_files):

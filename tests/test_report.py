@@ -1,4 +1,5 @@
-"""The HTML report over analysis folders: self-contained, every table and figure, scores flagged."""
+"""The HTML report over analysis folders: the answer first, self-contained, every table and figure,
+scores flagged; checked in headless Chromium."""
 
 import base64
 import json
@@ -28,11 +29,20 @@ def test_report_over_two_models(tmp_path):
     assert run_report([str(tmp_path), "--out", str(out)]) == 0
     text = out.read_text()
     assert "Model mvae" in text and "Model mopoe" in text
-    # self-contained: no external src/href, every embedded image decodes to a PNG
-    assert not re.search(r"(src|href)=['\"](?!data:)", text)
-    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
-    # 6 figures per model + the factorised one's traversals: shared (audio, neural), audio_private, neural_private
-    assert len(images) == 2 * 6 + 4 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    # self-contained: no external src/href outside the inline scripts (bokeh's library and the latent
+    # map, whose thumbnails are data URIs too), every embedded image decodes to a PNG
+    page = re.sub(r"<script.*?</script>", "", text, flags=re.S)
+    assert not re.search(r"(src|href)=['\"](?!data:|#)", page) and "<script src" not in text
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    # 7 figures per model + the factorised one's traversals: shared (audio, neural), audio_private,
+    # neural_private + the best model's clusters x bands again on the first screen
+    assert len(images) == 2 * 7 + 4 + 1 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    from mmneuro.io import read_netcdf
+    from mmneuro.report.latent_map import bokeh_js
+
+    n_syllables = read_netcdf(tmp_path / "analysis" / "mvae" / "embeddings.nc").sizes["syllable"]
+    in_library = bokeh_js().count("data:image/png;base64,")  # its own icons
+    assert text.count("data:image/png;base64,") - len(images) - in_library == n_syllables  # a thumbnail per point
     assert text.count("Shared and private latents") == 1 and "Where the planted factors sit" in text
     assert "mopoe: neural_private" in text and "mvae: shared" in text  # probes side by side
     assert "tuning (frequency, duration) in shared" in text  # placement rows only for the factorised model
@@ -77,3 +87,121 @@ def test_templates_escape_values_but_not_tables(tmp_path):
     import pandas as pd
 
     assert str(_markup_table(pd.DataFrame({"x": [1.0]}))).startswith("<table")  # tables pass through as HTML
+
+
+def _answer_rows(html: str) -> list[tuple[str, list[int], str]]:
+    """(cluster, units, goes with) per row of the first screen's table, and ("untuned", units, "")."""
+    section = html[html.index("<section id=answer>"):html.index("</section>")]
+    rows = []
+    for head, units, what in re.findall(r"<tr><th>([^<]+)</th><td[^>]*>([^<]*)</td><td[^>]*>(.*?)</td>", section):
+        rows.append((head, [int(u) for u in re.findall(r"\d+", units)], re.sub("<[^>]+>", "", what)))
+    untuned = re.search(r"<tr><th>untuned \(\d+\)</th><td[^>]*>(.*?)</td>", section).group(1)
+    rows.append(("untuned", [int(u) for u in re.findall(r"(\d+) \(q", untuned)], ""))
+    return rows
+
+
+@pytest.mark.slow
+def test_first_screen_states_the_planted_answer(local_project):
+    """On the demo, the report opens with the planted clusters (units and band or feature) and untuned
+    units. The report knows nothing of the truth; only this test reads it."""
+    html = (local_project / "results" / "analysis_report.html").read_text()
+    assert html.index("<section id=answer>") < html.index("Models compared") < html.index("Latent map") \
+        < html.index("id=details")
+    truth = json.loads((local_project / "data" / "demo01" / "ground_truth.json").read_text())
+    planted = {}
+    for unit in truth["units"]:
+        if unit["label"] == "good":  # mua and noise units are left out by the neural stage's QC
+            planted.setdefault(unit["cluster"], []).append(unit["unit"])
+    found = {tuple(sorted(units)): what for _, units, what in _answer_rows(html)}
+    centre = {c["name"]: c["center"] for c in truth["clusters"]}
+    for name, units in planted.items():
+        what = found.get(tuple(sorted(units)))
+        assert what is not None, f"planted cluster {name} {sorted(units)} not a row of the first screen: {found}"
+        if name.startswith("band_"):
+            assert abs(float(what.split(" kHz")[0]) - centre[name] / 1e3) <= 2.5, (name, what)
+        elif name != "untuned":
+            assert what == {"duration": "duration", "fm_slope": "FM slope"}[name], (name, what)
+    assert "Best model: <b>" in html
+
+
+@pytest.mark.slow
+def test_report_in_a_browser(local_project, tmp_path):
+    """The workflow's report in headless Chromium at a laptop's size: no console error, every image
+    loads, no horizontal overflow, the answer's table on the first screen, the latent map's hover shows
+    a spectrogram; a screenshot of the first screen is kept (test-artifacts/)."""
+    from browser_helpers import assert_works_in_a_browser, check_page, screenshot
+
+    report = local_project / "results" / "analysis_report.html"
+    found = check_page(report, tmp_path)
+    assert_works_in_a_browser(found)
+    assert found["images"] >= 10 and found["answer_table_bottom"] <= found["viewport_height"], found
+    assert "kHz mean" in found["hover"]["text"]  # the tooltip's features beside the spectrogram
+    screenshot(report, "analysis_report_first_screen.png")
+
+
+def test_browser_check_sees_errors_broken_images_and_overflow(tmp_path):
+    """The browser check has power: a page with a console error, a missing image and a table wider
+    than the screen fails each of its conditions (seconds; skips without chromium)."""
+    from browser_helpers import check_page
+
+    page = tmp_path / "bad.html"
+    page.write_text("<!DOCTYPE html><html><head><title>bad</title></head><body><table><tr>"
+                    + "<td>a wide cell</td>" * 200 + "</tr></table><img alt=gone src='missing.png'>"
+                    "<script>console.error('boom')</script></body></html>")
+    found = check_page(page, tmp_path)
+    assert "boom" in found["errors"] and found["broken"] == ["gone"]
+    assert found["scroll_width"] > found["client_width"] and found["maps"] == 0
+
+
+def test_latent_map_thumbnails_cap_and_tooltip():
+    """Thumbnails are small grey PNGs with low frequencies at the bottom (a syllable without audio gets
+    none); the map keeps at most MAX_POINTS syllables, evenly spaced, and says so; its tooltip shows
+    the thumbnail."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from mmneuro.report import latent_map
+
+    image = np.zeros((2, 24, 16))
+    image[0, :4] = 1.0  # energy in the lowest frequency rows (freq index 0 is the lowest)
+    image[1] = np.nan
+    thumbs = latent_map.thumbnails(image, size=20)
+    png = Image.open(io.BytesIO(base64.b64decode(thumbs[0].split(",", 1)[1])))
+    pixels = np.asarray(png)
+    assert png.mode == "L" and png.size == (20, 20) and pixels[-1].mean() > 200 and pixels[0].mean() < 50
+    assert thumbs[1] == ""
+    pick = latent_map.evenly_spaced(5000)
+    assert len(pick) == latent_map.MAX_POINTS and pick[0] == 0 and pick[-1] == 4999
+    n = 3
+    data = latent_map.MapData({"m": (np.arange(6.0).reshape(n, 2), np.array([0.6, 0.3]))},
+                              pd.DataFrame({"syllable": list("abc"), "session": ["s"] * n, "freq_khz": [40.0, 50, 60],
+                                            "duration_ms": [10.0, 20, 30]}),
+                              {"mean frequency (kHz)": np.array([40.0, 50, 60]), "unit 3 activity": np.zeros(n)},
+                              thumbs=["data:image/png;base64,AAAA"] * n, n_total=5000)
+    script, div = latent_map.components(data)
+    assert "img src=" in script and "@thumb" in script and script.count("data:image/png;base64,AAAA") == n
+    assert "3 of 5000 syllables" in latent_map.caption(data) and "a unit's activity" in latent_map.caption(data)
+
+
+def test_best_model_compares_only_models_scored_on_the_same_spike_windows(tmp_path):
+    """A model scored on syllable-long windows (total counts) explains spikes an onset window never
+    sees; its higher bits per spike must not make it the best of models scored on onset windows."""
+    from mmneuro.inputs import SPIKE_WINDOWS
+    from mmneuro.report.html import BEST_BY, best_model
+
+    folders = []
+    for name, bps, window in (("a", 0.20, "counts"), ("b", 0.30, "counts"), ("c", 0.60, "total_counts")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({"crosspred": {
+            "spike_window": SPIKE_WINDOWS[window], "bits_per_spike_all_units": {BEST_BY: bps}}}))
+        (folder / "crosspred.csv").write_text(f"method,unit,pearson_r\n{BEST_BY},0,0.5\n")
+        folders.append(folder)
+    best = best_model(folders)
+    assert best["name"] == "b"
+    assert [r["model"] for r in best["rows"]] == ["b", "a", "c"]
+    assert "c: another window, not compared" in best["criterion"]
+    assert "not compared" not in best_model(folders[:2])["criterion"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
+import pandas as pd
 import pytest
 
 from mmneuro.synth import generate_session
@@ -27,6 +29,12 @@ def test_workflow_runs_to_the_report(project):
         assert (results / "models" / model / "weights.pt").is_file()
         for name in ("clusters.csv", "crosspred.csv", "synergy.csv", "latent_band.csv"):
             assert (analysis / name).stat().st_size > 0, name
+        # models of binned counts: PSTH R² per unit for the model's two neural predictions, none for the baselines
+        cross = pd.read_csv(analysis / "crosspred.csv")
+        psth = cross.groupby("method")["psth_r2"].apply(lambda r: r.notna().any())
+        assert psth[["model (audio->neural)", "model (neural->neural)"]].all() and not psth["mean_rate"]
+        assert set(json.loads((analysis / "summary.json").read_text())["crosspred"]["psth_r2_mean_over_units"]) == {
+            "model (audio->neural)", "model (neural->neural)"}
         # demo data: the scores against the planted truth sit in their own rule's folder, not the analysis'
         assert not (analysis / "scores.json").exists()
         for name in ("scores.json", "crosspred_oracle.csv", "factors_planted_probes.csv"):
@@ -154,6 +162,49 @@ def test_model_variant_trains_its_kind_with_its_overrides(project):
     assert len(train) == 1, out.stdout[-2000:]
     assert "--model mvae " in train[0] and "results/models/mvae_factorised" in train[0]
     assert "private_dims=3" in train[0] and "latent_dim=4" in train[0]
+
+
+def test_nwb_rule_exports_a_session(project):
+    """The `nwb` rule (what `nwb_all` runs for every session): the dataset's counts and every model's
+    latents in results/<session>/<session>.nwb. One session only, to keep the test short."""
+    import numpy as np
+    from pynwb import NWBHDF5IO
+
+    from mmneuro.io import read_netcdf
+
+    snakemake(project, "results/demo01/demo01.nwb", "--cores", "1")
+    ds = read_netcdf(project / "results" / "dataset.nc")
+    demo01 = ds.isel(syllable=np.flatnonzero(ds["session"].values == "demo01"))
+    with NWBHDF5IO(str(project / "results" / "demo01" / "demo01.nwb"), "r", load_namespaces=True) as io:
+        nwb = io.read()
+        table = nwb.intervals["syllables"].to_dataframe()
+        counts = nwb.processing["ecephys"]["syllable_aligned_counts"].data[:]
+    assert sorted(table["syllable"]) == sorted(demo01["syllable"].values)
+    order = np.argsort(demo01["onset_s"].values)
+    np.testing.assert_array_equal(counts, demo01["counts"].transpose("unit", "syllable", "bin").values[:, order])
+    assert {f"latent_mean_{m}" for m in MODELS} <= set(table.columns)
+
+
+def test_seeds_train_only_the_extra_runs_then_consistency_and_the_report(project, tmp_path):
+    """`seeds` for one model: its extra seeds train (not the main run), the consistency stage and the
+    report follow; an added seed trains only that seed."""
+    import json
+    import re
+
+    for name in ("data", "results", ".snakemake"):  # a copy: the other tests expect the project unchanged
+        shutil.copytree(project / name, tmp_path / name, symlinks=True)
+    overrides = TINY_CONFIG["model_overrides"]
+    write_config(tmp_path, {**TINY_CONFIG, "model_overrides": {**overrides, "mvae": {"seeds": [0, 1]}}})
+    run = snakemake(tmp_path, "--cores", "2")
+    ran = {rule: int(n) for rule, n in re.findall(r"(?m)^(\w+)\s+(\d+)\s*$", run.stdout + run.stderr)}
+    assert {k: v for k, v in ran.items() if k != "total"} == {"train_seed": 1, "consistency": 1, "report": 1, "all": 1}
+    out = tmp_path / "results" / "consistency" / "mvae"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"] == ["seed0", "seed1"] and (out / "r2_seed0_vs_seed1.csv").is_file()
+    assert json.loads((tmp_path / "results/models/mvae/seeds/1/config.json").read_text())["train"]["seed"] == 1
+    assert "Consistency across seeds" in (tmp_path / "results" / "analysis_report.html").read_text()
+    write_config(tmp_path, {**TINY_CONFIG, "model_overrides": {**overrides, "mvae": {"seeds": [0, 1, 2]}}})
+    assert planned_jobs(tmp_path) == {"train_seed": 1, "consistency": 1, "report": 1, "all": 1}
 
 
 def test_lint_passes(project):

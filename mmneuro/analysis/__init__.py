@@ -10,6 +10,8 @@ From a notebook (nothing written until ``write``)::
     result.write("results/analysis/mvae")
 
 ``analyse_folder(model_dir, dataset_path, out_dir)`` does the same from and to files (``mmneuro analyse``).
+Runs of one model trained with other seeds: ``mmneuro.analysis.consistency.consistency({"seed0": model0,
+"seed1": model1}, ds)`` (``mmneuro consistency``).
 The statistics (``neurons``, ``bands``, ``crosspred``) work on plain arrays too. The analysis never
 imports ``mmneuro.report``; demo ground truth is scored by ``mmneuro.synth.scoring``.
 """

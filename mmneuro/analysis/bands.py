@@ -182,3 +182,20 @@ def cluster_band_table(rates: np.ndarray, labels: np.ndarray, energies: np.ndarr
                 f"z{d}: {latent_band.loc[latent_band.latent == d, 'band_center_khz'].iloc[0]:.1f}" for d, _ in lat)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def cluster_frequency_profiles(rates: np.ndarray, labels: np.ndarray, freq_hz: np.ndarray,
+                               edges_hz: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Each cluster's mean z-scored rate (rates (N, U) Hz, units z-scored over syllables) in the
+    syllables whose mean frequency ``freq_hz`` (N,) falls in each band of ``edges_hz``: the
+    clusters' tuning to frequency at a glance. Returns the cluster ids (tuned ones ascending, then
+    -1 for the untuned units if any) and the (clusters, bands) profile, NaN where a band has no syllable."""
+    z = (rates - rates.mean(0)) / np.where(rates.std(0) > 0, rates.std(0), 1.0)
+    ids = sorted(np.unique(labels).tolist(), key=lambda c: (c < 0, c))
+    which = np.digitize(freq_hz, edges_hz) - 1
+    out = np.full((len(ids), len(edges_hz) - 1), np.nan)
+    for b in range(len(edges_hz) - 1):
+        rows = which == b
+        if rows.any():
+            out[:, b] = [z[np.ix_(rows, labels == c)].mean() for c in ids]
+    return ids, out

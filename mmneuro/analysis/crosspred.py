@@ -115,7 +115,8 @@ def overall_table(counts: np.ndarray, predictions: dict[str, np.ndarray]) -> dic
     return out
 
 
-def score_table(counts: np.ndarray, predictions: dict[str, np.ndarray], units: np.ndarray) -> pd.DataFrame:
+def score_table(counts: np.ndarray, predictions: dict[str, np.ndarray], units: np.ndarray,
+                direction: str = "audio->neural") -> pd.DataFrame:
     """Per unit x method: Pearson r, Poisson deviance explained (null: the held-out mean count), and
     bits per spike (same null; bits_per_spike).
 
@@ -128,11 +129,33 @@ def score_table(counts: np.ndarray, predictions: dict[str, np.ndarray], units: n
         y, p = counts[ok], np.maximum(pred[ok], MIN_RATE)
         r, dev, bps = pearson_columns(y, p), deviance_explained(y, p), bits_per_spike(y, p)
         for k, unit in enumerate(units):
-            rows.append({"direction": "audio->neural", "unit": int(unit), "method": method,
+            rows.append({"direction": direction, "unit": int(unit), "method": method,
                          "n_syllables": int(ok.sum()), "pearson_r": float(r[k]),
                          "deviance_explained": float(dev[k]), "mse": float(np.mean((y[:, k] - p[:, k]) ** 2)),
                          "bits_per_spike": float(bps[k])})
     return pd.DataFrame(rows)
+
+
+def psth_r2(counts: np.ndarray, predictions: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Per unit, the Neural Latents Benchmark's PSTH R² (nlb_tools.evaluation.eval_psth): the mean over
+    each group's syllables of the actual binned ``counts`` and of the ``predictions`` (both (N, U, B)),
+    stacked over groups and bins, and 1 - SS_res / SS_tot over those G·B points: (U,). ``groups``:
+    (N,) group index per syllable, negative = left out. Unlike NLB (sklearn's r2_score) the actual
+    PSTHs are unsmoothed and a unit whose actual PSTHs are all equal gets NaN, not 0 or 1."""
+    labels = np.unique(groups[groups >= 0])
+    actual = np.stack([counts[groups == g].mean(0) for g in labels], axis=-2)  # (U, G, B)
+    pred = np.stack([predictions[groups == g].mean(0) for g in labels], axis=-2)
+    actual, pred = actual.reshape(len(actual), -1), pred.reshape(len(pred), -1)
+    ss_res = ((actual - pred) ** 2).sum(1)
+    ss_tot = ((actual - actual.mean(1, keepdims=True)) ** 2).sum(1)
+    return 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, np.nan)
+
+
+def finite_mean(values) -> float:
+    """Mean of the finite ``values`` (NaN if none; no warning): a per-unit score averaged over units."""
+    values = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(values)
+    return float(values[ok].mean()) if ok.any() else float("nan")
 
 
 def image_error_rows(images: np.ndarray, predictions: dict[str, np.ndarray]) -> pd.DataFrame:

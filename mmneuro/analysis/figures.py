@@ -152,13 +152,18 @@ def training_curves_figure(metrics_csv: Path):
     return fig
 
 
+def principal_components(z: np.ndarray, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` principal components of the rows of ``z`` (N, D) and each one's share of the
+    variance: the 2-D projection of the latent maps (static and interactive)."""
+    centered = z - z.mean(0)
+    _, s, vt = np.linalg.svd(centered, full_matrices=False)
+    return centered @ vt[:n].T, s[:n] ** 2 / max(float((s**2).sum()), 1e-12)
+
+
 def latent_map_figure(z: np.ndarray, color: np.ndarray, color_label: str):
     """First two principal components of the posterior means, coloured by a syllable feature."""
     plt = _plt()
-    centered = z - z.mean(0)
-    _, s, vt = np.linalg.svd(centered, full_matrices=False)
-    pcs = centered @ vt[:2].T
-    explained = s[:2] ** 2 / max(float((s**2).sum()), 1e-12)
+    pcs, explained = principal_components(z)
     fig, ax = plt.subplots(figsize=(5, 4.2), constrained_layout=True)
     sc = ax.scatter(pcs[:, 0], pcs[:, 1], c=color, s=6, cmap="viridis")
     fig.colorbar(sc, ax=ax, label=color_label)
@@ -167,8 +172,43 @@ def latent_map_figure(z: np.ndarray, color: np.ndarray, color_label: str):
     return fig
 
 
-def analysis_figures(*, model, model_dir, data, emb, settings, lat_neu, clusters, traversal, cross):
-    """Every figure that applies to this model, built one at a time: yields (name, Figure)."""
+def cluster_band_figure(ids: list[int], profiles: np.ndarray, edges_hz: np.ndarray, cluster_band):
+    """Clusters x frequency bands: each cluster's mean z-scored rate (rows by band centre, the untuned units last)
+    against the syllables' mean frequency (columns), its band centre marked, its size in the label."""
+    plt = _plt()
+    table = cluster_band.set_index("cluster")
+    centre = {c: table.loc[c, "band_center_khz"] if c in table.index else np.nan for c in ids}
+    order = sorted(range(len(ids)), key=lambda i: (ids[i] < 0, np.nan_to_num(centre[ids[i]], nan=np.inf), ids[i]))
+    ids, profiles = [ids[i] for i in order], profiles[order]  # frequency clusters low to high, as the report lists them
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(ids) + 1.4), constrained_layout=True)
+    lim = max(float(np.nanmax(np.abs(profiles))) if np.isfinite(profiles).any() else 0.0, 1e-6)
+    lo, hi = edges_hz[0] / 1e3, edges_hz[-1] / 1e3
+    im = ax.imshow(profiles, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
+                   extent=[lo, hi, len(ids) - 0.5, -0.5])
+    names = []
+    for i, c in enumerate(ids):
+        row = table.loc[c] if c in table.index else None
+        n = int(row["n_units"]) if row is not None else 0
+        if c < 0:
+            names.append(f"untuned ({n})")
+            continue
+        label = row["label"] if row is not None else ""
+        names.append(f"cluster {c} ({n})" + ("" if label == "frequency band" else f"\n{label}"))
+        center = row["band_center_khz"] if row is not None else np.nan
+        if np.isfinite(center):
+            ax.plot([center], [i], marker="v", color="k", ms=7)
+    ax.set_yticks(range(len(ids)), names, fontsize=8)
+    ax.set_xlabel("syllable mean frequency (kHz)")
+    fig.colorbar(im, ax=ax, label="mean z-scored rate", shrink=0.9)
+    ax.set_title("clusters (units) × frequency bands; ▼ band centre", fontsize=9)
+    return fig
+
+
+def analysis_figures(*, model, model_dir, data, emb, settings, lat_neu, clusters, traversal, cross, both=None,
+                     cluster_band=None):
+    """Every figure that applies to this model, built one at a time: yields (name, Figure). ``both``:
+    the syllables with both modalities and ``cluster_band`` the cluster table (the clusters x bands
+    figure; left out without them)."""
     from mmneuro.analysis.embed import decoder_mean, typical_latent
 
     units = data.ds["unit"].values
@@ -192,8 +232,22 @@ def analysis_figures(*, model, model_dir, data, emb, settings, lat_neu, clusters
     metrics = Path(model_dir) / "metrics.csv" if model_dir is not None else None
     if metrics is not None and metrics.is_file():
         yield "training_curves", training_curves_figure(metrics)
+    if both is not None and cluster_band is not None and "mean_freq_hz" in both.coords:
+        yield "cluster_bands", _cluster_band_figure(both, clusters["labels"], settings, cluster_band)
     if "mean_freq_hz" in data.ds.coords:
         yield "latent_map", latent_map_figure(z, data.ds["mean_freq_hz"].values / 1e3, "mean frequency (kHz)")
+
+
+def _cluster_band_figure(both, labels: np.ndarray, settings, cluster_band):
+    """:func:`cluster_band_figure` from the raw rates of every syllable with both modalities, as the
+    cluster table's bands are found (pipeline.cluster_bands)."""
+    from mmneuro.analysis.bands import band_edges_hz, cluster_frequency_profiles
+    from mmneuro.inputs import latency_s, window_counts
+
+    counts, exposure, _ = window_counts(both, "total_counts", latency_s(both))
+    edges = band_edges_hz(settings.band_min_hz, settings.band_max_hz, settings.band_width_hz)
+    ids, profiles = cluster_frequency_profiles(counts / exposure[:, None], labels, both["mean_freq_hz"].values, edges)
+    return cluster_band_figure(ids, profiles, edges, cluster_band)
 
 
 def write_all(folder: Path, **inputs) -> list[Path]:

@@ -21,7 +21,7 @@ from mmneuro.analysis import bands, crosspred, embed, factors, neurons, synergy
 from mmneuro.analysis.result import AnalysisResult, Context
 from mmneuro.analysis.settings import AnalysisSettings
 from mmneuro.errors import InputError
-from mmneuro.inputs import latency_s, model_inputs, window_counts
+from mmneuro.inputs import SPIKE_WINDOWS, latency_s, model_inputs, window_counts
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Data:
     window_s: tuple[np.ndarray, np.ndarray]  # window start/end relative to onset (s)
     train_counts: np.ndarray
     train_exposure_s: np.ndarray
+    neural_input: str  # the window counts are taken over: "counts" (onset window) or "total_counts"
 
 
 def analyse(model, ds: xr.Dataset, *, settings: AnalysisSettings | None = None, truth=None, progress: bool = True,
@@ -167,7 +168,7 @@ def analysis_data(ds: xr.Dataset, model, settings: AnalysisSettings | None = Non
     neural_input, latency = "counts" if binned else "total_counts", latency_s(ds)
     c, e, w = window_counts(part, neural_input, latency)
     ct, et, _ = window_counts(train, neural_input, latency)
-    return Data(part, train, x, x_train, c, e, w, ct, et)
+    return Data(part, train, x, x_train, c, e, w, ct, et, neural_input)
 
 
 def splits(ds: xr.Dataset, settings: AnalysisSettings, where: str) -> tuple[xr.Dataset, xr.Dataset]:
@@ -300,10 +301,12 @@ def _crosspred(model, data: Data, settings: AnalysisSettings) -> dict:
     s = settings
     images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
     train_images = data.train["spectrogram"].transpose("syllable", "freq", "time").values
-    preds = {}
+    preds, binned = {}, {}  # binned: predictions per bin (N, U, B) of models trained on binned counts
     if {"audio", "neural"} <= set(model.modalities):
         out = embed.cross_generate(model, data.x, "audio", "neural", s.batch_size)
         preds["model (audio->neural)"] = out.reshape(len(out), out.shape[1], -1).sum(-1)
+        if out.ndim == 3:
+            binned["model (audio->neural)"] = out
     preds["mean_rate"] = crosspred.mean_rate_baseline(data.train_counts, data.train_exposure_s, data.exposure_s)
     preds["ridge (spectrogram PCA)"] = crosspred.ridge_baseline(
         train_images, data.train_counts, images, n_components=s.pca_components, alphas=s.ridge_alphas, seed=s.seed)
@@ -315,8 +318,35 @@ def _crosspred(model, data: Data, settings: AnalysisSettings) -> dict:
                 model, data.x, src, "audio", s.batch_size, samples=s.predictive_samples, seed=s.seed)
     images_pred |= image_baselines(data.ds, data.train, settings)
     table = pd.concat([table, crosspred.image_error_rows(images, images_pred)], ignore_index=True)
+    # neural -> neural: the model's reconstruction of the counts from the spikes alone, scored like
+    # audio -> neural (rows after the existing ones, which stay as they were)
+    recon = {}
+    if "neural" in model.modalities:
+        out = embed.cross_generate(model, data.x, "neural", "neural", s.batch_size)
+        recon["model (neural->neural)"] = out.reshape(len(out), out.shape[1], -1).sum(-1)
+        if out.ndim == 3:
+            binned["model (neural->neural)"] = out
+        table = pd.concat([table, crosspred.score_table(data.counts, recon, data.ds["unit"].values, "neural->neural")],
+                          ignore_index=True)
+    psth = _psth_r2(data, binned, s)
+    table["psth_r2"] = [psth.get(m, {}).get(u, np.nan) for m, u in zip(table["method"], table["unit"])]
     return {"table": table, "predictions": preds, "images": images_pred,
-            "bits_per_spike": crosspred.overall_table(data.counts, preds)}
+            "bits_per_spike": crosspred.overall_table(data.counts, preds | recon),
+            "psth_r2": {m: crosspred.finite_mean(list(v.values())) for m, v in psth.items()}}
+
+
+def _psth_r2(data: Data, binned: dict[str, np.ndarray], settings: AnalysisSettings) -> dict[str, dict[int, float]]:
+    """{method: {unit: PSTH R²}} of the binned predictions (crosspred.psth_r2), the syllables grouped
+    into ``psth_groups`` quantile bins of ``psth_feature`` ({} without binned predictions or the feature)."""
+    feature = data.ds[settings.psth_feature].values.astype(np.float64) if settings.psth_feature in data.ds.coords else None
+    if not binned or feature is None or not np.isfinite(feature).any():
+        return {}
+    ok = np.isfinite(feature)
+    groups = np.full(len(feature), -1)
+    groups[ok] = neurons.quantile_bins(feature[ok], settings.psth_groups)
+    actual = data.ds["counts"].transpose("syllable", "unit", "bin").values.astype(np.float64)
+    units = data.ds["unit"].values.astype(int)
+    return {m: dict(zip(units, crosspred.psth_r2(actual, pred, groups))) for m, pred in binned.items()}
 
 
 def image_baselines(part: xr.Dataset, train: xr.Dataset, settings: AnalysisSettings, truths: dict | None = None) -> dict:
@@ -390,6 +420,14 @@ def _summary(ds, data: Data, model, model_dir, settings, clusters, cross: dict) 
                      "criterion": "fixed" if settings.n_clusters else
                      "max mean silhouette (Ward linkage) over the tuned units"},
         # all units together (not the mean of crosspred.csv's per-unit values); None: no spikes
-        "crosspred": {"bits_per_spike_all_units": {k: v if np.isfinite(v) else None
-                                                   for k, v in cross["bits_per_spike"].items()}},
+        # bits per spike and r compare across models only on the same spike windows (data.neural_input)
+        "crosspred": {"spike_window": SPIKE_WINDOWS[data.neural_input],
+                      "bits_per_spike_all_units": _finite_or_none(cross["bits_per_spike"]),
+                      # NLB's PSTH R² averaged over units, for the methods that predict binned counts
+                      "psth_r2_mean_over_units": _finite_or_none(cross["psth_r2"])},
     }
+
+
+def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
+    """``values`` for JSON: NaN (no spikes, no defined score) as None."""
+    return {k: v if np.isfinite(v) else None for k, v in values.items()}

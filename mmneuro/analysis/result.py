@@ -66,7 +66,7 @@ class AnalysisResult:
         c = self.context
         return {"model": c.model, "model_dir": c.model_dir, "data": c.data, "emb": c.emb_split,
                 "settings": self.settings, "lat_neu": self.latent_neuron, "clusters": c.clusters,
-                "traversal": c.traversal, "cross": c.cross}
+                "traversal": c.traversal, "cross": c.cross, "both": c.both, "cluster_band": self.cluster_band}
 
     def write(self, folder) -> Path:
         """Write the analysis folder (built beside it and renamed into place, replacing an old one,

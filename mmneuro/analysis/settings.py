@@ -44,6 +44,10 @@ class AnalysisSettings:
     # the model's cross-generated spectrograms: the predictive mean E_q(z|src)[mean of p(x | z)] over
     # this many posterior draws (0: the decoder mean at the posterior mean); docs/analysis.md
     predictive_samples: int = 32
+    # PSTH R² of binned predictions (crosspred.psth_r2): syllables grouped, as NLB's trial conditions,
+    # into this many quantile bins of this feature
+    psth_feature: str = "mean_freq_hz"
+    psth_groups: int = 5
     # --- synergy
     synergy_k: int = 50  # importance samples per syllable (decoding N·K spectrograms per term dominates the run time)
     synergy_max_syllables: int = 500
@@ -70,7 +74,7 @@ class AnalysisSettings:
             if getattr(self, key) not in allowed:
                 raise InputError("--set", f"{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
         positive = ("n_permutations", "tuning_shifts", "tuning_bins", "profile_bins", "cv_folds", "max_clusters", "defining_latents", "band_width_hz",
-                    "traversal_steps", "pca_components", "synergy_k", "synergy_max_syllables", "batch_size")
+                    "traversal_steps", "pca_components", "psth_groups", "synergy_k", "synergy_max_syllables", "batch_size")
         for key in positive:
             if not getattr(self, key) > 0:
                 raise InputError("--set", f"{key}: must be > 0 (got {getattr(self, key)!r})")

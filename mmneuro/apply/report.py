@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmneuro.analysis.figures import EXAMPLES, _plt, latent_map_figure
+from mmneuro.analysis.figures import EXAMPLES, _plt, principal_components
+from mmneuro.report import latent_map
 from mmneuro.report.html import CSS, _env, _markup_table
 
 MAX_FLAGGED_ROWS = 20
@@ -74,6 +75,44 @@ def _png(fig):
     return Markup(f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>")
 
 
+def _embedding_map(result: xr.Dataset) -> dict | None:
+    """The interactive latent map of the session (the first conditioning's posterior means), coloured by
+    its features and its units' recorded or predicted activity; None with fewer than 3 syllables."""
+    from markupsafe import Markup
+
+    from mmneuro.inputs import DEFAULT_LATENCY_S, window_counts
+
+    if "embedding_mean" not in result or result.sizes["syllable"] < 3:
+        return None
+    conditioning = str(result["conditioning"].values[0])
+    pick = latent_map.evenly_spaced(result.sizes["syllable"])
+    pcs, explained = principal_components(result["embedding_mean"].isel(conditioning=0).values)
+    ds = result.isel(syllable=pick)
+    n = len(pick)
+    duration_ms = (ds["offset_s"].values - ds["onset_s"].values) * 1e3
+    freq = ds["mean_freq_hz"].values / 1e3 if "mean_freq_hz" in ds.coords else np.full(n, np.nan)
+    syllables = pd.DataFrame({"syllable": ds["syllable"].values.astype(str), "freq_khz": freq,
+                              "session": [str(result.attrs.get("session"))] * n, "duration_ms": duration_ms})
+    colourings = {"mean frequency (kHz)": freq, "duration (ms)": duration_ms}
+    if "total_counts" in ds:  # a session with neural data
+        latency = (_attr(result, "preprocessing", {}).get("neural") or {}).get("latency_s", DEFAULT_LATENCY_S)
+        counts, exposure, _ = window_counts(ds, "total_counts", latency)
+        activity = latent_map.zscored_activity(counts, exposure)
+        colourings |= {f"unit {u} recorded activity": activity[:, i] for i, u in enumerate(ds["unit"].values)}
+    if "predicted_counts" in ds:
+        pred = ds["predicted_counts"]
+        pred = pred.sum("bin") if "bin" in pred.dims else pred
+        activity = latent_map.zscored_activity(pred.transpose("syllable", "unit").values.astype(np.float64), np.ones(n))
+        colourings |= {f"unit {u} predicted activity": activity[:, i] for i, u in enumerate(ds["unit"].values)}
+    thumbs = latent_map.thumbnails(ds["spectrogram"].transpose("syllable", "freq", "time").values) \
+        if "spectrogram" in ds else []
+    data = latent_map.MapData({str(result.attrs.get("model_kind")): (pcs[pick], explained)}, syllables, colourings,
+                              thumbs, n_total=result.sizes["syllable"])
+    script, div = latent_map.components(data, f"latent map given {conditioning}")
+    return {"conditioning": conditioning, "script": Markup(script), "div": Markup(div),
+            "caption": latent_map.caption(data)}
+
+
 def session_report(result: xr.Dataset, model_dir) -> str:
     """The report's HTML text for one applied session (the applied.nc Dataset; templates/apply.html)."""
     from markupsafe import Markup
@@ -89,11 +128,7 @@ def session_report(result: xr.Dataset, model_dir) -> str:
                                      for s in flagged["score"].values}})
             ood |= {"n_flagged": flagged.sizes["syllable"], "flagged_table": _markup_table(table.head(MAX_FLAGGED_ROWS))}
     scores = _attr(result, "crosspred_summary")
-    embedding = None
-    if "embedding_mean" in result and "mean_freq_hz" in result.coords and result.sizes["syllable"] > 2:
-        z = result["embedding_mean"].isel(conditioning=0).values
-        embedding = {"conditioning": str(result["conditioning"].values[0]),
-                     "figure": _png(latent_map_figure(z, result["mean_freq_hz"].values / 1e3, "mean frequency (kHz)"))}
+    embedding = _embedding_map(result)
     return _env().get_template("apply.html").render(
         css=Markup(CSS), session=str(result.attrs.get("session")), model_dir=str(model_dir),
         model_kind=str(result.attrs.get("model_kind")), present=_attr(result, "modalities_present", []),
@@ -101,4 +136,4 @@ def session_report(result: xr.Dataset, model_dir) -> str:
         differences=_attr(result, "param_differences", []) or [], ood=ood,
         scores=_markup_table(pd.DataFrame(scores)) if scores else None,
         counts_figure=_png(predicted_counts_figure(result)) if "predicted_counts" in result else None,
-        embedding=embedding)
+        embedding=embedding, bokeh_js=Markup(latent_map.bokeh_js()) if embedding else "")

@@ -310,11 +310,17 @@ def read_nwb(path: Path) -> Units:
         raise InputError(path, f"not a readable NWB file ({type(err).__name__}: {err})") from err
 
 
+def nwb_unit_ids(table) -> np.ndarray:
+    """The unit ids of an NWB Units table, one per row: its ``cluster_id`` column (the sorter's ids)
+    if present, else the table's own ids."""
+    return np.asarray(table["cluster_id"].data[:] if "cluster_id" in table.colnames else table.id.data[:], dtype=np.int64)
+
+
 def _units_from_nwb_table(path: Path, table) -> Units:
     columns = set(table.colnames)
     if "spike_times" not in columns:
         raise InputError(path, "Units table has no spike_times column")
-    ids = np.asarray(table["cluster_id"].data[:] if "cluster_id" in columns else table.id.data[:], dtype=np.int64)
+    ids = nwb_unit_ids(table)
     if np.unique(ids).size != ids.size:
         raise InputError(path, "unit ids in the Units table are not unique")
     # Ragged columns are a flat data array plus cumulative end indices: expand without a loop.

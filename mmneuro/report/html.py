@@ -11,29 +11,54 @@ import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import xarray as xr
 
 from mmneuro.errors import InputError
+from mmneuro.inputs import SPIKE_WINDOWS
+from mmneuro.report.consistency import consistency_context
 
 CSS = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #aaa}
-table{border-collapse:collapse;font-size:0.85em;margin:0.6em 0}
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:1em auto;padding:0 1em;color:#222;overflow-wrap:anywhere}
+h1{border-bottom:2px solid #444;margin:0.2em 0}h2{margin-top:2em;border-bottom:1px solid #aaa}
+table{border-collapse:collapse;font-size:0.85em;margin:0.6em 0;display:block;max-width:100%;overflow-x:auto}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#eee}
 .note{color:#555;font-size:0.9em}.pass{color:#070;font-weight:bold}.fail{color:#b00;font-weight:bold}
-img{max-width:100%;border:1px solid #ddd;margin:0.4em 0}
+img{max-width:100%;border:1px solid #ddd;margin:0.4em 0}figure{margin:0.6em 0}
+figcaption{max-width:60em}
+.answer{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}.answer>div{flex:1 1 30em;min-width:0}
+.answer img{max-height:22em}.lead{font-size:1.05em;margin:0.4em 0}
+.answer table{font-size:0.82em}
 """
 
+# Syllable features as the report names them (the analysis' column names otherwise).
+FEATURE_NAMES = {"mean_freq_hz": "mean frequency", "peak_freq_hz": "peak frequency", "bandwidth_hz": "bandwidth",
+                 "duration_s": "duration", "fm_slope_hz_per_s": "FM slope", "amplitude_db": "amplitude"}
+BEST_BY = "model (audio->neural)"  # the crosspred method whose held-out bits per spike picks the best model
+
 FIGURES = [
+    ("cluster_bands", "Each row a cluster (units in brackets), each column the syllables whose mean frequency "
+                      "falls in that 5 kHz band: red where the cluster fires more than its average. A frequency "
+                      "cluster shows one red patch under its ▼; a cluster tuned to another feature, and the untuned "
+                      "row, show none."),
     ("latent_unit_correlation", "Correlation of every latent dimension with every unit's rate on held-out "
-                                "syllables, for the tuned units; ordered by the dendrogram of their correlation profiles."),
+                                "syllables, for the tuned units, ordered by the dendrogram of their correlation "
+                                "profiles. Look for blocks: the units of a cluster share a pattern of latents."),
     ("latent_traversals", "Decoded spectrograms while one latent dimension moves (the others at the most typical "
-                          "syllable's values)."),
+                          "syllable's values). A row whose energy climbs or falls in frequency is a latent that "
+                          "codes frequency; a row that does not change is unused."),
     ("cross_generation", "Example held-out syllables: the true spectrogram, the model's reconstructions and "
-                         "cross-generations, and spikes per unit predicted from audio alone (red) vs actual."),
-    ("predicted_vs_actual", "Cross-prediction per unit: the model's Pearson r against the baselines'."),
-    ("latent_map", "Posterior means (first two principal components) coloured by the syllable's mean frequency."),
-    ("training_curves", "Training curves (metrics.csv of the model)."),
+                         "cross-generations, and spikes per unit predicted from audio alone (red) vs actual (grey "
+                         "bars). Red dots that follow the bars mean the audio carries the units' response."),
+    ("predicted_vs_actual", "Left: per unit, the model's Pearson r (x) against each baseline's (y); points below the "
+                            "diagonal are units the model predicts better. Right: mean counts, on the diagonal when "
+                            "the rates are calibrated."),
+    ("latent_map", "Posterior means (first two principal components) coloured by the syllable's mean frequency "
+                   "(the interactive map above shows the same with spectrograms on hover): a smooth gradient "
+                   "means the latent space lays out frequency."),
+    ("training_curves", "Training curves (metrics.csv of the model): validation losses should flatten, not rise "
+                        "(overfitting)."),
 ]
 
 
@@ -47,19 +72,143 @@ def analysis_folders(results_dir: Path) -> list[Path]:
 
 
 def build_report(results_dir) -> str:
-    """The report's HTML text for every analysed model under ``results_dir`` (templates/analyses.html)."""
+    """The report's HTML text for every analysed model under ``results_dir`` (templates/analyses.html):
+    first the answer of the best model, then the comparison of the models, the latent map, the details."""
     from markupsafe import Markup
 
     from mmneuro.collapse import COLLAPSE_NATS
+    from mmneuro.report import latent_map
 
     results_dir = Path(results_dir)
     folders = analysis_folders(results_dir)
     summaries = {f.name: json.loads((f / "summary.json").read_text()) for f in folders}
     comparison = _comparison_tables(folders)
+    best = best_model(folders)
+    answer = _answer(results_dir / "analysis" / best["name"], summaries[best["name"]])
+    map_data = _map_data(results_dir, folders, summaries, answer)
+    the_map = None
+    if map_data is not None:
+        script, div = latent_map.components(map_data, "latent map: posterior means of every model")
+        the_map = {"script": Markup(script), "div": Markup(div), "caption": latent_map.caption(map_data)}
     return _template().render(
         css=Markup(CSS), names=list(summaries), results_dir=str(results_dir),
+        bokeh_js=Markup(latent_map.bokeh_js()) if the_map else "", best=best, answer=answer, latent_map=the_map,
         data_rows=_data_rows(results_dir, next(iter(summaries.values()))), collapse_nats=Markup(f"{COLLAPSE_NATS:g}"),
         models=[_model_context(f, summaries[f.name]) for f in folders], **comparison)
+
+
+def best_model(folders: list[Path]) -> dict:
+    """The model whose audio predicts the held-out spikes best: highest bits per spike of all units
+    together (summary.json, method BEST_BY), the mean Pearson r per unit breaking ties and standing in
+    for an analysis without bits per spike. Both depend on the spike window scored (a syllable-long
+    window explains spikes an onset window does not see), so only the models scored on the window most
+    models share (the onset window on a tie) compete. Returns name, criterion and one row per model."""
+    rows = []
+    for f in folders:
+        cross = json.loads((f / "summary.json").read_text()).get("crosspred", {})
+        bps = cross.get("bits_per_spike_all_units", {})
+        cp = pd.read_csv(f / "crosspred.csv")
+        r = cp.loc[cp["method"] == BEST_BY, "pearson_r"].mean()
+        rows.append({"model": f.name, "bits_per_spike": bps.get(BEST_BY), "mean_r": None if pd.isna(r) else float(r),
+                     "window": cross.get("spike_window", SPIKE_WINDOWS["counts"])})  # older analyses: onset window
+    windows = [row["window"] for row in rows]
+    window = max(dict.fromkeys(windows), key=lambda w: (windows.count(w), w == SPIKE_WINDOWS["counts"]))
+    key = (lambda row: (row["window"] == window,
+                        row["bits_per_spike"] if row["bits_per_spike"] is not None else -np.inf,
+                        row["mean_r"] if row["mean_r"] is not None else -np.inf))
+    ranked = sorted(rows, key=key, reverse=True)
+    by_bps = all(row["bits_per_spike"] is not None for row in rows if row["window"] == window)
+    criterion = ("highest held-out audio → neural bits per spike (all units together)" if by_bps
+                 else "highest mean held-out audio → neural Pearson r per unit")
+    if len(set(windows)) > 1:
+        others = ", ".join(row["model"] for row in ranked if row["window"] != window)
+        criterion += f", among the models scored on spikes in the {window}; {others}: another window, not compared"
+    return {"name": ranked[0]["model"], "criterion": criterion, "rows": ranked}
+
+
+def _answer(folder: Path, summary: dict) -> dict:
+    """The first screen's answer from one analysis folder: one row per cluster of tuned units (its
+    units, band or feature, effect size and FDR q), the untuned units, the clusters x bands figure."""
+    clusters = pd.read_csv(folder / "clusters.csv", keep_default_na=False, na_values=[""])
+    bands = pd.read_csv(folder / "cluster_band.csv", keep_default_na=False, na_values=[""])
+    fdr = summary["settings"].get("fdr_q")
+    q = clusters["q_value"] if "q_value" in clusters else pd.Series(np.nan, index=clusters.index)  # older analyses
+    rows = []
+    for _, b in bands[bands["cluster"] >= 0].iterrows():
+        members = clusters["cluster"] == b["cluster"]
+        band = pd.notna(b["band_center_khz"])
+        ids = clusters.loc[members, "unit"].astype(int).tolist()
+        rows.append({"cluster": int(b["cluster"]), "unit_ids": ids, "units": ", ".join(map(str, ids)),
+                     "n": int(b["n_units"]), "band": f"{b['band_center_khz']:.0f} kHz band" if band else "",
+                     "feature": FEATURE_NAMES.get(b["best_feature"], b["best_feature"]),
+                     "eta2": b["feature_eta2"], "band_r": b["band_r"], "q_max": q[members].max(),
+                     "center": b["band_center_khz"] if band else np.inf})
+    rows.sort(key=lambda r: (r["center"], r["feature"]))  # bands low to high, then the other features
+    untuned = ~clusters["tuned"].astype(bool)
+    figure = folder / "figures" / "cluster_bands.png"
+    return {"name": folder.name, "clusters": rows, "k": summary["clusters"]["k"], "fdr_q": fdr,
+            "n_units": len(clusters), "untuned": list(zip(clusters.loc[untuned, "unit"].astype(int), q[untuned])),
+            "on_tuning": summary["settings"].get("cluster_on") == "tuning",
+            "criterion": summary["clusters"].get("criterion", ""),
+            "figure": base64.b64encode(figure.read_bytes()).decode() if figure.is_file() else None,
+            "caption": dict(FIGURES)["cluster_bands"]}
+
+
+def _map_data(results_dir: Path, folders: list[Path], summaries: dict, answer: dict):
+    """latent_map.MapData of every model's posterior means (the conditioning each analysis used) with
+    the spectrograms and activity from RESULTS_DIR/dataset.nc; None without dataset.nc."""
+    from mmneuro.analysis.figures import principal_components
+    from mmneuro.inputs import latency_s, window_counts
+    from mmneuro.io import read_netcdf
+    from mmneuro.report import latent_map
+
+    path = results_dir / "dataset.nc"
+    if not path.is_file():
+        return None
+    means = {f.name: read_netcdf(f / "embeddings.nc", variables=["mean"])["mean"].sel(
+        conditioning=summaries[f.name]["settings"]["conditioning"]) for f in folders}
+    names = list(means)
+    common = means[names[0]]["syllable"].values
+    for m in names[1:]:
+        common = common[np.isin(common, means[m]["syllable"].values)]
+    if len(common) < 3:
+        return None
+    pick = latent_map.evenly_spaced(len(common))
+    projections = {}
+    for m in names:  # the projection is fitted on every syllable, then the shown ones are picked
+        pcs, explained = principal_components(means[m].sel(syllable=common).values)
+        projections[m] = (pcs[pick], explained)
+    ds = read_netcdf(path, variables=[v for v in ("spectrogram", "total_counts") if v in _variables(path)])
+    ds = ds.sel(syllable=common[pick])
+    duration_s = ds["offset_s"].values - ds["onset_s"].values
+    sessions = ds["session"].values.astype(str)
+    syllables = pd.DataFrame({"syllable": ds["syllable"].values.astype(str), "session": sessions,
+                              "freq_khz": ds["mean_freq_hz"].values / 1e3 if "mean_freq_hz" in ds.coords else np.nan,
+                              "duration_ms": duration_s * 1e3})
+    colourings = {"mean frequency (kHz)": syllables["freq_khz"].to_numpy(dtype=float),
+                  "duration (ms)": syllables["duration_ms"].to_numpy(dtype=float),
+                  "session (" + ", ".join(f"{i}: {s}" for i, s in enumerate(np.unique(sessions))) + ")":
+                      np.unique(sessions, return_inverse=True)[1].astype(float)}
+    if "total_counts" in ds:
+        counts, exposure, _ = window_counts(ds, "total_counts", latency_s(ds))
+        activity = latent_map.zscored_activity(counts, exposure)
+        units = ds["unit"].values
+        for row in answer["clusters"]:
+            colourings[f"cluster {row['cluster']} activity ({answer['name']})"] = np.nanmean(
+                activity[:, np.isin(units, row["unit_ids"])], axis=1)
+        for i, u in enumerate(units):
+            colourings[f"unit {u} activity"] = activity[:, i]
+    thumbs = latent_map.thumbnails(ds["spectrogram"].transpose("syllable", "freq", "time").values) \
+        if "spectrogram" in ds else []
+    return latent_map.MapData(projections, syllables, colourings, thumbs, n_total=len(common))
+
+
+def _variables(path: Path) -> set[str]:
+    """The data variables of a NetCDF file, without loading them."""
+    from mmneuro.io import NETCDF_ENGINE
+
+    with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
+        return set(ds.data_vars)
 
 
 def _env():
@@ -119,7 +268,8 @@ def _comparison_tables(folders: list[Path]) -> dict:
             from mmneuro.synth.scoring import with_oracle_rows
 
             cp = with_oracle_rows(cp, pd.read_csv(oracle))
-        means = cp.groupby(["direction", "method"], sort=False)[["pearson_r", "deviance_explained", "mse"]].mean()
+        scores = [c for c in ("pearson_r", "deviance_explained", "mse", "psth_r2") if c in cp]  # psth_r2: since issue 18
+        means = cp.groupby(["direction", "method"], sort=False)[scores].mean()
         # all units together (summary.json; an analysis from before bits per spike, and the scores'
         # oracle rows, have none)
         bps = json.loads((f / "summary.json").read_text()).get("crosspred", {}).get("bits_per_spike_all_units", {})
@@ -176,6 +326,7 @@ def _model_context(folder: Path, summary: dict) -> dict:
         "part_summary": _markup_table(pd.read_csv(folder / "factors_part_summary.csv")) if factored else None,
         "probes": _markup_table(pd.read_csv(folder / "factors_probes.csv")) if factored else None,
         "figures": figures,
+        "consistency": consistency_context(folder.parent.parent / "consistency" / folder.name),
     }
 
 

@@ -39,6 +39,7 @@ rule report:
     input:
         analyses=expand(f"{RESULTS}/analysis/{{model}}", model=config["models"]),
         scores=scores(config["models"]),
+        consistency=consistency_dirs(),
         dataset=f"{RESULTS}/dataset.nc",
     output:
         report(f"{RESULTS}/analysis_report.html", caption="../report/report.rst", category="Report"),

@@ -74,8 +74,28 @@ def model_kind(model):
     return model.split("_")[0]
 
 
-def train_settings(model):
-    return {**config["train"], "seed": config["seed"], **config["model_overrides"].get(model, {})}
+def train_settings(model, seed=None):
+    """One training run's settings for ``model``: config `train` + its `model_overrides`, with the
+    config's `seed` (or ``seed``); `seeds` (the workflow's list of extra runs) is left out."""
+    settings = {**config["train"], "seed": config["seed"], **config["model_overrides"].get(model, {})}
+    settings.pop("seeds", None)
+    return settings if seed is None else {**settings, "seed": seed}
+
+
+def extra_seeds(model):
+    """The seeds of `seeds` (train or the model's overrides) other than the main run's."""
+    seeds = {**config["train"], **config["model_overrides"].get(model, {})}.get("seeds") or []
+    return [k for k in seeds if k != train_settings(model)["seed"]]
+
+
+def seed_runs(model):
+    """The folders of ``model``'s runs: the main one (results/models/<model>), then one per extra seed."""
+    return [f"{RESULTS}/models/{model}"] + [f"{RESULTS}/models/{model}/seeds/{k}" for k in extra_seeds(model)]
+
+
+def consistency_dirs():
+    """results/consistency/<model> of every model trained with extra seeds."""
+    return [f"{RESULTS}/consistency/{m}" for m in config["models"] if extra_seeds(m)]
 
 
 def truth_session_dirs():
