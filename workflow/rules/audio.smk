@@ -14,8 +14,10 @@ rule audio:
         ),
     params:
         preset=config["audio"]["preset"],
-        # the STFT threads follow the job's threads: sessions run side by side without oversubscribing
-        overrides=lambda w, threads: set_args({**config["audio"]["set"], **channel_setting(), "workers": threads}),
+        # the STFT threads follow the job's threads (sessions side by side do not oversubscribe); at 1,
+        # the default, the command stays as it was, so existing results are not rerun for it
+        overrides=lambda w, threads: set_args({**config["audio"]["set"], **channel_setting(),
+                                               **({"workers": threads} if threads > 1 else {})}),
     conda:
         "../../environment.yml"
     log:
