@@ -6,7 +6,9 @@ Writes 250 kHz int16 recordings (white + low-frequency noise, one 20-200 ms tone
 on average) to a temporary directory, deleted afterwards. Each measurement runs in a fresh
 subprocess, which reports its own peak RSS, so runs do not inherit each other's memory:
   - ours: segmentation + spectrograms + features streamed to syllables.nc (``write_syllables``) and
-    the CSV write, as ``mmneuro audio`` runs them, and segmentation alone (``segment_file``);
+    the CSV write, as ``mmneuro audio`` runs them (on 1 and on ``--workers`` threads), and
+    segmentation alone (``segment_file``), in ``--rounds`` rounds side by side (benchmarks/rounds.py:
+    machine and load, min / median / max, ratio per round); the table shows each one's median round;
     "in-process" times the library calls only, "whole process" includes interpreter start-up and
     imports, "CPU" divides by the in-process CPU time (what a machine shared with other jobs
     cannot take away); the 1-minute load average is printed before each run;
@@ -35,12 +37,12 @@ SR = 250_000
 OURS = """
 import json, resource, sys, time
 from mmneuro.audio import segment_file, write_syllables
-wav, out, mode = sys.argv[1:4]
+wav, out, mode, workers = sys.argv[1:5]
 t1, c1 = time.perf_counter(), time.process_time()
 if mode == "segment":
-    n = len(segment_file(wav))
+    n = len(segment_file(wav, {"workers": int(workers)}))
 else:
-    table = write_syllables(wav, "bench", out).table
+    table = write_syllables(wav, "bench", out, {"workers": int(workers)}).table
     table.to_csv(out + ".csv", index=False)
     n = len(table)
 t2, c2 = time.perf_counter(), time.process_time()
@@ -146,17 +148,36 @@ def main() -> int:
     parser.add_argument("--no-peer", action="store_true", help="skip vocalpy (needs ~10 GiB for 10 min)")
     parser.add_argument("--planted-s", type=float, default=0.0,
                         help="seconds per planted close-neighbour recording (0: skip that part)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the mmneuro runs, side by side")
+    parser.add_argument("--workers", type=int, default=2, help="the audio stage's threads in the second variant")
     args = parser.parse_args()
+    from rounds import machine, run_rounds
+
+    print(machine())
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_audio_") as tmp:
         for minutes in args.minutes:
             wav = Path(tmp) / f"rec_{minutes:g}min.wav"
             n_calls = write_recording(wav, minutes)
             audio_s = minutes * 60
-            for mode, tool in (("full", "mmneuro (segment + spectrograms + write)"),
-                               ("segment", "mmneuro (segmentation only)")):
-                ours = run_child(OURS, str(wav), str(Path(tmp) / "out.nc"), mode)
-                rows.append({"tool": tool, "minutes": minutes, "planted": n_calls, **ours})
+            runs: dict[str, list[dict]] = {}
+
+            def ours(mode: str, workers: int, name: str):
+                def run() -> float:
+                    out = run_child(OURS, str(wav), str(Path(tmp) / "out.nc"), mode, str(workers))
+                    if "error" in out:
+                        raise SystemExit(f"{name}: {out['error']}")
+                    runs.setdefault(name, []).append(out)
+                    return out["inprocess_s"]
+                return run
+
+            variants = {"full": ("full", 1), f"full, workers={args.workers}": ("full", args.workers),
+                        "segmentation only": ("segment", 1)}  # full: segment + spectrograms + write
+            run_rounds({name: ours(mode, w, name) for name, (mode, w) in variants.items()}, args.rounds,
+                       baseline=next(iter(variants)), label=f"{minutes:g} min, in-process: ")
+            for tool, done in runs.items():  # the table shows each variant's median round
+                median = sorted(done, key=lambda r: r["inprocess_s"])[len(done) // 2]
+                rows.append({"tool": f"mmneuro ({tool})", "minutes": minutes, "planted": n_calls, **median})
                 print(json.dumps(rows[-1]), flush=True)
             if not args.no_peer and minutes == min(args.minutes):
                 peer = run_child(PEER, str(wav))

@@ -1,8 +1,9 @@
 """Benchmark of the neural stage's binning: 10 M spikes x 400 units x 20,000 syllables.
 
-Times ``bin_counts`` (onset window + total counts) and, in the same run, a straightforward
-per-syllable loop reference (global time-sorted spikes, one searchsorted + bincount per
-syllable), checking that both give the same counts. Peak memory is measured with tracemalloc
+Times ``bin_counts`` (onset window + total counts) and a straightforward per-syllable loop
+reference (global time-sorted spikes, one searchsorted + bincount per syllable) side by side in
+rounds (benchmarks/rounds.py: machine and load, min / median / max, ratio per round), checking
+that both give the same counts. Peak memory is measured with tracemalloc
 (numpy reports its buffers to it) in a second call, so tracing does not slow the timed one.
 
     .venv/bin/python benchmarks/bench_binning.py [--spikes 10e6 --units 400 --syllables 20000]
@@ -11,7 +12,6 @@ syllable), checking that both give the same counts. Peak memory is measured with
 from __future__ import annotations
 
 import argparse
-import time
 import tracemalloc
 
 import numpy as np
@@ -64,12 +64,15 @@ def main() -> None:
     parser.add_argument("--spikes", type=float, default=10e6)
     parser.add_argument("--units", type=int, default=400)
     parser.add_argument("--syllables", type=int, default=20000)
-    parser.add_argument("--repeat", type=int, default=3, help="timed calls of bin_counts (the machine is shared: report all)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (reference, bin_counts), side by side")
     parser.add_argument("--reference-syllables", type=int, default=None, help="limit the reference loop (default: all)")
     args = parser.parse_args()
 
+    from rounds import machine, run_rounds, timed
+
     from mmneuro.neural import BinParams, ClockFit, bin_counts
 
+    print(machine())
     units, syllables = synthetic(int(args.spikes), args.units, args.syllables)
     params, clock = BinParams(), ClockFit(0.0371, 2e-5)
     print(f"{units.spike_times_s.size:,} spikes, {len(units)} units, {len(syllables):,} syllables, "
@@ -77,21 +80,24 @@ def main() -> None:
 
     # Warm-up on a few syllables: xarray imports its optional backends on first use.
     bin_counts(units.select(np.arange(len(units)) < 2), syllables[:10], params, clock, session="bench", progress=False)
-    times = []
-    for _ in range(args.repeat):
-        t0 = time.perf_counter()
-        ds = bin_counts(units, syllables, params, clock, session="bench", progress=False)
-        times.append(time.perf_counter() - t0)
-    print(f"bin_counts (window + total counts): {', '.join(f'{t:.2f}' for t in times)} s (min {min(times):.2f} s)")
-
     n_ref = args.reference_syllables or len(syllables)
     onset_neural = clock.to_neural(syllables["onset_s"].to_numpy()[:n_ref])
-    t0 = time.perf_counter()
-    ref = per_syllable_reference(units, onset_neural, params.relative_edges_s(), 1 + clock.drift)
-    t_ref = time.perf_counter() - t0
-    same = np.array_equal(ref, ds["counts"].values[:n_ref])
-    print(f"per-syllable loop reference (window counts only, {n_ref:,} syllables): {t_ref:.2f} s; identical: {same}")
-    del ds, ref
+    out = {}
+
+    def ours():
+        out["ours"] = None  # free the last round's counts first
+        out["ours"] = bin_counts(units, syllables, params, clock, session="bench", progress=False)["counts"].values
+
+    def reference():
+        out["reference"] = None
+        out["reference"] = per_syllable_reference(units, onset_neural, params.relative_edges_s(), 1 + clock.drift)
+
+    print(f"bin_counts (window + total counts) vs the per-syllable loop reference (window counts only, "
+          f"{n_ref:,} syllables)")
+    run_rounds({"reference": timed(reference), "bin_counts": timed(ours)}, args.rounds, baseline="reference")
+    same = np.array_equal(out["reference"], out["ours"][:n_ref])
+    print(f"identical counts: {same}")
+    out.clear()
 
     tracemalloc.start()
     bin_counts(units, syllables, params, clock, session="bench", progress=False)

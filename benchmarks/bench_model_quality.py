@@ -253,6 +253,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_model_quality"))
     ap.add_argument("--csv", type=Path, help="also write the per-run table here")
     args = ap.parse_args()
+    from rounds import machine
+
+    print(machine())  # quality, not timing: seeds and families are its repeats
 
     import torch
 

@@ -7,8 +7,10 @@ BaseEncoder/BaseDecoder for MultiVae, copied so each has its own optimiser state
 Gaussian likelihoods on both modalities (MultiVae has no Poisson decoder), likelihood rescaling
 on, and a plain Adam loop. Before timing, one process checks that the two libraries give the same
 loss on the same batch and seed (MVAE ELBO sum; MMVAE looser IWAE), so the timings compare the
-same computation. Steps are timed round-robin across libraries (the machine may be shared);
-peak RSS is measured for each configuration in its own subprocess.
+same computation. Steps are timed round-robin across libraries in ``--steps`` rounds (the machine
+may be shared; benchmarks/rounds.py prints the machine and load, min / median / max and the ratio
+per round); mmneuro's FLOP rate (torch.utils.flop_counter) is printed beside the measured float32
+matmul peak; peak RSS is measured for each configuration in its own subprocess.
 Needs ``pip install --no-deps multivae==1.0.3 pythae`` (+ pydantic, cloudpickle).
 """
 
@@ -99,12 +101,12 @@ def _batch(n: int):
 
 def _step_fns(library: str, kind: str, k: int, n: int):
     """→ (model, loss_fn() -> scalar loss as a per-sample mean)."""
-    from multivae.data.datasets.base import MultimodalBaseDataset
-
     ours = _mmneuro_model(kind, k)
     x = _batch(n)
     if library == "mmneuro":
         return ours, lambda: ours.loss(x)[0]
+    from multivae.data.datasets.base import MultimodalBaseDataset
+
     theirs = _multivae_model(kind, k, ours, channels_last=library == "multivae_nhwc")
     data = MultimodalBaseDataset(data=x, labels=None)
     # MVAE's loss is already a per-sample mean (summed over subsets); MMVAE's is a batch sum
@@ -169,18 +171,41 @@ def memory_worker(library: str, kind: str, k: int, n: int, threads: int) -> dict
     return {"library": library, "kind": kind, "peak_rss_mb": _peak_rss_mb(), "rss_before_training_mb": before}
 
 
-def time_interleaved(kind: str, k: int, n: int, steps: int) -> dict[str, list[float]]:
-    """Seconds per step of every library, measured round-robin (one step each per round) so that
-    load from other users of a shared machine hits all of them alike; the first round is warm-up."""
-    trainers = {lib: _trainer(lib, kind, k, n) for lib in LIBRARIES}
-    times: dict[str, list[float]] = {lib: [] for lib in LIBRARIES}
-    for round_ in range(steps + 1):
-        for lib, step in trainers.items():
-            start = time.perf_counter()
-            step()
-            if round_:
-                times[lib].append(time.perf_counter() - start)
-    return times
+def time_interleaved(kind: str, k: int, n: int, steps: int, libraries=LIBRARIES) -> dict[str, list[float]]:
+    """Seconds per step of every library, measured round-robin (one step each per round, after one
+    warm-up step each) so that load from other users of a shared machine hits all of them alike."""
+    from rounds import run_rounds, timed
+
+    trainers = {lib: _trainer(lib, kind, k, n) for lib in libraries}
+    for step in trainers.values():
+        step()
+    return run_rounds({lib: timed(step) for lib, step in trainers.items()}, steps,
+                      baseline=libraries[0] if len(libraries) > 1 else None, label=f"{kind} s/step: ")
+
+
+def step_gflop(kind: str, k: int, n: int) -> float:
+    """GFLOP of one mmneuro training step (forward + backward; matmuls and convolutions, as
+    torch.utils.flop_counter counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step = _trainer("mmneuro", kind, k, n)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / 1e9
+
+
+def matmul_peak_gflops(rounds: int, n: int = 2048) -> float:
+    """The machine's float32 torch.mm rate (GFLOP/s, best round) at the current thread count: the
+    peak the training FLOP rate is compared with."""
+    import torch
+
+    from rounds import run_rounds, timed
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    seconds = run_rounds({"torch.mm": timed(lambda: a @ b)}, rounds,
+                         label=f"matmul {n}x{n} float32, {torch.get_num_threads()} threads: ")["torch.mm"]
+    return 2 * n**3 / min(seconds) / 1e9
 
 
 def main(argv=None) -> int:
@@ -190,8 +215,11 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--K", type=int, default=10)
     parser.add_argument("--kinds", default="mvae,mmvae")
+    parser.add_argument("--libraries", default=",".join(LIBRARIES),
+                        help="compared libraries, the first the baseline of the ratios (mmneuro alone: no MultiVae needed)")
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    libraries = tuple(args.libraries.split(","))
 
     import torch
 
@@ -204,11 +232,20 @@ def main(argv=None) -> int:
         library, kind = args.memory_worker.split(":")
         print(json.dumps(memory_worker(library, kind, args.K, args.batch, args.threads)))
         return 0
-    print(json.dumps({"loss_check": check_losses(args.K, args.batch)}, indent=1), flush=True)
+    from rounds import machine
+
+    print(machine())
+    peak = matmul_peak_gflops(args.steps)
+    if "multivae" in libraries:
+        print(json.dumps({"loss_check": check_losses(args.K, args.batch)}, indent=1), flush=True)
     rows = []
     for kind in args.kinds.split(","):
-        times = time_interleaved(kind, args.K, args.batch, args.steps)
-        for lib in LIBRARIES:
+        times = time_interleaved(kind, args.K, args.batch, args.steps, libraries)
+        gflop = step_gflop(kind, args.K, args.batch)
+        rate = gflop / statistics.median(times["mmneuro"])
+        print(f"{kind}: mmneuro {gflop:.2f} GFLOP per step, {rate:.0f} GFLOP/s (median step) = {rate / peak:.0%} "
+              f"of the matmul peak {peak:.0f} GFLOP/s", flush=True)
+        for lib in libraries:
             cmd = [sys.executable, __file__, "--memory-worker", f"{lib}:{kind}", "--threads", str(args.threads),
                    "--batch", str(args.batch), "--K", str(args.K)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
@@ -216,9 +253,9 @@ def main(argv=None) -> int:
             row["samples_per_s"] = args.batch / row["s_per_step"]
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print("\n| model | library | samples/s | s/step (median) | peak RSS (MB) | speed-up vs multivae |\n"
+    print(f"\n| model | library | samples/s | s/step (median) | peak RSS (MB) | speed-up vs {libraries[0]} |\n"
           "|---|---|---|---|---|---|")
-    base = {r["kind"]: r["samples_per_s"] for r in rows if r["library"] == "multivae"}
+    base = {r["kind"]: r["samples_per_s"] for r in rows if r["library"] == libraries[0]}
     for r in rows:
         print(f"| {r['kind']} | {r['library']} | {r['samples_per_s']:.1f} | {r['s_per_step']:.2f} | "
               f"{r['peak_rss_mb']:.0f} | {r['samples_per_s'] / base[r['kind']]:.2f}× |")

@@ -142,6 +142,9 @@ def main() -> None:
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--models", type=Path, help="score the trained models in this folder instead (see above)")
     args = ap.parse_args()
+    from rounds import machine
+
+    print(machine())  # quality, not timing: seeds and families are its repeats
     pd.set_option("display.width", 200)
     if args.models:
         table = model_rows(args.models, args.work)

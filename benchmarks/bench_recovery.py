@@ -163,6 +163,9 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--rescore", action="store_true", help="only read the results already in --out again")
     args = ap.parse_args()
+    from rounds import machine
+
+    print(machine())  # quality, not timing: seeds and families are its repeats
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.configs):
         folder = args.out / f"config{seed:02d}"

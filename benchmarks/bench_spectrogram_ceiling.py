@@ -126,6 +126,9 @@ def main() -> None:
     ap.add_argument("--replicates", type=int, default=8)
     ap.add_argument("--max-syllables", type=int, default=150, help="per session (evenly spaced)")
     args = ap.parse_args()
+    from rounds import machine
+
+    print(machine())  # quality, not timing: seeds and families are its repeats
     base = (yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["audio"].get("set") or {})
     # the fixed reference of ref_ceiling: the images before 2026-12-02 (as bench_model_quality's *_ref)
     default = resolve_params(overrides={**base, "image_rows": "interp", "spec_lo_db": 0.0, "spec_hi_db": 40.0})

@@ -3,16 +3,19 @@ workflow trains, on one thread, on the workflow's dataset; the measure behind do
 "Conv widths and the demo's time budget".
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_train_step.py results/dataset.nc \\
-        [--set audio.channels=[16,16,32,64]] [--steps 30] [--repeats 2]
+        [--set audio.channels=[16,16,32,64]] [--steps 30] [--rounds 3]
 
 CPU time (``time.process_time``), not wall time: a loaded machine does not inflate it. Each model
 is built as the workflow builds it (config/config.yaml's ``train`` + ``model_overrides``), with the
-first ``batch_size`` syllables as the batch; 3 untimed warm-up steps, then ``--steps`` timed ones.
+first ``batch_size`` syllables as the batch; 3 untimed warm-up steps, then ``--steps`` timed ones,
+in ``--rounds`` rounds (benchmarks/rounds.py); with ``--set``, the config with and without it side by
+side, and their ratio per round.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -20,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def step_ms(dataset, settings: dict, steps: int) -> float:
+def step_s(dataset, settings: dict, steps: int) -> float:
     import torch
 
     from mmneuro import train as T
@@ -48,7 +51,7 @@ def step_ms(dataset, settings: dict, steps: int) -> float:
     start = time.process_time()
     for _ in range(steps):
         step()
-    return 1000 * (time.process_time() - start) / steps
+    return (time.process_time() - start) / steps
 
 
 def main() -> None:
@@ -57,23 +60,30 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     import torch
+
+    from rounds import machine, run_rounds
 
     from mmneuro.config import load_config
     from mmneuro.io import read_netcdf
     from mmneuro.cli.train import apply_overrides
 
+    print(machine())
     torch.set_num_threads(1)
     config = load_config(args.config)
     dataset = read_netcdf(args.dataset)
+    print("CPU seconds per training step" + (f"; ratio: the config / the config with --set {' '.join(args.set)}"
+                                             if args.set else ""))
     for name in config["models"]:
         kind = name.split("_")[0]
-        settings = apply_overrides({**config["train"], **config["model_overrides"].get(name, {}), "kind": kind,
-                                    "seed": config["seed"]}, args.set)
-        times = [step_ms(dataset, settings, args.steps) for _ in range(args.repeats)]
-        print(f"{name:<16} {' '.join(f'{t:6.1f}' for t in times)} ms CPU per step", flush=True)
+        settings = {**config["train"], **config["model_overrides"].get(name, {}), "kind": kind, "seed": config["seed"]}
+        variants = {"config": settings}
+        if args.set:  # apply_overrides changes the dict it is given
+            variants["with --set"] = apply_overrides(copy.deepcopy(settings), args.set)
+        run_rounds({v: (lambda s=s: step_s(dataset, s, args.steps)) for v, s in variants.items()}, args.rounds,
+                   baseline="config" if args.set else None, label=f"{name}: ")
     sys.stdout.flush()
 
 

@@ -113,6 +113,9 @@ def test_chunk_size_does_not_change_segments():
     whole = segment_file(DEERMOUSE, {"chunk_s": 10.0})
     chunked = segment_file(DEERMOUSE, {"chunk_s": 0.013})  # ~90 chunks, every call crosses edges
     np.testing.assert_array_equal(whole.to_numpy(), chunked.to_numpy())
+    # blocks computed by 3 threads, out of order, land in the same frames (and the same noise floor)
+    threaded = segment_file(DEERMOUSE, {"chunk_s": 0.013, "workers": 3})
+    np.testing.assert_array_equal(whole.to_numpy(), threaded.to_numpy())
 
 
 def test_other_rate_float_wav_and_stereo_channel_agree(tmp_path):

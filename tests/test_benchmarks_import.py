@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 OPTIONAL = {"multivae", "pythae", "vocalpy"}  # bench_models / bench_audio compare against them
+HELPERS = {"import_stand_ins", "rounds"}  # imported by the benchmarks, no main()
 BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
 
 
@@ -82,7 +83,22 @@ def test_benchmark_imports_without_running(script, monkeypatch):
         if (err.name or "").split(".")[0] in OPTIONAL:
             pytest.skip(f"{script.name} needs {err.name}")
         raise
-    assert callable(getattr(module, "main", None)) or script.stem == "import_stand_ins"
+    assert callable(getattr(module, "main", None)) or script.stem in HELPERS
+
+
+def test_timing_helper_summarises_rounds(capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS[0].parent))
+    from rounds import run_rounds
+
+    times = iter([2.0, 1.0, 4.0, 1.0, 3.0, 2.0])  # old, new per round: ratios 2, 4, 1.5
+    seconds = run_rounds({"old": lambda: next(times), "new": lambda: next(times)}, 3, baseline="old")
+    out = capsys.readouterr().out
+    assert seconds == {"old": [2.0, 4.0, 3.0], "new": [1.0, 1.0, 2.0]}
+    assert out.count("load ") == 3
+    assert "old: min 2.000 s, median 3.000 s, max 4.000 s" in out
+    assert "old/new: median 2.00 (range 1.50-4.00; per round 2.00, 4.00, 1.50)" in out
+    with pytest.raises(ValueError):
+        run_rounds({"old": lambda: 1.0}, 2)
 
 
 def test_checker_finds_removed_and_private_names():

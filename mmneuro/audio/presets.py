@@ -46,6 +46,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     # input
     "channel": (None, "channel of a multi-channel WAV (0-based); required when there are several"),
     "chunk_s": (8.0, "audio read per streamed chunk; bounds memory, does not change results"),
+    "workers": (1, "threads computing the STFT of the whole file and the noise floor; does not change "
+                   "results (the workflow sets it to the audio rule's threads)"),
     # syllable spectrograms
     "n_freq": (128, "image rows"),
     "n_time": (128, "image columns"),
@@ -79,7 +81,7 @@ PRESETS: dict[str, dict] = {
 
 _CHOICES = {"pooling": ("softmax", "mean"), "freq_scale": ("linear", "mel"), "image_rows": ("interp", "band")}
 _POSITIVE = ("max_freq_hz", "window_s", "hop_s", "edge_window_s", "edge_hop_s", "edge_gap_s",
-             "floor_sample_s", "floor_snippet_s", "temperature", "max_dur_s", "chunk_s", "n_freq", "n_time")
+             "floor_sample_s", "floor_snippet_s", "temperature", "max_dur_s", "chunk_s", "workers", "n_freq", "n_time")
 
 
 def resolve_params(preset: str | None = None, overrides: dict | None = None) -> dict:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from mmneuro.audio.presets import resolve_params
 from mmneuro.audio.edges import EdgeFinder
-from mmneuro.audio.stft import FrameGrid, frame_grid, iter_power_db, noise_floor_db
+from mmneuro.audio.stft import FrameGrid, band_power_db, frame_grid, iter_frame_blocks, noise_floor_db, ordered_map
 from mmneuro.audio.wav import WavInfo, open_wav
 
 
@@ -44,15 +44,19 @@ def amplitude_trace(wav: WavInfo, grid: FrameGrid, floor_db: np.ndarray, params:
     Memory: one chunk of audio plus 4 bytes per frame (about 7 MB per hour at a 2 ms hop).
     """
     amp = np.zeros(grid.n_frames(wav.n_frames), dtype=np.float32)
-    chunks = iter_power_db(wav, grid, params["chunk_s"])
+    def amplitude(block):
+        first, frames = block
+        return first, pooled_amplitude(band_power_db(frames, grid), floor_db, params)
+
+    chunks = ordered_map(amplitude, iter_frame_blocks(wav, grid, params["chunk_s"]), params.get("workers", 1))
     # Counts frames (exact integers) and displays them as seconds of audio.
     bar = tqdm(total=len(amp), unit="s audio", unit_scale=grid.hop / grid.sample_rate_hz, file=sys.stderr,
                disable=not progress, desc=f"segment {wav.path.name}", leave=False,
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} [{elapsed}<{remaining}, {rate_fmt}]")
     with bar:
-        for first, power in chunks:
-            amp[first:first + len(power)] = pooled_amplitude(power, floor_db, params)
-            bar.update(len(power))
+        for first, values in chunks:
+            amp[first:first + len(values)] = values
+            bar.update(len(values))
     sigma = params["smoothing_s"] * grid.sample_rate_hz / grid.hop
     if sigma > 0 and len(amp):
         gaussian_filter1d(amp, sigma, output=amp)  # in place: ndimage filters a copy of each line

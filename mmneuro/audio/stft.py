@@ -72,8 +72,8 @@ def strided_frames(samples: np.ndarray, grid: FrameGrid) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(samples, grid.nperseg)[:: grid.hop]
 
 
-def iter_power_db(wav: WavInfo, grid: FrameGrid, chunk_s: float):
-    """Yield ``(first_frame_index, power_db)`` over the whole file, at most BLOCK_FRAMES frames at a time.
+def iter_frame_blocks(wav: WavInfo, grid: FrameGrid, chunk_s: float):
+    """Yield ``(first_frame_index, frames)`` over the whole file, at most BLOCK_FRAMES frames at a time.
 
     The file is read in ``chunk_s`` chunks overlapping by nperseg - hop samples, so the frames are
     exactly those of one STFT of the whole file, whatever ``chunk_s`` is.
@@ -83,7 +83,34 @@ def iter_power_db(wav: WavInfo, grid: FrameGrid, chunk_s: float):
     for start, samples in iter_chunks(wav, step, grid.nperseg - grid.hop):
         frames = strided_frames(samples, grid)
         for first in range(0, len(frames), BLOCK_FRAMES):
-            yield start // grid.hop + first, band_power_db(frames[first:first + BLOCK_FRAMES], grid)
+            yield start // grid.hop + first, frames[first:first + BLOCK_FRAMES]
+
+
+def iter_power_db(wav: WavInfo, grid: FrameGrid, chunk_s: float, workers: int = 1):
+    """Yield ``(first_frame_index, power_db)`` of the blocks of :func:`iter_frame_blocks`, in order,
+    computed by ``workers`` threads."""
+    return ordered_map(lambda block: (block[0], band_power_db(block[1], grid)),
+                       iter_frame_blocks(wav, grid, chunk_s), workers)
+
+
+def ordered_map(fn, items, workers: int = 1):
+    """``map(fn, items)`` on ``workers`` threads, in order, with at most 2 x workers items in flight
+    (a streamed file stays streamed). Worth it where ``fn`` spends its time in numpy/scipy.fft
+    calls, which release the GIL."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def noise_floor_db(wav: WavInfo, grid: FrameGrid, params: dict) -> np.ndarray:
@@ -95,17 +122,21 @@ def noise_floor_db(wav: WavInfo, grid: FrameGrid, params: dict) -> np.ndarray:
     """
     sr = grid.sample_rate_hz
     n_band = len(grid.freq_hz)
+    workers = params.get("workers", 1)
     if wav.n_frames <= params["floor_sample_s"] * sr:
-        blocks = [power for _, power in iter_power_db(wav, grid, params["chunk_s"])]
+        blocks = [power for _, power in iter_power_db(wav, grid, params["chunk_s"], workers)]
     else:
         snippet = max(grid.nperseg, int(params["floor_snippet_s"] * sr))
         n_snippets = int(np.ceil(params["floor_sample_s"] / params["floor_snippet_s"]))
         starts = np.linspace(0, wav.n_frames - snippet, n_snippets).astype(np.int64)
-        blocks = [band_power_db(strided_frames(read_span(wav, s, s + snippet), grid), grid)
-                  for s in starts]
+        blocks = list(ordered_map(lambda s: band_power_db(strided_frames(read_span(wav, s, s + snippet), grid), grid),
+                                  starts, workers))
     if not blocks:
         return np.zeros(n_band, dtype=np.float32)
-    return np.median(np.concatenate(blocks), axis=0).astype(np.float32)
+    # one band bin per row (contiguous: the median's partition is faster), rows split among the workers
+    power = np.concatenate(blocks).T.copy()
+    parts = np.array_split(np.arange(n_band), max(1, workers))
+    return np.concatenate(list(ordered_map(lambda rows: np.median(power[rows], axis=1), parts, workers))).astype(np.float32)
 
 
 def frames_centred_at(samples: np.ndarray, first_sample: int, centres: np.ndarray,

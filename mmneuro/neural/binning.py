@@ -73,45 +73,76 @@ def count_uniform_bins(
 ) -> np.ndarray:
     """Spikes of each unit in n_bins bins of width_s[s] from start_s[s] (neural clock, s).
 
-    Returns (n_syllables, n_units, n_bins) int32. Cost is O(syllables x units x log spikes) for the
-    window look-ups plus O(spike-window pairs); no Python loop over spikes or syllables.
+    Returns (n_syllables, n_units, n_bins) int32 (:func:`count_bin_sets` with one set of bins).
+    """
+    return count_bin_sets(units, [(start_s, width_s, n_bins)], progress=progress)[0]
+
+
+def count_bin_sets(units: Units, bin_sets: list[tuple[np.ndarray, np.ndarray, int]], *,
+                   progress: bool | None = None) -> list[np.ndarray]:
+    """Spike counts of each unit in several sets of uniform bins at once: for each (start_s, width_s,
+    n_bins) of ``bin_sets``, n_bins bins of width_s[s] from start_s[s] (neural clock, s) per syllable s.
+
+    Returns one (n_syllables, n_units, n_bins) int32 array per set. Each unit's spikes are looked up
+    once among the sorted window edges of every set (the spikes before each edge follow from a
+    cumulative count); spikes in windows of several bins are then binned as (syllable, spike) pairs.
+    Cost O(units x (spikes x log windows + windows) + spike-window pairs); no Python loop over spikes
+    or syllables.
     """
     from tqdm import tqdm
 
-    start_s = np.asarray(start_s, dtype=np.float64)
-    width_s = np.asarray(width_s, dtype=np.float64)
-    n_syl, n_units = start_s.size, len(units)
-    out = np.zeros((n_syl, n_units, n_bins), dtype=np.int32)
-    if n_syl == 0 or n_bins == 0:
-        return out
-    flat = out.reshape(-1)
-    end_s = bin_edges(start_s, width_s, n_bins)[:, -1]
-    syllable_index = np.arange(n_syl)
-    for u in tqdm(range(n_units), desc="binning units", unit="unit", disable=None if progress is None else not progress):
+    sets, edges = [], []
+    for start, width, n_bins in bin_sets:
+        start, width = np.asarray(start, dtype=np.float64), np.asarray(width, dtype=np.float64)
+        sets.append((start, width, n_bins, np.zeros((start.size, len(units), n_bins), dtype=np.int32)))
+        if start.size and n_bins:
+            edges += [start, bin_edges(start, width, n_bins)[:, -1]]
+    if not edges:
+        return [out for *_, out in sets]
+    edges = np.concatenate(edges)
+    order = np.argsort(edges, kind="stable")
+    sorted_edges = edges[order]
+    before = np.empty(edges.size, dtype=np.int64)  # spikes of the unit before each edge
+    for u in tqdm(range(len(units)), desc="binning units", unit="unit", disable=None if progress is None else not progress):
         spikes = units.spikes(u)
-        first = np.searchsorted(spikes, start_s, side="left")
-        n_in = np.searchsorted(spikes, end_s, side="left") - first
-        n_in = np.maximum(n_in, 0)
-        if n_bins == 1:  # one bin is the whole window: the look-ups already counted it
-            out[:, u, 0] = n_in
-            continue
-        total = int(n_in.sum())
-        if total == 0:
-            continue
-        # Expand (syllable, spike) pairs: for syllable s, spikes first[s] .. first[s] + n_in[s] - 1.
-        s = np.repeat(syllable_index, n_in)
-        pair_start = np.cumsum(n_in) - n_in
-        t = spikes[np.arange(total) - np.repeat(pair_start - first, n_in)]
-        b = _bin_index(t, start_s[s], width_s[s])
-        ok = (b >= 0) & (b < n_bins)
-        key = s[ok] * n_bins + b[ok]
-        # Pairs come ordered by syllable then time, so keys are non-decreasing: equal keys are
-        # adjacent and a run-length count replaces a scatter-add.
-        run_start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-        run_length = np.diff(np.concatenate([run_start, [key.size]]))
-        k = key[run_start]
-        flat[((k // n_bins) * n_units + u) * n_bins + k % n_bins] = run_length
-    return out
+        # spike i lies before sorted edge j iff j >= the number of edges <= spike i
+        rank = np.searchsorted(sorted_edges, spikes, side="right")
+        before[order] = np.cumsum(np.bincount(rank, minlength=edges.size + 1))[:-1]
+        at = 0
+        for start, width, n_bins, out in sets:
+            if not start.size or not n_bins:
+                continue
+            first, last = before[at:at + start.size], before[at + start.size:at + 2 * start.size]
+            at += 2 * start.size
+            n_in = np.maximum(last - first, 0)
+            if n_bins == 1:  # one bin is the whole window: the look-ups already counted it
+                out[:, u, 0] = n_in
+            else:
+                _bin_pairs(out, u, spikes, start, width, first, n_in)
+    return [out for *_, out in sets]
+
+
+def _bin_pairs(out: np.ndarray, u: int, spikes: np.ndarray, start: np.ndarray, width: np.ndarray,
+               first: np.ndarray, n_in: np.ndarray) -> None:
+    """Write unit u's counts into out (syllable, unit, bin): syllable s holds spikes first[s] ..
+    first[s] + n_in[s] - 1 of the unit's sorted ``spikes``."""
+    total = int(n_in.sum())
+    if total == 0:
+        return
+    n_syl, n_units, n_bins = out.shape
+    # Expand (syllable, spike) pairs: for syllable s, spikes first[s] .. first[s] + n_in[s] - 1.
+    s = np.repeat(np.arange(n_syl), n_in)
+    pair_start = np.cumsum(n_in) - n_in
+    t = spikes[np.arange(total) - np.repeat(pair_start - first, n_in)]
+    b = _bin_index(t, start[s], width[s])
+    ok = (b >= 0) & (b < n_bins)
+    key = s[ok] * n_bins + b[ok]
+    # Pairs come ordered by syllable then time, so keys are non-decreasing: equal keys are
+    # adjacent and a run-length count replaces a scatter-add.
+    run_start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    run_length = np.diff(np.concatenate([run_start, [key.size]]))
+    k = key[run_start]
+    out.reshape(-1)[((k // n_bins) * n_units + u) * n_bins + k % n_bins] = run_length
 
 
 def _bin_index(t: np.ndarray, start: np.ndarray, width: np.ndarray) -> np.ndarray:
@@ -158,10 +189,13 @@ def bin_counts(
     _warn_outside_recording(units, window_start, clock.to_neural(onset + rel[-1]))
     if require_overlap:
         _check_overlap(units, window_start, clock.to_neural(onset + rel[-1]), clock)
-    counts = count_uniform_bins(units, window_start, np.full(onset.size, params.bin_s * scale), params.n_bins, progress=progress)
     syllable_start = clock.to_neural(onset)
     syllable_span = (offset - onset + params.latency_s) * scale
-    total = count_uniform_bins(units, syllable_start, syllable_span, 1)[:, :, 0]
+    bin_sets = [(window_start, np.full(onset.size, params.bin_s * scale), params.n_bins), (syllable_start, syllable_span, 1)]
+    if params.warp_bins:
+        bin_sets.append((syllable_start, syllable_span / params.warp_bins, params.warp_bins))
+    counts, total, *warped = count_bin_sets(units, bin_sets, progress=progress)
+    total = total[:, :, 0]
 
     qc = unit_qc(units)
     ds = xr.Dataset(
@@ -180,10 +214,8 @@ def bin_counts(
         },
     )
     if params.warp_bins:
-        n = params.warp_bins
-        warped = count_uniform_bins(units, syllable_start, syllable_span / n, n)
-        frac = np.arange(n + 1) / n
-        ds["warped_counts"] = (("syllable", "unit", "warp_bin"), warped)
+        frac = np.arange(params.warp_bins + 1) / params.warp_bins
+        ds["warped_counts"] = (("syllable", "unit", "warp_bin"), warped[0])
         ds.coords["warp_bin_start_frac"] = ("warp_bin", frac[:-1])
         ds.coords["warp_bin_end_frac"] = ("warp_bin", frac[1:])
     ds.attrs = {

@@ -24,12 +24,12 @@ def unit_qc(units: Units, refractory_s: float = REFRACTORY_S) -> pd.DataFrame:
     rate = n / span if span > 0 else np.full(len(units), np.nan)
 
     # All ISIs at once on the flat array; the steps that cross from one unit to the next are masked.
-    isi = np.diff(units.spike_times_s)
-    unit_of_step = np.repeat(np.arange(len(units)), n)[1:] if units.spike_times_s.size else np.empty(0, int)
-    within = np.ones(isi.size, dtype=bool)
+    # Violations are rare: only theirs (not every spike's) unit is looked up.
+    short = np.diff(units.spike_times_s) < refractory_s
     boundaries = units.unit_ptr[1:-1] - 1
-    within[boundaries[(boundaries >= 0) & (boundaries < isi.size)]] = False
-    violations = np.bincount(unit_of_step[within & (isi < refractory_s)], minlength=len(units))
+    short[boundaries[(boundaries >= 0) & (boundaries < short.size)]] = False
+    unit_of_step = np.searchsorted(units.unit_ptr, np.flatnonzero(short), side="right") - 1
+    violations = np.bincount(unit_of_step, minlength=len(units))
     intervals = np.maximum(n - 1, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         fraction = np.where(intervals > 0, violations / intervals, np.nan)

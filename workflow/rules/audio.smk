@@ -14,7 +14,10 @@ rule audio:
         ),
     params:
         preset=config["audio"]["preset"],
-        overrides=set_args({**config["audio"]["set"], **channel_setting()}),
+        # the STFT threads follow the job's threads (sessions side by side do not oversubscribe); at 1,
+        # the default, the command stays as it was, so existing results are not rerun for it
+        overrides=lambda w, threads: set_args({**config["audio"]["set"], **channel_setting(),
+                                               **({"workers": threads} if threads > 1 else {})}),
     conda:
         "../../environment.yml"
     log:
