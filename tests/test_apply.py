@@ -209,6 +209,10 @@ def test_param_differences_are_reported():
     stored = {"audio": {"n_freq": 64, "hop_s": 0.002}, "neural": {"bin_s": 0.01, "labels": ["good"]}}
     current = {"audio": {"n_freq": 128, "hop_s": 0.002}, "neural": {"bin_s": 0.01, "labels": ("good",)}}
     assert param_differences(stored, current) == ["audio.n_freq: model 64, now 128"]
+    # threads and chunk sizes change no result: a model recorded before `workers` existed, or run with
+    # other threads, differs in nothing
+    assert param_differences(stored, {**current, "audio": {**current["audio"], "workers": 2, "chunk_s": 4.0}}) == [
+        "audio.n_freq: model 64, now 128"]
 
 
 def test_cli_applies_and_rejects_bad_arguments(world, tmp_path, capsys):

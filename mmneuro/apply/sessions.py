@@ -55,13 +55,19 @@ def current_params(config: dict) -> dict:
 
 
 def param_differences(stored: dict, current: dict) -> list[str]:
-    """'stage.key: model X, now Y' for every parameter whose value differs (keys absent on either side too)."""
+    """'stage.key: model X, now Y' for every parameter whose value differs (keys absent on either side too),
+    but those that do not change results (audio.presets.RESULT_NEUTRAL: a model's record from before
+    ``workers`` existed, or other threads, is no difference)."""
+    from mmneuro.audio.presets import RESULT_NEUTRAL
+
     lines = []
     for stage in ("audio", "neural"):
         a, b = stored.get(stage) or {}, current.get(stage) or {}
         if not a or not b:
             continue
         for key in sorted(set(a) | set(b)):
+            if stage == "audio" and key in RESULT_NEUTRAL:
+                continue
             va, vb = a.get(key), b.get(key)
             if _normalise(va) != _normalise(vb):
                 lines.append(f"{stage}.{key}: model {va!r}, now {vb!r}")

@@ -79,6 +79,9 @@ PRESETS: dict[str, dict] = {
             "min_dur_s": 0.015},
 }
 
+# parameters that bound memory or use threads but do not change the syllables or their images
+RESULT_NEUTRAL = ("chunk_s", "workers")
+
 _CHOICES = {"pooling": ("softmax", "mean"), "freq_scale": ("linear", "mel"), "image_rows": ("interp", "band")}
 _POSITIVE = ("max_freq_hz", "window_s", "hop_s", "edge_window_s", "edge_hop_s", "edge_gap_s",
              "floor_sample_s", "floor_snippet_s", "temperature", "max_dur_s", "chunk_s", "workers", "n_freq", "n_time")
