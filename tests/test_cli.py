@@ -36,6 +36,7 @@ def test_every_stage_takes_set(name):
                 "neural": ["p", "--format", "phy", "--syllables", "s.nc", "--out", "o.nc"],
                 "dataset": ["--session", "a", "s.nc", "-", "--out", "o.nc"], "train": ["d.nc", "--out", "o"],
                 "analyse": ["m", "d.nc", "--out", "o"], "score": ["m", "d.nc", "a", "--truth", "s", "--out", "o"],
+                "oracle": ["d.nc", "--truth", "s", "--out", "o"],
                 "apply": ["m", "--out", "o"], "consistency": ["d.nc", "m0", "m1", "--out", "o"],
                 "nwb": ["d.nc", "--counts", "c.nc", "--units", "u", "--format", "phy", "--out", "o.nwb"]}[name]
     args = parser.parse_args([name, *required, "--set", "a=1", "b=[x]", "--set", "c=2"])

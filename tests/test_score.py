@@ -40,6 +40,13 @@ def test_score_stage_equals_scoring_inside_the_analysis(tmp_path):
     assert (scores / "factors_planted_probes.csv").read_text() == ref.factors["planted_probes"].to_csv(index=False)
     assert set(pd.read_csv(scores / "crosspred_oracle.csv")["method"]) == {"oracle (planted rate)",
                                                                           "oracle (planted features)"}
+    # the oracle fitted once per dataset (`mmneuro oracle`, the workflow's rule) gives the same files
+    oracle, scores2 = tmp_path / "oracle", tmp_path / "scores2"
+    assert run_command("oracle", [str(dataset), "--truth", *map(str, truth), "--out", str(oracle), "--quiet",
+                                  "--set", *FAST]) == 0
+    assert run_command("score", [*argv[:-3], "--oracle", str(oracle), "--out", str(scores2), "--quiet"]) == 0
+    for name in ("crosspred_oracle.csv", "factors_planted_probes.csv", "scores.json"):
+        assert (scores2 / name).read_bytes() == (scores / name).read_bytes(), name
     # a rerun replaces the folder and leaves nothing beside it
     (scores / "stale.txt").write_text("x")
     assert run_command("score", argv) == 0
@@ -93,3 +100,27 @@ def test_bad_input_is_one_clear_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mmneuro", "analyse", "m", "d.nc", "--out", str(out),
                            "--truth", str(tmp_path / "s1")], capture_output=True, text=True)
     assert done.returncode == 2 and "unrecognized arguments: --truth" in done.stderr
+
+
+def test_an_oracle_of_other_settings_or_syllables_is_refused(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from mmneuro.analysis.settings import AnalysisSettings
+    from mmneuro.io import write_netcdf
+    from mmneuro.synth.scoring import ORACLE_FILE, read_oracle
+
+    settings = AnalysisSettings()
+    part = xr.Dataset(coords={"syllable": ["s-0", "s-1"]})
+    images = np.arange(8.0).reshape(2, 2, 2)
+    oracle = xr.Dataset({"images": (("syllable", "freq", "time"), images)}, coords={"syllable": ["s-0", "s-1"]},
+                        attrs={"split": settings.split, "seed": settings.seed,
+                               "match_tolerance_s": settings.match_tolerance_s})
+    write_netcdf(oracle, tmp_path / ORACLE_FILE)
+    assert np.array_equal(read_oracle(tmp_path, part, settings), images)
+    with pytest.raises(InputError, match=f"{ORACLE_FILE}: fitted with other settings: seed 0 .analysis: 3."):
+        read_oracle(tmp_path, part, settings.replace({"seed": "3"}))
+    with pytest.raises(InputError, match="fitted on other syllables"):
+        read_oracle(tmp_path, part.isel(syllable=[1, 0]), settings)
+    with pytest.raises(InputError, match="file not found"):
+        read_oracle(tmp_path / "missing", part, settings)

@@ -108,6 +108,7 @@ def test_new_session_recomputes_only_what_depends_on_it(project):
         assert jobs.get("audio") == 1 and jobs.get("neural") == 1  # only demo03's preprocessing
         assert jobs.get("dataset") == 1
         assert jobs.get("train") == 3 and jobs.get("analyse") == 3 and jobs.get("score") == 3
+        assert jobs.get("oracle") == 1  # the model-independent part of scoring: once per dataset
         assert jobs.get("report") == 1
     finally:
         sessions.write_text(original)
@@ -116,12 +117,13 @@ def test_new_session_recomputes_only_what_depends_on_it(project):
 
 
 def test_changed_truth_reruns_only_the_scores_and_the_report(project):
-    """Scoring is downstream of the analysis: a changed planted truth neither retrains nor re-analyses."""
+    """Scoring is downstream of the analysis: a changed planted truth neither retrains nor re-analyses
+    (it refits the oracle, once, and rescores every model)."""
     truth = project / "data" / "demo01" / "ground_truth.json"
     original = truth.read_text()
     try:  # a changed content (Snakemake compares small inputs by checksum, not by time)
         truth.write_text(original + "\n")
-        assert planned_jobs(project) == {"score": 3, "report": 1, "all": 1}
+        assert planned_jobs(project) == {"oracle": 1, "score": 3, "report": 1, "all": 1}
     finally:
         truth.write_text(original)
     assert planned_jobs(project) == {}
@@ -134,7 +136,7 @@ def test_sessions_without_a_truth_get_no_score_rule(project, tmp_path):
         truth.unlink()
     write_config(tmp_path, TINY_CONFIG)
     jobs = planned_jobs(tmp_path)
-    assert "score" not in jobs and jobs.get("analyse") == 3 and jobs.get("report") == 1
+    assert "score" not in jobs and "oracle" not in jobs and jobs.get("analyse") == 3 and jobs.get("report") == 1
 
 
 def test_changed_parameter_reruns_that_stage_and_downstream(project):

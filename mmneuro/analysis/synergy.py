@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-DECODE_ROWS = 256  # decoder inputs per call (the demo's 64 × 64 audio decoder: 10-30 % less CPU than 6,400)
+from mmneuro.analysis.embed import DECODE_ROWS
 
 
 def conditional_log_likelihood(model, x: dict[str, np.ndarray], target: str, given: tuple[str, ...], *,

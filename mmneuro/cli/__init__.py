@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "analyse a trained model: latents vs neurons, clusters, bands, cross-prediction, synergy"),
     "consistency": ("mmneuro.cli.consistency", "consistency across seeds: R² between embeddings, ARI of unit clusters"),
     "score": ("mmneuro.cli.score", "score a model's analysis against the planted truth of demo sessions"),
+    "oracle": ("mmneuro.cli.oracle", "fit the planted-feature oracle of demo sessions once per dataset (for score)"),
     "nwb": ("mmneuro.cli.nwb", "export a session's syllables, aligned counts and latent means as an NWB file"),
     "report": ("mmneuro.cli.report", "one self-contained HTML report over all analysed models"),
     "apply": ("mmneuro.cli.apply",

@@ -13,6 +13,8 @@ def configure_parser(parser) -> None:
     parser.add_argument("--truth", nargs="+", required=True, metavar="SESSION_DIR",
                         help="demo session folders with ground_truth.json")
     parser.add_argument("--out", required=True, help="scores folder to write, e.g. results/scores/mvae")
+    parser.add_argument("--oracle", metavar="DIR", help="the dataset's planted-feature oracle from `mmneuro oracle` "
+                                                         "(default: fitted here, the same numbers)")
     add_set_argument(parser, ["the analysis settings of docs/analysis.md (default: the analysis' own, "
                               "from its summary.json), e.g. match_tolerance_s=0.01"])
     parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -23,5 +25,6 @@ def main(args) -> int:
     from mmneuro.synth.scoring import score_folder
 
     score_folder(args.model_dir, args.dataset, args.analysis_dir, args.truth, args.out,
-                 overrides=parse_assignments(args.set), progress=not args.quiet)
+                 overrides=parse_assignments(args.set), oracle_dir=args.oracle,
+                 progress=not args.quiet)
     return 0

@@ -253,11 +253,14 @@ def score_analysis(result, truth) -> None:
 
 
 def truth_scores(model, ds, data, both, x_all: dict, embeddings, labels: np.ndarray, cluster_band: pd.DataFrame,
-                 crosspred_table: pd.DataFrame, synergy: pd.DataFrame, truths: dict[str, dict], settings) -> dict:
+                 crosspred_table: pd.DataFrame, synergy: pd.DataFrame, truths: dict[str, dict], settings,
+                 images: np.ndarray | None = None) -> dict:
     """Everything scoring adds to one model's analysis, from the analysis' own pieces: ``data`` (the
     analysed and training splits, mmneuro.analysis.pipeline.Data), ``both`` and ``x_all`` (the syllables
     with both modalities and their model inputs), the embeddings, the units' cluster labels, the
     cluster_band, crosspred (without oracle rows) and synergy tables, and ``truths`` ({session: truth}).
+    ``images``: the planted-feature oracle of ``data.ds`` if already fitted (:func:`read_oracle`; it
+    does not depend on the model), else fitted here.
 
     Returns {"oracle_counts" (N, U), "oracle_images" (N, F, T), "oracle_rows" (crosspred.csv rows of
     the oracles), "crosspred" (the table with them), "scores" (scores.json), "planted_probes"
@@ -269,7 +272,8 @@ def truth_scores(model, ds, data, both, x_all: dict, embeddings, labels: np.ndar
     planted = planted_syllables(data.ds["session"].values, data.ds["onset_s"].values, truths, s.match_tolerance_s)
     tail = float(next(iter(truths.values())).get("response_tail_s", 0.0))
     counts = oracle_counts(truth_units(truths, units), planted, data.ds["onset_s"].values, data.window_s, tail)
-    images = oracle_images(data.ds, data.train, truths, s.match_tolerance_s, s.seed)
+    if images is None:
+        images = oracle_images(data.ds, data.train, truths, s.match_tolerance_s, s.seed)
     actual = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
     rows = pd.concat([crosspred.score_table(data.counts, {"oracle (planted rate)": counts}, units),
                       crosspred.image_error_rows(actual, {"oracle (planted features)": images})], ignore_index=True)
@@ -294,10 +298,11 @@ SCORE_FILES = ("scores.json", "crosspred_oracle.csv", "factors_planted_probes.cs
 
 
 def score_folder(model_dir, dataset_path, analysis_dir, truth_dirs, out_dir, *, overrides: dict | None = None,
-                 progress: bool = True) -> Path:
+                 oracle_dir=None, progress: bool = True) -> Path:
     """Score the analysis in ``analysis_dir`` (``mmneuro analyse`` of the model in ``model_dir`` on
     ``dataset_path``) against the ground_truth.json of the session folders ``truth_dirs``, with the
-    analysis' own settings (its summary.json; ``overrides``: ``--set`` strings on top).
+    analysis' own settings (its summary.json; ``overrides``: ``--set`` strings on top). ``oracle_dir``:
+    the planted-feature oracle of this dataset and truth from :func:`oracle_folder` (fitted here if None).
 
     Writes ``out_dir`` (built beside it and renamed into place): scores.json, crosspred_oracle.csv
     (the oracle rows of crosspred.csv) and, with a joint conditioning, factors_planted_probes.csv.
@@ -321,9 +326,11 @@ def score_folder(model_dir, dataset_path, analysis_dir, truth_dirs, out_dir, *, 
     model = load_model(model_dir)
     ds = read_netcdf(dataset_path)
     both = _both_modalities(ds)
-    scored = truth_scores(model, ds, analysis_data(ds, model, settings, where), both, model_inputs(both, model, where),
+    data = analysis_data(ds, model, settings, where)
+    images = read_oracle(oracle_dir, data.ds, settings) if oracle_dir is not None else None
+    scored = truth_scores(model, ds, data, both, model_inputs(both, model, where),
                           tables["embeddings"], tables["clusters"]["cluster"].to_numpy(), tables["cluster_band"],
-                          tables["crosspred"], tables["synergy"], truths, settings)
+                          tables["crosspred"], tables["synergy"], truths, settings, images)
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -336,6 +343,64 @@ def score_folder(model_dir, dataset_path, analysis_dir, truth_dirs, out_dir, *, 
     if progress:
         print(f"score: done in {time.perf_counter() - started:.0f} s -> {out_dir}", file=sys.stderr, flush=True)
     return out_dir
+
+
+# ---- the oracle stage: what scoring needs of the truth alone, once per dataset (not once per model) -------
+ORACLE_FILE = "oracle_images.nc"
+ORACLE_SETTINGS = ("split", "seed", "match_tolerance_s")  # the analysis settings the oracle depends on
+
+
+def oracle_folder(dataset_path, truth_dirs, out_dir, *, overrides: dict | None = None, progress: bool = True) -> Path:
+    """The planted-feature oracle (:func:`oracle_images`) of the analysed split of ``dataset_path``,
+    fitted on its training split with the ground_truth.json of ``truth_dirs``: it depends on no model,
+    so the workflow fits it once (rule ``oracle``) and every ``mmneuro score --oracle`` reads it.
+    ``overrides``: analysis settings (``--set`` strings); only ``ORACLE_SETTINGS`` matter.
+
+    Writes ``out_dir`` (renamed into place) holding oracle_images.nc: ``images`` (syllable, freq, time),
+    NaN for syllables with no planted match, and the settings it was fitted with as attributes."""
+    import time
+
+    import xarray as xr
+
+    from mmneuro.analysis.pipeline import splits
+    from mmneuro.analysis.settings import AnalysisSettings
+    from mmneuro.io import atomic_path, read_netcdf, write_netcdf
+
+    started = time.perf_counter()
+    truths = load_truths(truth_dirs)
+    if not truths:
+        raise InputError("--truth", "no session folder with ground_truth.json given")
+    settings = AnalysisSettings().replace(overrides or {})
+    part, train = splits(read_netcdf(dataset_path), settings, str(dataset_path))
+    images = oracle_images(part, train, truths, settings.match_tolerance_s, settings.seed)
+    oracle = xr.Dataset({"images": (("syllable", "freq", "time"), images)}, coords={"syllable": part["syllable"].values},
+                        attrs={k: getattr(settings, k) for k in ORACLE_SETTINGS}
+                        | {"description": "planted-feature oracle E[image | planted features] (mmneuro.synth.scoring)"})
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_netcdf(oracle, tmp / ORACLE_FILE)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+    if progress:
+        print(f"oracle: done in {time.perf_counter() - started:.0f} s -> {out_dir}", file=sys.stderr, flush=True)
+    return out_dir
+
+
+def read_oracle(oracle_dir, part, settings) -> np.ndarray:
+    """The oracle images (N, F, T) of :func:`oracle_folder` for ``part``'s syllables; an InputError if the
+    file is missing or was fitted with other settings or on other syllables."""
+    from mmneuro.io import read_netcdf
+
+    path = Path(oracle_dir) / ORACLE_FILE
+    oracle = read_netcdf(path)
+    differ = [f"{k} {oracle.attrs.get(k)} (analysis: {getattr(settings, k)})" for k in ORACLE_SETTINGS
+              if oracle.attrs.get(k) != getattr(settings, k)]
+    if differ:
+        raise InputError(path, "fitted with other settings: " + ", ".join(differ))
+    if not np.array_equal(oracle["syllable"].values, part["syllable"].values):
+        raise InputError(path, "fitted on other syllables than the analysed split of this dataset")
+    return oracle["images"].values
 
 
 def analysis_settings(analysis_dir: Path):

@@ -2,11 +2,41 @@
 # only when the sessions carry one (truth_dirs()); the analysis itself knows nothing of demo data.
 
 
+from mmneuro.synth.scoring import ORACLE_SETTINGS
+
+
+# The planted-feature oracle (an ExtraTrees fit, the slowest part of scoring) depends on the dataset,
+# the truth and three analysis settings, not on the model: fitted once here, read by every score job.
+rule oracle:
+    input:
+        dataset=f"{RESULTS}/dataset.nc",
+        truth=truth_files(),
+    output:
+        directory(f"{RESULTS}/oracle"),
+    params:
+        truth=truth_dirs(),
+        overrides=set_args({k: v for k, v in {"seed": config["seed"], **config["analysis"]}.items()
+                            if k in ORACLE_SETTINGS}),
+    conda:
+        "../../environment.yml"
+    log:
+        f"{RESULTS}/logs/oracle.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/oracle.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "mmneuro oracle {input.dataset:q} {params.truth} {params.overrides} --out {output:q} --quiet > {log:q} 2>&1"
+
+
 rule score:
     input:
         model=f"{RESULTS}/models/{{model}}/weights.pt",
         dataset=f"{RESULTS}/dataset.nc",
         analysis=f"{RESULTS}/analysis/{{model}}",
+        oracle=f"{RESULTS}/oracle",
         truth=truth_files(),
     output:
         # beside the analysis folder, not in it: each rule owns its own output folder
@@ -26,4 +56,4 @@ rule score:
         runtime=30,
     shell:
         "mmneuro score {params.model_dir:q} {input.dataset:q} {input.analysis:q} {params.truth} "
-        "--out {output:q} --quiet > {log:q} 2>&1"
+        "--oracle {input.oracle:q} --out {output:q} --quiet > {log:q} 2>&1"
