@@ -44,6 +44,31 @@ def correlation_heatmap_figure(r: np.ndarray, linkage, labels: np.ndarray, units
     return fig
 
 
+def mosaic(panels: np.ndarray, gap: int = 1) -> np.ndarray:
+    """Panels (rows, cols, F, T) as one image with NaN gaps, each panel's first frequency at its bottom:
+    one imshow draws a whole grid (a grid of axes took ~1 s of an analysis to lay out and save)."""
+    r, c, f, t = panels.shape
+    out = np.full((r * (f + gap) - gap, c * (t + gap) - gap), np.nan)
+    for i in range(r):
+        for j in range(c):
+            out[i * (f + gap):i * (f + gap) + f, j * (t + gap):j * (t + gap) + t] = panels[i, j, ::-1]
+    return out
+
+
+def _mosaic_axes(ax, panels: np.ndarray, row_labels, col_labels, vmax: float, gap: int = 1):
+    """Draw :func:`mosaic` on ``ax`` (magma, 0..vmax, gaps white) with a label per panel row and column."""
+    import matplotlib
+
+    r, c, f, t = panels.shape
+    cmap = matplotlib.colormaps["magma"].with_extremes(bad="white")
+    ax.imshow(mosaic(panels, gap), cmap=cmap, vmin=0, vmax=vmax, aspect="auto", interpolation="nearest")
+    ax.set_yticks(np.arange(r) * (f + gap) + f / 2, row_labels, fontsize=7)
+    ax.set_xticks(np.arange(c) * (t + gap) + t / 2, col_labels, fontsize=7)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+
+
 def traversal_figure(decode_audio, center: np.ndarray, sd: np.ndarray, sd_range: float, steps: int,
                      freq_hz: np.ndarray, time_s: np.ndarray):
     """Decoded spectrograms as one latent at a time moves over center +- sd_range SDs (rows: latents)."""
@@ -54,21 +79,14 @@ def traversal_figure(decode_audio, center: np.ndarray, sd: np.ndarray, sd_range:
     grid = np.repeat(center[None, None, :], d, 0).repeat(steps, 1)
     grid[np.arange(d), :, np.arange(d)] += offsets[None, :] * sd[:d, None]
     images = decode_audio(grid.reshape(d * steps, -1)).reshape(d, steps, len(freq_hz), len(time_s))
-    fig, axes = plt.subplots(d, steps, figsize=(1.3 * steps, 1.2 * d), squeeze=False, constrained_layout=True)
-    extent = [time_s[0] * 1e3, time_s[-1] * 1e3, freq_hz[0] / 1e3, freq_hz[-1] / 1e3]
+    fig, ax = plt.subplots(figsize=(1.3 * steps, 1.2 * d), constrained_layout=True)
     # one scale for the whole grid, up to its 99th percentile: a faint decoder still shows what moves
     vmax = max(float(np.percentile(images, 99)), 1e-6)
-    fig.suptitle(f"decoded spectrograms (colour 0–{vmax:.2f})", fontsize=8)
-    for i in range(d):
-        for j in range(steps):
-            ax = axes[i, j]
-            ax.imshow(images[i, j], origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=0, vmax=vmax)
-            ax.set_xticks([])
-            ax.set_yticks([] if j else [int(freq_hz[0] / 1e3), int(freq_hz[-1] / 1e3)])
-            if j == 0:
-                ax.set_ylabel(f"z{i}\nkHz", fontsize=7)
-            if i == 0:
-                ax.set_title(f"{offsets[j]:+.1f} SD", fontsize=7)
+    _mosaic_axes(ax, images, [f"z{i}" for i in range(d)], [f"{o:+.1f} SD" for o in offsets], vmax)
+    ax.xaxis.set_ticks_position("top")
+    ax.set_title(f"decoded spectrograms (colour 0–{vmax:.2f}); each panel {freq_hz[0] / 1e3:.0f}–"
+                 f"{freq_hz[-1] / 1e3:.0f} kHz bottom to top, {(time_s[-1] - time_s[0]) * 1e3:.0f} ms left to right",
+                 fontsize=8)
     return fig
 
 
@@ -78,28 +96,25 @@ def cross_generation_figure(images: np.ndarray, generated: dict[str, np.ndarray]
     audio-predicted counts per unit (bars)."""
     plt = _plt()
     n = min(EXAMPLES, len(images))
-    rows = 1 + len(generated) + (1 if predicted_counts is not None else 0)
-    fig, axes = plt.subplots(rows, n, figsize=(1.8 * n, 1.6 * rows), squeeze=False, constrained_layout=True)
     pick = np.linspace(0, len(images) - 1, n).astype(int)
     panels = [("true spectrogram", images)] + list(generated.items())
-    for i, (title, arr) in enumerate(panels):
+    bars = predicted_counts is not None
+    fig, axes = plt.subplots(1 + bars, 1, figsize=(1.8 * n, 1.6 * (len(panels) + bars)), squeeze=False,
+                             constrained_layout=True, height_ratios=[len(panels)] + [1] * bars)
+    _mosaic_axes(axes[0, 0], np.stack([arr[pick] for _, arr in panels]), [t for t, _ in panels],
+                 [f"syllable {k}" for k in pick], 1.0)
+    axes[0, 0].set_title(f"each panel {freq_hz[0] / 1e3:.0f}–{freq_hz[-1] / 1e3:.0f} kHz bottom to top, "
+                         "the syllable's time left to right", fontsize=8)
+    if bars:
+        ax, u = axes[1, 0], np.arange(counts.shape[1])
+        step = len(u) + 2  # examples side by side, two empty slots apart
         for j, k in enumerate(pick):
-            ax = axes[i, j]
-            ax.imshow(arr[k], origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1,
-                      extent=[0, 1, freq_hz[0] / 1e3, freq_hz[-1] / 1e3])
-            ax.set_xticks([])
-            if j == 0:
-                ax.set_ylabel(f"{title}\nkHz", fontsize=7)
-    if predicted_counts is not None:
-        for j, k in enumerate(pick):
-            ax = axes[-1, j]
-            u = np.arange(counts.shape[1])
-            ax.bar(u, counts[k], color="0.6", label="actual")
-            ax.plot(u, predicted_counts[k], "r.", ms=3, label="audio->neural")
-            ax.set_xticks([])
-            if j == 0:
-                ax.set_ylabel("spikes per unit", fontsize=7)
-                ax.legend(fontsize=6)
+            ax.bar(j * step + u, counts[k], width=1.0, color="0.6", label="actual" if j == 0 else None)
+            ax.plot(j * step + u, predicted_counts[k], "r.", ms=3, label="audio->neural" if j == 0 else None)
+        ax.set_xticks(np.arange(n) * step + len(u) / 2, [f"syllable {k}: units" for k in pick], fontsize=7)
+        ax.set_xlim(-1, n * step - 2)
+        ax.set_ylabel("spikes per unit", fontsize=7)
+        ax.legend(fontsize=6)
     return fig
 
 
@@ -134,20 +149,30 @@ def predicted_vs_actual_figure(counts: np.ndarray, predictions: dict[str, np.nda
 
 
 def training_curves_figure(metrics_csv: Path):
-    """Every numeric column of the model's metrics.csv against the epoch (one panel per column)."""
+    """The model's metrics.csv against the epoch: one panel per quantity, its training and validation
+    values together (``train_x`` / ``val_x`` columns; other numeric columns alone), at most 12 panels."""
     import pandas as pd
 
     plt = _plt()
     table = pd.read_csv(metrics_csv)
     x = table["epoch"] if "epoch" in table else np.arange(len(table))
-    cols = [c for c in table.select_dtypes("number").columns if c != "epoch"][:12]
-    fig, axes = plt.subplots(-(-len(cols) // 3) or 1, 3, figsize=(10, 2.4 * max(1, -(-len(cols) // 3))),
-                             squeeze=False, constrained_layout=True)
-    for ax, col in zip(axes.flat, cols):
-        ax.plot(x, table[col])
-        ax.set_title(col, fontsize=8)
+    numeric = [c for c in table.select_dtypes("number").columns if c != "epoch"]
+    names = list(dict.fromkeys(c.removeprefix("train_").removeprefix("val_") for c in numeric))[:12]
+    rows = max(1, -(-len(names) // 3))
+    fig, axes = plt.subplots(rows, 3, figsize=(10, 2.4 * rows), squeeze=False)
+    # fixed margins: a constrained layout of 12 panels took ~0.5 s of an analysis to solve
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.6 / (2.4 * rows), top=1 - 0.3 / (2.4 * rows),
+                        hspace=0.55, wspace=0.3)
+    for ax, name in zip(axes.flat, names):
+        for prefix, style in (("train_", "-"), ("val_", "--"), ("", "-")):
+            if prefix + name in table:
+                ax.plot(x, table[prefix + name], style, label=prefix.rstrip("_") or None)
+        ax.set_title(name, fontsize=8)
         ax.set_xlabel("epoch", fontsize=7)
-    for ax in list(axes.flat)[len(cols):]:
+    with_val = [ax for ax, name in zip(axes.flat, names) if f"val_{name}" in table]
+    if with_val:
+        with_val[0].legend(fontsize=6)
+    for ax in list(axes.flat)[len(names):]:
         ax.set_axis_off()
     return fig
 
