@@ -7,11 +7,13 @@ that both give the same counts. Peak memory is measured with tracemalloc
 (numpy reports its buffers to it) in a second call, so tracing does not slow the timed one.
 
     .venv/bin/python benchmarks/bench_binning.py [--spikes 10e6 --units 400 --syllables 20000]
+        [--base /tmp/base]   # also the bin_counts of another checkout (git worktree add /tmp/base 40e7d07)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tracemalloc
 
 import numpy as np
@@ -59,6 +61,19 @@ def per_syllable_reference(units, onset_neural: np.ndarray, rel_edges: np.ndarra
     return out
 
 
+def load_binning(checkout: str):
+    """mmneuro/neural/binning.py of another checkout as a module of its own (the rest of mmneuro is this one's)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("base_binning", Path(checkout) / "mmneuro/neural/binning.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spikes", type=float, default=10e6)
@@ -66,6 +81,7 @@ def main() -> None:
     parser.add_argument("--syllables", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (reference, bin_counts), side by side")
     parser.add_argument("--reference-syllables", type=int, default=None, help="limit the reference loop (default: all)")
+    parser.add_argument("--base", default=None, help="another checkout whose bin_counts runs in the same rounds")
     args = parser.parse_args()
 
     from rounds import machine, run_rounds, timed
@@ -92,10 +108,22 @@ def main() -> None:
         out["reference"] = None
         out["reference"] = per_syllable_reference(units, onset_neural, params.relative_edges_s(), 1 + clock.drift)
 
+    variants = {"reference": timed(reference), "bin_counts": timed(ours)}
+    if args.base:
+        base = load_binning(args.base)
+
+        def theirs():
+            out["base"] = None
+            out["base"] = base.bin_counts(units, syllables, dataclasses.asdict(params), clock, session="bench",
+                                          progress=False)["counts"].values
+
+        variants["base bin_counts"] = timed(theirs)
     print(f"bin_counts (window + total counts) vs the per-syllable loop reference (window counts only, "
           f"{n_ref:,} syllables)")
-    run_rounds({"reference": timed(reference), "bin_counts": timed(ours)}, args.rounds, baseline="reference")
+    run_rounds(variants, args.rounds, baseline="reference")
     same = np.array_equal(out["reference"], out["ours"][:n_ref])
+    if args.base:
+        print(f"base: identical counts: {np.array_equal(out['base'], out['ours'])}")
     print(f"identical counts: {same}")
     out.clear()
 

@@ -66,10 +66,15 @@ def test_batch_size_does_not_change_measurements(recording):
     args = (wav, table.onset_s.to_numpy(), table.offset_s.to_numpy(), floor, grid, params)
     whole = list(measure.iter_measurements(*args, batch_size=100))
     pieces = list(measure.iter_measurements(*args, batch_size=2))
-    assert [b.start for b in pieces] == [0, 2, 4, 6] and len(whole) == 1
-    np.testing.assert_array_equal(np.concatenate([b.images for b in pieces]), whole[0].images)
-    for name in whole[0].features:
-        np.testing.assert_array_equal(np.concatenate([b.features[name] for b in pieces]), whole[0].features[name])
+    # batches measured by 3 threads, each through its own file handle, come back in order, unchanged
+    args = (*args[:-1], {**params, "workers": 3})
+    threaded = list(measure.iter_measurements(*args, batch_size=2))
+    assert len(whole) == 1
+    for split in (pieces, threaded):
+        assert [b.start for b in split] == [0, 2, 4, 6]
+        np.testing.assert_array_equal(np.concatenate([b.images for b in split]), whole[0].images)
+        for name in whole[0].features:
+            np.testing.assert_array_equal(np.concatenate([b.features[name] for b in split]), whole[0].features[name])
 
 
 def test_failure_while_streaming_leaves_no_file(recording, tmp_path, monkeypatch):

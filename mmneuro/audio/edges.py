@@ -21,7 +21,7 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from mmneuro.audio.features import noise_peak_db
-from mmneuro.audio.stft import BLOCK_FRAMES, FrameGrid, band_power_db, frame_grid, strided_frames
+from mmneuro.audio.stft import BLOCK_FRAMES, FrameGrid, band_power_db, frame_grid, ordered_map, strided_frames
 from mmneuro.audio.wav import WavInfo, span_reader
 
 # Boundaries measured per batch: 64 regions of ~20 frames of 256 float32 samples are 1.3 MiB.
@@ -45,19 +45,24 @@ class EdgeFinder:
 
     def levels(self, first_centre: np.ndarray, n: int):
         """Yield (rows, level_db) per batch: peak level over the band (dB above floor) of ``n`` short
-        frames every edge hop from absolute sample ``first_centre[k]`` on, shape (batch, n)."""
+        frames every edge hop from absolute sample ``first_centre[k]`` on, shape (batch, n); batches run on
+        ``params["workers"]`` threads."""
         fine = self.fine
         span = (n - 1) * fine.hop + fine.nperseg
-        with span_reader(self.wav) as read:
-            for lo in range(0, len(first_centre), BATCH_REGIONS):
+
+        def batch(lo: int):
+            # Own file handle per batch, so that batches can run on threads at once.
+            with span_reader(self.wav) as read:
                 starts = first_centre[lo:lo + BATCH_REGIONS] - fine.nperseg // 2
                 frames = np.concatenate([strided_frames(read(s, s + span), fine) for s in starts])
-                peak = np.empty(len(frames), np.float32)
-                for b in range(0, len(frames), 4 * BLOCK_FRAMES):
-                    power = band_power_db(frames[b:b + 4 * BLOCK_FRAMES], fine)
-                    power -= self.floor_db
-                    peak[b:b + len(power)] = power.max(axis=1)
-                yield slice(lo, lo + len(starts)), peak.reshape(len(starts), n)
+            peak = np.empty(len(frames), np.float32)
+            for b in range(0, len(frames), 4 * BLOCK_FRAMES):
+                power = band_power_db(frames[b:b + 4 * BLOCK_FRAMES], fine)
+                power -= self.floor_db
+                peak[b:b + len(power)] = power.max(axis=1)
+            return slice(lo, lo + len(starts)), peak.reshape(len(starts), n)
+
+        return ordered_map(batch, range(0, len(first_centre), BATCH_REGIONS), self.params.get("workers", 1))
 
     def _grid(self, start_s: np.ndarray, span_s: float):
         """Absolute centre sample of each region's first short frame, and the frames per region."""

@@ -1,10 +1,11 @@
 """Images and features of a session's syllables, measured in batches from one FFT call per syllable.
 
-Per syllable the samples under its image window are read once (the file stays open), the image
+Per syllable the samples under its image window are read once (one open file per batch), the image
 columns' frames and the feature frames (every hop inside the syllable) go through one
 :func:`band_power_db` call, and their levels (dB above the noise floor) are split between
 :func:`image_from_levels` and :func:`features_from_levels`. Batches let a caller write each one out
-and drop it, so memory does not grow with the number of syllables.
+and drop it, so memory does not grow with the number of syllables; ``params["workers"]`` threads
+measure batches at once (the time goes into FFTs and array operations, which release the GIL).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tqdm import tqdm
 
 from mmneuro.audio.features import FEATURES, feature_centres, features_from_levels
 from mmneuro.audio.spectrogram import image_centres, image_from_levels, image_rows
-from mmneuro.audio.stft import FrameGrid, band_power_db, frames_centred_at
+from mmneuro.audio.stft import FrameGrid, band_power_db, frames_centred_at, ordered_map
 from mmneuro.audio.wav import WavInfo, span_reader
 
 # Syllables per batch: 64 images of 128 x 128 float32 are 4 MiB.
@@ -49,13 +50,13 @@ def iter_measurements(wav: WavInfo, onset_s: np.ndarray, offset_s: np.ndarray, f
     batch_size = batch_size or BATCH_SYLLABLES
     rows = image_rows(grid, params)
     n = len(onset_s)
-    bar = tqdm(total=n, desc=f"spectrograms {wav.path.name}", unit="syll", file=sys.stderr,
-               disable=not progress, leave=False)
-    with bar, span_reader(wav) as read:
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            images = np.empty((stop - start, params["n_freq"], params["n_time"]), dtype=np.float32)
-            features = {name: np.empty(stop - start) for name in FEATURES}
+
+    def measure(start: int) -> Batch:
+        # Each batch reads through its own file handle, so batches can run on threads at once.
+        stop = min(start + batch_size, n)
+        images = np.empty((stop - start, params["n_freq"], params["n_time"]), dtype=np.float32)
+        features = {name: np.empty(stop - start) for name in FEATURES}
+        with span_reader(wav) as read:
             for k, (onset, offset) in enumerate(zip(onset_s[start:stop], offset_s[start:stop])):
                 columns = image_centres(onset, offset, grid, params)
                 inside = feature_centres(onset, offset, grid)
@@ -68,5 +69,11 @@ def iter_measurements(wav: WavInfo, onset_s: np.ndarray, offset_s: np.ndarray, f
                 images[k] = image_from_levels(level_db[:len(columns)], rows, params)
                 for name, value in features_from_levels(level_db[len(columns):], inside, grid).items():
                     features[name][k] = value
-            bar.update(stop - start)
-            yield Batch(start, images, features)
+        return Batch(start, images, features)
+
+    bar = tqdm(total=n, desc=f"spectrograms {wav.path.name}", unit="syll", file=sys.stderr,
+               disable=not progress, leave=False)
+    with bar:
+        for batch in ordered_map(measure, range(0, n, batch_size), params.get("workers", 1)):
+            bar.update(len(batch.images))
+            yield batch

@@ -26,15 +26,21 @@ from mmneuro.audio.wav import WavInfo, open_wav
 
 
 def pooled_amplitude(power_db: np.ndarray, floor_db: np.ndarray, params: dict) -> np.ndarray:
-    """Amplitude in [0, 1] per frame from band power (frames, freq) and the noise floor (freq,), dB."""
+    """Amplitude in [0, 1] per frame from band power (frames, freq; float32, overwritten) and the noise
+    floor (freq,), dB."""
     scale = np.float32(1.0 / (params["level_hi_db"] - params["level_lo_db"]))
-    level = (power_db - (floor_db + np.float32(params["level_lo_db"]))) * scale
+    # The same operations in place (power_db is overwritten): no block-sized temporaries.
+    level = np.subtract(power_db, floor_db + np.float32(params["level_lo_db"]), out=power_db)
+    level *= scale
     np.clip(level, 0.0, 1.0, out=level)
     if params["pooling"] == "mean":
         return level.mean(axis=1)
     # AVA's softmax amplitude: sum_f s_f softmax(s / T)_f; subtracting the max keeps exp finite.
-    weights = np.exp((level - level.max(axis=1, keepdims=True)) / np.float32(params["temperature"]))
-    return (level * weights).sum(axis=1) / weights.sum(axis=1)
+    weights = level - level.max(axis=1, keepdims=True)
+    weights /= np.float32(params["temperature"])
+    np.exp(weights, out=weights)
+    total = weights.sum(axis=1)
+    return np.multiply(level, weights, out=weights).sum(axis=1) / total
 
 
 def amplitude_trace(wav: WavInfo, grid: FrameGrid, floor_db: np.ndarray, params: dict,

@@ -133,10 +133,13 @@ def noise_floor_db(wav: WavInfo, grid: FrameGrid, params: dict) -> np.ndarray:
                                   starts, workers))
     if not blocks:
         return np.zeros(n_band, dtype=np.float32)
-    # one band bin per row (contiguous: the median's partition is faster), rows split among the workers
+    # one band bin per row (contiguous: the median's partition is faster), rows split among the workers,
+    # each partitioning its own rows in place (no copies)
     power = np.concatenate(blocks).T.copy()
-    parts = np.array_split(np.arange(n_band), max(1, workers))
-    return np.concatenate(list(ordered_map(lambda rows: np.median(power[rows], axis=1), parts, workers))).astype(np.float32)
+    bounds = np.linspace(0, n_band, max(1, workers) + 1).astype(int)
+    medians = ordered_map(lambda i: np.median(power[bounds[i]:bounds[i + 1]], axis=1, overwrite_input=True),
+                          range(len(bounds) - 1), workers)
+    return np.concatenate(list(medians)).astype(np.float32)
 
 
 def frames_centred_at(samples: np.ndarray, first_sample: int, centres: np.ndarray,

@@ -104,7 +104,7 @@ def iter_chunks(wav: WavInfo, step: int, overlap: int) -> Iterator[tuple[int, np
             if f.subtype in FLOAT_SUBTYPES and not np.isfinite(block).all():
                 first = start + int(np.argmin(np.isfinite(block)))
                 raise InputError(wav.path, f"non-finite sample (NaN/inf) at t={first / wav.sample_rate_hz:.6f} s")
-            n_clipped += int(np.count_nonzero(np.abs(block[:step]) >= full_scale))
+            n_clipped += int(np.count_nonzero(block[:step] >= full_scale) + np.count_nonzero(block[:step] <= -full_scale))
             yield start, block
     if wav.n_frames and n_clipped > CLIPPED_FRACTION * wav.n_frames:
         warnings.warn(f"{wav.path}: {100 * n_clipped / wav.n_frames:.1f} % of samples are at full scale (clipped "
