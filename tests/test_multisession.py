@@ -1,0 +1,131 @@
+"""Sessions sorted separately (issue 20): the union dataset, per-session read-in/read-out, matching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mmneuro.analysis.multisession import match_units, matching_recall, session_view
+from mmneuro.dataset import assemble_parts, recorded_units
+from mmneuro.errors import InputError
+from mmneuro.models import ModelConfig, MultimodalVAE, default_expert
+from mmneuro.synth.multiday import multiday_sessions
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return multiday_sessions(0, n_syllables=60, per_band=4, n_freq=16, n_time=8)
+
+
+def test_union_keeps_each_sort_apart(planted):
+    parts, truth = planted
+    ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
+    rec = recorded_units(ds)
+    assert ds.sizes["unit"] == sum(len(u) for u in truth["units"].values())
+    assert list(ds["unit"].values) == list(range(ds.sizes["unit"]))
+    for sid, syl, cnt in parts:
+        rows = ds["session"].values == sid
+        counts = ds["total_counts"].values[rows]
+        others = np.setdiff1d(np.arange(ds.sizes["unit"]), rec[sid])
+        assert np.isnan(counts[:, others]).all()  # another sort's units: not recorded here
+        np.testing.assert_array_equal(counts[:, rec[sid]], cnt["total_counts"].values)
+        assert set(ds["unit_session"].values[rec[sid]]) == {sid}
+        np.testing.assert_array_equal(ds["unit_id"].values[rec[sid]], cnt["unit"].values)
+        view = session_view(ds, sid)
+        np.testing.assert_array_equal(view["unit"].values, cnt["unit"].values)
+        assert not np.isnan(view["total_counts"].values).any()
+    assert ds.attrs["params"]["units"] == {sid: "own" for sid, _, _ in parts}
+
+
+def test_shared_units_unchanged(planted):
+    """Sessions of one sort assemble exactly as before: no new coordinates, attrs or dtypes."""
+    parts, _ = planted
+    cnt = parts[0][2]
+    same = [(sid, syl, cnt) for sid, syl, _ in parts]
+    a = assemble_parts(same)
+    b = assemble_parts(same, units={sid: "shared" for sid, _, _ in same})
+    assert a.identical(b)
+    assert "unit_session" not in a.coords and "units" not in a.attrs["params"]
+    assert a["total_counts"].dtype == np.int32
+    with pytest.raises(InputError, match="differ"):  # different unit sets under one sort: still an error
+        assemble_parts(parts)
+    with pytest.raises(InputError, match="units"):
+        assemble_parts(parts, units={"day1": "tracked"})
+
+
+def test_mixed_sorts_and_audio_only(planted):
+    """Two sessions of one sort, one on its own and an audio-only session."""
+    parts, _ = planted
+    (s1, syl1, cnt1), (s2, syl2, _), (s3, syl3, cnt3) = parts
+    ds = assemble_parts([(s1, syl1, cnt1), (s2, syl2, cnt1.isel(syllable=slice(0, 0)).reindex(
+        syllable=cnt1["syllable"].values)), (s3, syl3, cnt3), ("quiet", syl1, None)], units={s3: "own"})
+    rec = recorded_units(ds)
+    assert len(rec[s1]) == len(rec[s2]) == cnt1.sizes["unit"] and len(rec[s3]) == cnt3.sizes["unit"]
+    assert len(rec["quiet"]) == 0
+    assert set(ds["unit_session"].values) == {"shared", s3}
+
+
+def _model(n_units: int) -> MultimodalVAE:
+    audio = default_expert("audio", [1, 16, 8])
+    audio.channels, audio.hidden = [4, 4], [16]
+    neural = default_expert("neural", [n_units])
+    neural.hidden = [16]
+    torch.manual_seed(0)
+    return MultimodalVAE(ModelConfig(kind="mopoe", latent_dim=4, modalities={"audio": audio, "neural": neural}))
+
+
+def test_loss_ignores_absent_units(planted):
+    """A session's loss and gradients involve only its own units: the read-in columns and read-out
+    rows of other sessions' units get no gradient, and perturbing them changes neither the loss nor
+    any gradient (the NaN counts are zero-filled and left out of the likelihood)."""
+    parts, _ = planted
+    ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
+    rows = np.flatnonzero(ds["session"].values == "day1")
+    absent = np.setdiff1d(np.arange(ds.sizes["unit"]), recorded_units(ds)["day1"])
+    audio = torch.from_numpy(ds["spectrogram"].values[rows][:, None].astype(np.float32))
+    neural = torch.from_numpy(ds["total_counts"].values[rows].astype(np.float32))
+    assert torch.isnan(neural[:, absent]).all()
+
+    def loss_and_grads(model):
+        model.zero_grad()
+        torch.manual_seed(2)  # the same dropout masks in both calls
+        loss, _ = model.loss({"audio": audio, "neural": neural}, generator=torch.Generator().manual_seed(1))
+        loss.backward()
+        return loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    model = _model(ds.sizes["unit"])
+    loss, grads = loss_and_grads(model)
+    assert torch.isfinite(loss)
+    expert = model.experts["neural"]
+    first = [m for m in expert.encoder.modules() if isinstance(m, torch.nn.Linear)][0]  # read-in (hidden, units)
+    last = [m for m in expert.decoder.modules() if isinstance(m, torch.nn.Linear)][-1]  # read-out (units, hidden)
+    names = {p: k for k, p in model.named_parameters()}
+    mine = recorded_units(ds)["day1"]
+    assert grads[names[last.weight]][absent].abs().max() == 0 < grads[names[last.weight]][mine].abs().max()
+    assert grads[names[first.weight]][:, absent].abs().max() == 0 < grads[names[first.weight]][:, mine].abs().max()
+    with torch.no_grad():  # other sessions' read-in columns and read-out rows: no effect on day 1's loss
+        first.weight[:, absent] += torch.randn_like(first.weight[:, absent])
+        last.weight[absent] += torch.randn_like(last.weight[absent])
+        last.bias[absent] += 3.0
+    loss2, grads2 = loss_and_grads(model)
+    torch.testing.assert_close(loss2, loss)
+    for k in grads:
+        torch.testing.assert_close(grads2[k], grads[k])
+
+
+def test_matching_recovers_planted_identities(planted):
+    """Decoded rates that equal each neuron's planted rate (the oracle): every shared neuron is
+    matched to itself; noise of 30 % on one copy's rates is what unmatched pairs look like."""
+    parts, truth = planted
+    ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
+    freq = ds["freq_hz"].values[ds["spectrogram"].values.mean(2).argmax(1)]
+    neurons = [truth["neurons"][truth["units"][s][int(u)]] for s, u in zip(ds["unit_session"].values, ds["unit_id"].values)]
+    rates = np.stack([n["baseline_hz"] + n["gain_hz"] * np.exp(-0.5 * ((freq - n["center_hz"]) / n["width_hz"]) ** 2)
+                      for n in neurons], 1) * 0.1
+    table = match_units(rates, ds)
+    assert list(table.columns) == ["session_a", "unit_a", "session_b", "unit_b", "score", "matched"]
+    score = matching_recall(table, truth)
+    assert score["shared_pairs"] > 0 and score["recall"] == 1.0
+    shuffled = rates[:, np.random.default_rng(0).permutation(rates.shape[1])]
+    assert matching_recall(match_units(shuffled, ds), truth)["recall"] < 0.5  # the score sees identity
