@@ -94,9 +94,10 @@ def main() -> None:
     parser.add_argument("--per-band", type=int, default=12, help="neurons per planted band (4 bands)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
-    results = [run_seed(s, args.kind, args.syllables, args.per_band) for s in args.seeds]
-    for res in results:
-        print(json.dumps(res))
+    results = []
+    for seed in args.seeds:
+        results.append(run_seed(seed, args.kind, args.syllables, args.per_band))
+        print(json.dumps(results[-1]), flush=True)
     summary = {}
     for model in ("shared", "per_session"):
         for key in ("ari", "r"):

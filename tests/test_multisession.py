@@ -129,3 +129,27 @@ def test_matching_recovers_planted_identities(planted):
     assert score["shared_pairs"] > 0 and score["recall"] == 1.0
     shuffled = rates[:, np.random.default_rng(0).permutation(rates.shape[1])]
     assert matching_recall(match_units(shuffled, ds), truth)["recall"] < 0.5  # the score sees identity
+
+
+def test_session_model_is_the_union_model_on_its_session(planted):
+    """The sliced model (one session's read-in and read-out) gives the union model's loss and
+    predictions on that session: single-session analyses of it are analyses of the shared model."""
+    from mmneuro.analysis.multisession import session_model
+
+    parts, _ = planted
+    ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
+    model = _model(ds.sizes["unit"]).eval()
+    for sid in ("day1", "day3"):
+        view = session_view(ds, sid)
+        mine = session_model(model, recorded_units(ds)[sid])
+        rows = ds["session"].values == sid
+        audio = torch.from_numpy(ds["spectrogram"].values[rows][:, None].astype(np.float32))
+        union = {"audio": audio, "neural": torch.from_numpy(ds["total_counts"].values[rows].astype(np.float32))}
+        alone = {"audio": audio, "neural": torch.from_numpy(view["total_counts"].values.astype(np.float32))}
+        torch.manual_seed(3)
+        a, _ = model.loss(union, generator=torch.Generator().manual_seed(1))
+        torch.manual_seed(3)
+        b, _ = mine.loss(alone, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(a, b)
+        pa = model.predict(union, ["audio"], "neural")[:, recorded_units(ds)[sid]]
+        torch.testing.assert_close(pa, mine.predict(alone, ["audio"], "neural"))

@@ -100,3 +100,38 @@ def matching_recall(table: pd.DataFrame, truth: dict) -> dict:
     return {"shared_pairs": shared, "found": found, "matched": n_matched,
             "recall": found / shared if shared else float("nan"),
             "precision": found / n_matched if n_matched else float("nan")}
+
+
+def session_model(model, units: np.ndarray):
+    """The part of ``model`` that one session uses: a copy whose neural expert reads and decodes only
+    ``units`` (indices along the union's ``unit``), i.e. that session's read-in columns and read-out
+    rows. On that session's syllables (:func:`session_view`) it computes exactly what ``model``
+    computes on the union with NaN elsewhere, so every single-session analysis applies to it."""
+    import copy
+
+    from mmneuro.models import MultimodalVAE
+
+    units = np.asarray(units)
+    old = model.experts["neural"]
+    n_units, per_unit = old.shape[0], int(np.prod(old.shape[1:], dtype=int))
+    flat = (units[:, None] * per_unit + np.arange(per_unit)).ravel()  # the units' elements, flattened
+    config = copy.deepcopy(model.config)
+    config.modalities["neural"].shape = [len(units), *old.shape[1:]]
+    new = MultimodalVAE(config)
+    state = {}
+    for key, value in model.state_dict().items():
+        target = new.state_dict()[key]
+        if key.startswith("experts.neural.") and value.shape != target.shape:
+            for dim, (a, b) in enumerate(zip(value.shape, target.shape)):
+                if a != b:
+                    index = flat if a == n_units * per_unit and per_unit > 1 else units
+                    value = value.index_select(dim, torch_index(index))
+        state[key] = value
+    new.load_state_dict(state)
+    return new.train(model.training)
+
+
+def torch_index(index: np.ndarray):
+    import torch
+
+    return torch.as_tensor(index, dtype=torch.long)

@@ -227,13 +227,23 @@ class MultimodalVAE(nn.Module):
                 zs = self._decoder_input(z if sel is None else z[sel], name)
                 lp = torch.cat([expert.likelihood.log_prob(expert.decode(chunk), xs[name], observed.get(name))
                                 for chunk in zs.split(self._slices_per_call(zs.shape[1]))])  # (S', N)
-                lp = torch.where(present[i], lp * (self.weights[name] if weighted else 1.0), 0.0)
+                weight = self.weights[name] * self._observed_share(name, observed) if weighted else 1.0
+                lp = torch.where(present[i], lp * weight, 0.0)
                 if sel is not None and sel.numel() < s:
                     lp = torch.zeros(s, z.shape[1], device=z.device, dtype=lp.dtype).index_put((sel,), lp)
                 rows.append(lp)
             return torch.stack(rows, 1)
 
         return log_lik
+
+    def _observed_share(self, name: str, observed: dict[str, torch.Tensor]) -> torch.Tensor | float:
+        """With ``rescale`` weighting, |x_m| / observed elements per sample (N,), so that a session
+        recording U_s of the union's U units weighs its counts as a model of its U_s units alone
+        would (w_m = max |x_m'| / U_s, not / U); 1 otherwise."""
+        if name not in observed or self.config.likelihood_weighting != "rescale":
+            return 1.0
+        seen = observed[name].flatten(1).sum(1).clamp(min=1)
+        return observed[name][0].numel() / seen
 
     def _slices_per_call(self, n: int) -> int:
         chunk = int(self.config.decode_chunk)
