@@ -188,7 +188,7 @@ def recorded_units(ds: xr.Dataset) -> dict[str, np.ndarray]:
     """Session id -> the indices along ``unit`` of the units its sort recorded (all units unless
     sessions have their own sorts; none for an audio-only session)."""
     out = {}
-    for sid in ds.attrs.get("sessions") or list(dict.fromkeys(ds["session"].values.tolist())):
+    for sid in dict.fromkeys(ds["session"].values.tolist()):
         if "unit_session" in ds.coords:
             sort = sid if sid in set(ds["unit_session"].values.tolist()) else SHARED_SORT
             out[sid] = np.flatnonzero(ds["unit_session"].values == sort)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -15,7 +16,7 @@ from mmneuro.synth.multiday import multiday_sessions
 
 @pytest.fixture(scope="module")
 def planted():
-    return multiday_sessions(0, n_syllables=60, per_band=4, n_freq=16, n_time=8)
+    return multiday_sessions(0, n_syllables=80, per_band=4, n_freq=16, n_time=8)
 
 
 def test_union_keeps_each_sort_apart(planted):
@@ -153,3 +154,45 @@ def test_session_model_is_the_union_model_on_its_session(planted):
         torch.testing.assert_close(a, b)
         pa = model.predict(union, ["audio"], "neural")[:, recorded_units(ds)[sid]]
         torch.testing.assert_close(pa, mine.predict(alone, ["audio"], "neural"))
+
+
+def test_sessions_table_units_column(tmp_path):
+    from mmneuro.config import load_sessions
+
+    table = tmp_path / "sessions.tsv"
+    table.write_text("session\taudio\tunits\nd1\ta.wav\town\nd2\ta.wav\t\n")
+    s1, s2 = load_sessions(table, check_files=False)
+    assert (s1.units, s2.units) == ("own", "shared")
+    table.write_text("session\taudio\tunits\nd1\ta.wav\ttracked\n")
+    with pytest.raises(InputError, match="line 2.*units"):
+        load_sessions(table, check_files=False)
+
+
+def test_analyse_folder_writes_each_session_and_the_matching(planted, tmp_path):
+    from mmneuro.analysis.pipeline import analyse, analyse_folder
+    from mmneuro.cli import main
+    from mmneuro.io import write_netcdf
+    from mmneuro.train import fit
+
+    parts, _ = planted
+    for sid, syl, cnt in parts:
+        write_netcdf(syl, tmp_path / f"{sid}_syl.nc")
+        write_netcdf(cnt, tmp_path / f"{sid}_cnt.nc")
+    args = ["dataset", "--out", str(tmp_path / "dataset.nc")]
+    for sid, _, _ in parts:
+        args += ["--session", sid, str(tmp_path / f"{sid}_syl.nc"), str(tmp_path / f"{sid}_cnt.nc"), "--own-units", sid]
+    assert main(args) == 0
+    fit(tmp_path / "dataset.nc", {"kind": "mvae", "latent_dim": 3, "epochs": 1, "min_steps": 0,
+                                  "audio": {"channels": [4, 4], "hidden": [8]}, "neural": {"hidden": [8]}},
+        tmp_path / "model", progress=False)
+    out = analyse_folder(tmp_path / "model", tmp_path / "dataset.nc", tmp_path / "analysis", progress=False)
+    for sid, _, cnt in parts:
+        summary = (out / "sessions" / sid / "summary.json")
+        assert summary.is_file()
+    table = pd.read_csv(out / "unit_matching.csv")
+    assert set(table["session_a"]) | set(table["session_b"]) == {sid for sid, _, _ in parts}
+    from mmneuro.io import read_netcdf
+    from mmneuro.models import load_model
+
+    with pytest.raises(InputError, match="analyse_sessions"):
+        analyse(load_model(tmp_path / "model"), read_netcdf(tmp_path / "dataset.nc"), progress=False)

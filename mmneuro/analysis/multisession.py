@@ -135,3 +135,37 @@ def torch_index(index: np.ndarray):
     import torch
 
     return torch.as_tensor(index, dtype=torch.long)
+
+
+def analyse_sessions(model, ds: xr.Dataset, **kwargs) -> dict:
+    """:func:`mmneuro.analysis.analyse` of a model trained on sessions with their own sorts, once per
+    session with neural data (its :func:`session_model` on its :func:`session_view`; ``kwargs`` go
+    to ``analyse``). Returns {session: AnalysisResult} and, under ``"unit_matching"``, the
+    :func:`match_units` table."""
+    from mmneuro.analysis.pipeline import analyse
+
+    model = getattr(model, "model_", model)
+    out = {sid: analyse(session_model(model, units), session_view(ds, sid), **kwargs)
+           for sid, units in recorded_units(ds).items() if len(units)}
+    out["unit_matching"] = match_units(decoded_rates(model, ds), ds)
+    return out
+
+
+MATCHING_FILE = "unit_matching.csv"
+
+
+def write_sessions(model, ds: xr.Dataset, out_dir, **kwargs):
+    """:func:`analyse_sessions`, written to ``out_dir``: ``sessions/<session>/`` (each an analysis
+    folder, AnalysisResult.write) and ``unit_matching.csv``. Returns ``out_dir``."""
+    from pathlib import Path
+
+    from mmneuro.io import atomic_path
+
+    out_dir = Path(out_dir)
+    results = analyse_sessions(model, ds, **kwargs)
+    table = results.pop("unit_matching")
+    for sid, result in results.items():
+        result.write(out_dir / "sessions" / sid)
+    with atomic_path(out_dir / MATCHING_FILE) as tmp:
+        table.to_csv(tmp, index=False)
+    return out_dir

@@ -6,7 +6,7 @@ day's sort) under new, shuffled unit ids. Every neuron has its own preferred fre
 centre plus a jitter of up to ``jitter_widths`` tuning widths), so a neuron can be followed across
 days by its tuning, not only its band. Sessions are built in memory in the layout of the audio and
 neural stages (syllables.nc: ``spectrogram`` (syllable, freq, time) in [0, 1]; counts.nc:
-``total_counts`` (syllable, unit)), fast enough for tests and benchmarks/bench_multisession.py.
+``total_counts`` (syllable, unit) and ``counts`` (syllable, unit, bin)), fast enough for tests and benchmarks/bench_multisession.py.
 The ground truth says which neuron and band every (session, unit id) is.
 """
 
@@ -65,11 +65,20 @@ def _day(rng, sid, neurons, ids, freq_hz, n_syllables, n_time):
     onset = np.cumsum(gaps + duration) - duration
     syl = xr.Dataset({"spectrogram": (("syllable", "freq", "time"), spec)},
                      coords={"syllable": np.arange(n_syllables), "freq_hz": ("freq", freq_hz),
-                             "onset_s": ("syllable", onset), "offset_s": ("syllable", onset + duration)})
+                             "onset_s": ("syllable", onset), "offset_s": ("syllable", onset + duration),
+                             # the planted features, standing in for the audio stage's measurements
+                             "duration_s": ("syllable", duration), "mean_freq_hz": ("syllable", mean_freq),
+                             "peak_freq_hz": ("syllable", mean_freq), "bandwidth_hz": ("syllable", np.abs(sweep)),
+                             "fm_slope_hz_per_s": ("syllable", sweep / duration)})
     rate = np.array([[n["baseline_hz"] + n["gain_hz"] * np.exp(-0.5 * ((f - n["center_hz"]) / n["width_hz"]) ** 2)
                       for n in neurons] for f in mean_freq])  # (N, U) Hz
     counts = rng.poisson(rate * (duration + 0.05)[:, None]).astype(np.int32)
-    cnt = xr.Dataset({"total_counts": (("syllable", "unit"), counts)},
+    # binned: each syllable's spikes spread evenly over 4 bins of 50 ms from onset (no time course)
+    split = rng.spawn(1)[0]  # its own stream: the draws of later days do not depend on it
+    binned = np.stack([split.multinomial(c, [0.25] * 4) for c in counts.ravel()]).reshape(*counts.shape, 4)
+    cnt = xr.Dataset({"total_counts": (("syllable", "unit"), counts),
+                      "counts": (("syllable", "unit", "bin"), binned.astype(np.int32))},
                      coords={"syllable": np.arange(n_syllables), "unit": ids.astype(np.int64),
+                             "bin_start_s": ("bin", np.arange(4) * 0.05), "bin_end_s": ("bin", np.arange(1, 5) * 0.05),
                              "onset_s": ("syllable", onset), "offset_s": ("syllable", onset + duration)})
     return syl, cnt
