@@ -196,3 +196,20 @@ def test_analyse_folder_writes_each_session_and_the_matching(planted, tmp_path):
 
     with pytest.raises(InputError, match="analyse_sessions"):
         analyse(load_model(tmp_path / "model"), read_netcdf(tmp_path / "dataset.nc"), progress=False)
+
+
+def test_workflow_passes_own_units_to_the_dataset_stage(tmp_path):
+    """A sessions table with ``units: own`` reaches `mmneuro dataset --own-units` (dry run)."""
+    from tests.workflow_helpers import make_project, snakemake
+
+    make_project(tmp_path, n_sessions=2, duration_s=5.0)
+    table = tmp_path / "data" / "sessions.tsv"
+    lines = table.read_text().splitlines()
+    header = lines[0].split("\t")
+    rows = [line for line in lines[1:] if line and not line.startswith("#")]
+    table.write_text("\n".join(["\t".join(header + ["units"])] + [rows[0] + "\t", rows[1] + "\town"]) + "\n")
+    out = snakemake(tmp_path, "results/dataset.nc", "--dry-run", "--printshellcmds", "--cores", "1")
+    command = [line for line in out.stdout.splitlines() if "mmneuro dataset" in line]
+    second = rows[1].split("\t")[0]
+    assert len(command) == 1 and f"--own-units {second}" in command[0]
+    assert command[0].count("--own-units") == 1
