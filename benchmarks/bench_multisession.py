@@ -59,6 +59,12 @@ def per_session_scores(model, ds, session: str, truth: dict) -> dict:
     return {"ari": float(adjusted_rand_score(bands, labels)), "r": float(np.mean(r)), "units": len(units)}
 
 
+def overlaps(truth: dict) -> dict:
+    """Per ordered pair of days: the share of day a's units that day b recorded too."""
+    days = {s: set(u.values()) for s, u in truth["units"].items()}
+    return {f"{a}->{b}": round(len(days[a] & days[b]) / len(days[a]), 2) for a in days for b in days if a != b}
+
+
 def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
     from mmneuro.analysis.multisession import decoded_rates, match_units, matching_recall
     from mmneuro.dataset import assemble_parts
@@ -70,7 +76,7 @@ def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
     shared_ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
     t0 = time.perf_counter()
     shared = fit_model(shared_ds, config, progress=False).model
-    out = {"seed": seed, "shared_fit_s": time.perf_counter() - t0, "sessions": {}}
+    out = {"seed": seed, "shared_fit_s": time.perf_counter() - t0, "sessions": {}, "overlap": overlaps(truth)}
     t0 = time.perf_counter()
     for sid, syl, cnt in parts:
         # the same syllables and split as in the union (one session: its split is drawn the same way)
@@ -107,10 +113,9 @@ def main() -> None:
              for key in ("ari", "r")}
     summary |= {f"shared_minus_per_session_{k}": {"median": float(np.median(v)), "worst": float(np.min(v))}
                 for k, v in diffs.items()}
-    summary["matching_recall"] = {"median": float(np.median([r["matching"]["recall"] for r in results])),
-                                  "worst": float(np.min([r["matching"]["recall"] for r in results]))}
-    summary["matching_precision"] = {"median": float(np.median([r["matching"]["precision"] for r in results])),
-                                     "worst": float(np.min([r["matching"]["precision"] for r in results]))}
+    for key in ("recall", "precision", "same_band"):
+        values = [r["matching"][key] for r in results]
+        summary[f"matching_{key}"] = {"median": float(np.median(values)), "worst": float(np.min(values))}
     print(json.dumps(summary, indent=1))
     if args.json:
         with open(args.json, "w") as f:

@@ -89,17 +89,22 @@ def match_units(rates: np.ndarray, ds: xr.Dataset) -> pd.DataFrame:
 
 def matching_recall(table: pd.DataFrame, truth: dict) -> dict:
     """Score a matching against planted identities (mmneuro.synth.multiday truth ``units``: session
-    -> {unit id: neuron}): ``recall`` (truly shared pairs found and matched), ``precision`` (matched
-    pairs that are the same neuron), and the counts."""
+    -> {unit id: neuron}, ``neurons``: [{"band"}]): ``recall`` (truly shared pairs found and matched),
+    ``precision`` (matched pairs that are the same neuron), ``same_band`` (matched pairs whose neurons
+    share a planted band: the functional cluster is followed), and the counts."""
     same = [truth["units"][r.session_a][r.unit_a] == truth["units"][r.session_b][r.unit_b]
             for r in table.itertuples()]
+    band = [truth["neurons"][truth["units"][r.session_a][r.unit_a]]["band"]
+            == truth["neurons"][truth["units"][r.session_b][r.unit_b]]["band"] for r in table.itertuples()]
+    in_band = int(np.sum(np.asarray(band, bool) & table["matched"].values)) if len(table) else 0
     found = int(np.sum(np.asarray(same, bool) & table["matched"].values)) if len(table) else 0
     shared = sum(len(set(truth["units"][a].values()) & set(truth["units"][b].values()))
                  for a, b in {(r.session_a, r.session_b) for r in table.itertuples()})
     n_matched = int(table["matched"].sum()) if len(table) else 0
     return {"shared_pairs": shared, "found": found, "matched": n_matched,
             "recall": found / shared if shared else float("nan"),
-            "precision": found / n_matched if n_matched else float("nan")}
+            "precision": found / n_matched if n_matched else float("nan"),
+            "same_band": in_band / n_matched if n_matched else float("nan")}
 
 
 def session_model(model, units: np.ndarray):

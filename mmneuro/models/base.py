@@ -239,7 +239,7 @@ class MultimodalVAE(nn.Module):
     def _observed_share(self, name: str, observed: dict[str, torch.Tensor]) -> torch.Tensor | float:
         """With ``rescale`` weighting, |x_m| / observed elements per sample (N,), so that a session
         recording U_s of the union's U units weighs its counts as a model of its U_s units alone
-        would (w_m = max |x_m'| / U_s, not / U); 1 otherwise."""
+        would (w_m = max |x_m'| / U_s, not / U, where the image is the largest modality); 1 otherwise."""
         if name not in observed or self.config.likelihood_weighting != "rescale":
             return 1.0
         seen = observed[name].flatten(1).sum(1).clamp(min=1)
