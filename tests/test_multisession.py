@@ -121,7 +121,8 @@ def test_matching_recovers_planted_identities(planted):
     parts, truth = planted
     ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
     freq = ds["freq_hz"].values[ds["spectrogram"].values.mean(2).argmax(1)]
-    neurons = [truth["neurons"][truth["units"][s][int(u)]] for s, u in zip(ds["unit_session"].values, ds["unit_id"].values)]
+    neurons = [truth["neurons"][truth["units"][s][int(u)]]
+               for s, u in zip(ds["unit_session"].values, ds["unit_id"].values)]
     rates = np.stack([n["baseline_hz"] + n["gain_hz"] * np.exp(-0.5 * ((freq - n["center_hz"]) / n["width_hz"]) ** 2)
                       for n in neurons], 1) * 0.1
     table = match_units(rates, ds)

@@ -40,7 +40,8 @@ def decoded_rates(model, ds: xr.Dataset, given: tuple[str, ...] = ("audio",), ba
     x = model_inputs(ds, model, present_only=True)
     mean, _ = posterior_moments(model, x, given, batch_size)
     with torch.no_grad():
-        rates = [model.decode_mean(torch.from_numpy(mean[sl]), "neural").numpy() for sl in batches(len(mean), batch_size)]
+        rates = [model.decode_mean(torch.from_numpy(mean[sl]), "neural").numpy()
+                 for sl in batches(len(mean), batch_size)]
     rates = np.concatenate(rates)
     return rates.reshape(len(rates), rates.shape[1], -1).sum(-1)  # counts: summed over bins
 

@@ -89,7 +89,8 @@ class LaplaceLikelihood(_LocationScale):
     def log_prob(self, out, x, mask=None):
         # log Laplace(x; μ, b) = −|x−μ|/b − log 2b
         n = self._count_event(out, mask)
-        return -self._sum_event((x - out).abs(), mask) * torch.exp(-self.log_scale) - n * (self.log_scale + math.log(2.0))
+        return (-self._sum_event((x - out).abs(), mask) * torch.exp(-self.log_scale)
+                - n * (self.log_scale + math.log(2.0)))
 
     def distribution(self, out):
         return Independent(Laplace(out, self.log_scale.exp()), self.event_ndim)

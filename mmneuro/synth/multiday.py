@@ -6,7 +6,8 @@ day's sort) under new, shuffled unit ids. Every neuron has its own preferred fre
 centre plus a jitter of up to ``jitter_widths`` tuning widths), so a neuron can be followed across
 days by its tuning, not only its band. Sessions are built in memory in the layout of the audio and
 neural stages (syllables.nc: ``spectrogram`` (syllable, freq, time) in [0, 1]; counts.nc:
-``total_counts`` (syllable, unit) and ``counts`` (syllable, unit, bin)), fast enough for tests and benchmarks/bench_multisession.py.
+``total_counts`` (syllable, unit) and ``counts`` (syllable, unit, bin)), fast enough for tests and
+benchmarks/bench_multisession.py.
 The ground truth says which neuron and band every (session, unit id) is.
 """
 
