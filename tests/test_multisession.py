@@ -214,3 +214,15 @@ def test_workflow_passes_own_units_to_the_dataset_stage(tmp_path):
     second = rows[1].split("\t")[0]
     assert len(command) == 1 and f"--own-units {second}" in command[0]
     assert command[0].count("--own-units") == 1
+
+
+@pytest.mark.parametrize("name", ["gaussian", "laplace", "poisson"])
+def test_masked_likelihood_is_the_likelihood_of_the_observed_units(name):
+    from mmneuro.models.likelihoods import make_likelihood
+
+    out, x = torch.randn(3, 5), torch.poisson(torch.ones(3, 5), generator=torch.Generator().manual_seed(0))
+    seen = torch.ones(3, 5, dtype=torch.bool)
+    seen[:, 2] = False
+    keep = [0, 1, 3, 4]
+    torch.testing.assert_close(make_likelihood(name, (5,)).log_prob(out, x, seen),
+                               make_likelihood(name, (4,)).log_prob(out[:, keep], x[:, keep]))
