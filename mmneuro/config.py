@@ -17,13 +17,14 @@ from pathlib import Path
 
 import yaml
 
+from mmneuro.dataset import UNITS as UNIT_SORTS  # the sessions table's units column
 from mmneuro.errors import InputError, check_session_id
 from mmneuro.formats import NEURAL_FORMATS
 from mmneuro.neural.sync import MAX_DRIFT
 
 SESSION_COLUMNS = (
     "session", "audio", "neural", "neural_format",
-    "sync_audio", "sync_neural", "clock_offset_s", "clock_drift",
+    "sync_audio", "sync_neural", "clock_offset_s", "clock_drift", "units",
 )
 
 
@@ -47,9 +48,12 @@ class Session:
     clock_offset_s: float | None = None
     clock_drift: float | None = None
     syllables: Path | None = None
+    units: str = "shared"
 
     def __post_init__(self):
         check_session_id(self.session)
+        if self.units not in UNIT_SORTS:
+            raise InputError(self.session, f"units: {self.units!r} is not one of {', '.join(UNIT_SORTS)}")
         if self.audio is None and self.neural is None:
             raise InputError(self.session, "a session needs an audio or a neural recording")
         if self.neural is not None and self.neural_format not in NEURAL_FORMATS:
@@ -351,7 +355,11 @@ def _parse_row(table_path: Path, line: int, row: dict) -> Session:
         raise InputError(table_path, f"{where}: give clock_offset_s (and optionally clock_drift) or sync_audio + sync_neural")
     if drift is not None and abs(drift) >= MAX_DRIFT:
         raise InputError(table_path, f"{where}: clock_drift: {drift} is not a plausible clock drift (|drift| < {MAX_DRIFT})")
-    return Session(sid, audio, neural, fmt if neural is not None else None, sync_audio, sync_neural, offset, drift)
+    units = row.get("units", "").strip() or "shared"
+    if units not in UNIT_SORTS:
+        raise InputError(table_path, f"{where}: units: {units!r} is not one of {', '.join(UNIT_SORTS)}")
+    return Session(sid, audio, neural, fmt if neural is not None else None, sync_audio, sync_neural, offset, drift,
+                   units=units)
 
 
 def with_syllables(sessions: list[Session], syllables: dict[str, Path], where) -> list[Session]:

@@ -2,6 +2,12 @@
 
 Sessions are concatenated along ``syllable``. A session may lack a modality (an audio-only
 recording): its missing variables are NaN and the ``has_audio`` / ``has_neural`` masks say so.
+Units: sessions sorted together (``units: shared``, the default) must have the same unit ids, and
+the same id is the same neuron. A session sorted on its own (``units: own``, e.g. a chronic probe
+sorted per day) keeps its own units: the ``unit`` dimension becomes the union of every sort's units,
+numbered 0..U-1, with coordinates ``unit_session`` (the session whose sort it is; ``shared`` for the
+units of the shared sort) and ``unit_id`` (the sorter's id), and a unit's counts are NaN on the
+syllables of every other sort's sessions (:func:`recorded_units` says which units a session has).
 The train/val/test split is drawn per session (so every session is represented in every part)
 from the seed, and saved in the file so all later stages use the same one.
 """
@@ -18,6 +24,8 @@ from mmneuro.errors import InputError, check_session_id
 from mmneuro.io import read_netcdf
 
 PER_SYLLABLE_COORDS = ("session", "onset_s", "offset_s")
+UNITS = ("shared", "own")  # the sessions table's units column: one sort for these sessions, or its own
+SHARED_SORT = "shared"  # unit_session of the units of the shared sort
 DEFAULTS = {"val_fraction": 0.15, "test_fraction": 0.15, "seed": 0}  # the split's; config schema holds them equal
 
 
@@ -27,15 +35,17 @@ def assemble(
     val_fraction: float = DEFAULTS["val_fraction"],
     test_fraction: float = DEFAULTS["test_fraction"],
     seed: int = DEFAULTS["seed"],
+    units: dict[str, str] | None = None,
 ) -> xr.Dataset:
     """Read each session's syllables.nc and counts.nc and assemble them (:func:`assemble_parts`).
 
     sessions: (session id, syllables.nc path or None, counts.nc path or None) per session.
-    Returns the ``dataset.nc`` Dataset of docs/data_contract.md.
+    units: session id -> ``shared`` | ``own`` (default shared). Returns the ``dataset.nc`` Dataset
+    of docs/data_contract.md.
     """
     parts = [(sid, _read(syl), _read(cnt)) for sid, syl, cnt in sessions]
     return assemble_parts(parts, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
-                          sources={sid: (syl, cnt) for sid, syl, cnt in sessions})
+                          sources={sid: (syl, cnt) for sid, syl, cnt in sessions}, units=units)
 
 
 def _read(path) -> xr.Dataset | None:
@@ -49,13 +59,15 @@ def assemble_parts(
     test_fraction: float = DEFAULTS["test_fraction"],
     seed: int = DEFAULTS["seed"],
     sources: dict | None = None,
+    units: dict[str, str] | None = None,
 ) -> xr.Dataset:
     """Join and concatenate sessions held in memory.
 
     sessions: (session id, syllables Dataset or None, counts Dataset or None) per session, as the
     audio and neural stages return them. val_fraction/test_fraction: share of each session's
     syllables in the val/test split, drawn from ``seed``. sources: session id -> (syllables,
-    counts) names used in error messages (default: the session id).
+    counts) names used in error messages (default: the session id). units: session id ->
+    ``shared`` (default) or ``own`` (sorted on its own; see the module docstring).
     Returns the ``dataset.nc`` Dataset of docs/data_contract.md.
     """
     if not sessions:
@@ -71,8 +83,14 @@ def assemble_parts(
         raise InputError("dataset", f"val_fraction + test_fraction must be < 1 (got {val_fraction + test_fraction})")
     sources = sources or {}
     parts = [_join_session(sid, syl, cnt, *sources.get(sid, (sid, sid))) for sid, syl, cnt in sessions]
-    _check_consistent(parts, sessions, "unit", "counts")
+    sorts = _sorts(ids, units or {})
+    shared = [i for i, sid in enumerate(ids) if sorts[sid] == SHARED_SORT]
+    for var in ("counts", "total_counts"):
+        _check_consistent([parts[i] for i in shared], [sessions[i] for i in shared], "unit", var)
+    if set(sorts.values()) != {SHARED_SORT}:
+        parts = _union_units(parts, [sorts[sid] for sid in ids])
     _check_consistent(parts, sessions, "freq_hz", "spectrogram")
+
     parts = _fill_missing_modalities(parts)
     rng = np.random.default_rng(seed)
     for part in parts:
@@ -87,6 +105,8 @@ def assemble_parts(
         "audio_params": parts[0].attrs.get("audio_params", ""),
         "neural_params": parts[0].attrs.get("neural_params", ""),
     }
+    if set(sorts.values()) != {SHARED_SORT}:  # (absent otherwise: shared-unit datasets as before)
+        ds.attrs["params"]["units"] = {sid: "own" if sorts[sid] == sid else "shared" for sid in ids}
     return ds
 
 
@@ -126,6 +146,58 @@ def _join_session(session: str, syl: xr.Dataset | None, cnt: xr.Dataset | None, 
         "neural_params": cnt.attrs.get("params", "") if cnt is not None else "",
     }
     return ds
+
+
+def _sorts(ids: list[str], units: dict[str, str]) -> dict[str, str]:
+    """Session id -> the sort its units belong to: its own id (``units: own``) or ``shared``."""
+    unknown = sorted(set(units) - set(ids))
+    if unknown:
+        raise InputError("dataset", f"units given for session(s) not assembled: {', '.join(unknown)}")
+    for sid, mode in units.items():
+        if mode not in UNITS:
+            raise InputError(sid, f"units: {mode!r} is not one of {', '.join(UNITS)}")
+    if SHARED_SORT in ids and units.get(SHARED_SORT) == "own":
+        raise InputError(SHARED_SORT, f"a session sorted on its own cannot be called {SHARED_SORT!r}")
+    return {sid: sid if units.get(sid, "shared") == "own" else SHARED_SORT for sid in ids}
+
+
+def _union_units(parts: list[xr.Dataset], sorts: list[str]) -> list[xr.Dataset]:
+    """Put every part's neural variables on the union of all sorts' units (NaN where a unit is not
+    in the part's sort), numbered 0..U-1 with ``unit_session`` and ``unit_id`` coordinates."""
+    ids: dict[str, np.ndarray] = {}
+    for part, sort in zip(parts, sorts):
+        if "unit" in part.dims:
+            ids.setdefault(sort, part["unit"].values)
+    session = np.concatenate([np.full(len(v), k, dtype=object) for k, v in ids.items()])
+    unit_id = np.concatenate(list(ids.values()))
+    offsets = dict(zip(ids, np.cumsum([0] + [len(v) for v in ids.values()])))
+    out = []
+    for part, sort in zip(parts, sorts):
+        if "unit" in part.dims:
+            mine = np.arange(offsets[sort], offsets[sort] + len(ids[sort]))
+            part = part.assign_coords(unit=mine).reindex(unit=np.arange(len(unit_id)))
+            for var in ("counts", "total_counts"):
+                if var in part:
+                    part[var] = part[var].astype(np.float32)
+            part = part.assign_coords(unit_session=("unit", session), unit_id=("unit", unit_id))
+        out.append(part)
+    return out
+
+
+def recorded_units(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Session id -> the indices along ``unit`` of the units its sort recorded (all units unless
+    sessions have their own sorts; none for an audio-only session)."""
+    out = {}
+    for sid in dict.fromkeys(ds["session"].values.tolist()):
+        if "unit_session" in ds.coords:
+            sort = sid if sid in set(ds["unit_session"].values.tolist()) else SHARED_SORT
+            out[sid] = np.flatnonzero(ds["unit_session"].values == sort)
+        else:
+            out[sid] = np.arange(ds.sizes.get("unit", 0))
+        rows = ds["session"].values == sid
+        if "has_neural" in ds.coords and not ds["has_neural"].values[rows].any():
+            out[sid] = out[sid][:0]
+    return out
 
 
 def _check_consistent(parts, sessions, coord: str, var: str) -> None:

@@ -90,6 +90,17 @@ def training_arrays(ds: xr.Dataset, neural_input: str, modalities: tuple[str, ..
     return arrays
 
 
+# modalities whose samples may be partly observed: a neural sample with NaN for some units (another
+# session's sort) is present; any other sample with a NaN is missing as a whole
+PARTIAL = ("neural",)
+
+
+def present_rows(name: str, finite):
+    """Which samples (rows) of modality ``name`` are present, from ``finite`` (N, E) bool (numpy or
+    torch): any element finite for a partial modality (:data:`PARTIAL`), all elements otherwise."""
+    return finite.any(1) if name in PARTIAL else finite.all(1)
+
+
 def batches(n: int, size: int) -> list[slice]:
     """Consecutive slices of at most ``size`` covering range(n)."""
     return [slice(i, min(n, i + size)) for i in range(0, n, size)]

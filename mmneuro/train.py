@@ -31,7 +31,7 @@ import xarray as xr
 
 from mmneuro.collapse import COLLAPSE_NATS, posterior_kl, warn_collapse  # noqa: F401 (API)
 from mmneuro.errors import InputError
-from mmneuro.inputs import training_arrays
+from mmneuro.inputs import present_rows, training_arrays
 from mmneuro.io import atomic_path, read_netcdf
 from mmneuro.models import ExpertConfig, ModelConfig, MultimodalVAE, build_model, default_expert
 from mmneuro.models.persistence import WEIGHTS_FILE, save_model
@@ -246,7 +246,7 @@ def fit_model(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | Non
         raise InputError("modalities", f"unknown {sorted(unknown)}; expected a subset of {MODALITIES}")
     arrays = training_arrays(ds, train.neural_input, modalities, where)
     split = get_split(ds, train.val_fraction, train.seed)
-    present_any = np.stack([np.isfinite(a.reshape(len(a), -1)).all(1) for a in arrays.values()]).any(0)
+    present_any = np.stack([present_rows(m, np.isfinite(a.reshape(len(a), -1))) for m, a in arrays.items()]).any(0)
     train_idx = np.flatnonzero((split == "train") & present_any)
     val_idx = np.flatnonzero((split == "val") & present_any)
     if len(train_idx) == 0:

@@ -56,6 +56,9 @@ def analyse(model, ds: xr.Dataset, *, settings: AnalysisSettings | None = None, 
         raise TypeError("analyse(model, ds) takes a model object and a Dataset; for folders use "
                         "analyse_folder(model_dir, dataset_path, out_dir)")
     model = getattr(model, "model_", model)
+    if "unit_session" in ds.coords:
+        raise InputError(where, "its sessions were spike-sorted separately (units: own): analyse each "
+                                "session with mmneuro.analysis.multisession.analyse_sessions")
     model_dir = Path(model_dir) if model_dir is not None else None
     settings = settings or AnalysisSettings()
     settings.check()
@@ -123,9 +126,16 @@ def analyse_folder(model_dir, dataset_path, out_dir, *, truth_dirs=(), settings:
         from mmneuro.synth.scoring import load_truths  # read before the analysis: a bad folder fails at once
 
         truths = load_truths(truth_dirs)
+    log = _logger(progress)
+    if "unit_session" in ds.coords:  # sessions sorted separately: one analysis per session
+        from mmneuro.analysis.multisession import write_sessions
+
+        out_dir = write_sessions(model, ds, out_dir, settings=settings, truth=truths, progress=progress,
+                                 model_dir=model_dir, where=str(dataset_path))
+        log(f"done in {time.perf_counter() - started:.0f} s -> {out_dir}")
+        return out_dir
     result = analyse(model, ds, settings=settings, truth=truths, progress=progress, model_dir=model_dir,
                      where=str(dataset_path))
-    log = _logger(progress)
     log("figures")
     out_dir = result.write(out_dir)
     log(f"done in {time.perf_counter() - started:.0f} s -> {out_dir}")

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from mmneuro.errors import InputError
+from mmneuro.inputs import present_rows
 from mmneuro.models.config import ModelConfig
 from mmneuro.models.experts import Expert
 from mmneuro.models.fusion import DiagGaussian, MixturePosterior, product_of_experts, standard_normal_log_prob
@@ -90,16 +91,25 @@ class MultimodalVAE(nn.Module):
         Returns the modalities whose bias was set."""
         if not self.config.output_bias_init:
             return []
-        xs, mask = self._prepare(x, None)
+        xs, mask, observed = self._prepare(x, None)
         done = []
         for i, name in enumerate(self.modalities):
-            if mask[i].any() and self.experts[name].init_output_bias(xs[name][mask[i]]):
+            rows = xs[name][mask[i]]
+            if name in observed:  # the mean over the samples that observed each element
+                rows = torch.where(observed[name][mask[i]], rows, math.nan)
+            if mask[i].any() and self.experts[name].init_output_bias(rows):
                 done.append(name)
         return done
 
     # ---- inputs -------------------------------------------------------------------------
     def _prepare(self, x: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None):
-        """→ (inputs with missing entries zero-filled, presence (M, N) bool)."""
+        """→ (inputs with missing entries zero-filled, presence (M, N) bool, {modality: observed
+        elements (N, *shape) bool} for modalities some of whose present samples have NaN elements).
+
+        A neural sample with NaN for some units (units of another session's sort, docs/data_contract.md)
+        is present with those units unobserved: zero-filled, they add nothing to the encoder's first
+        linear layer (log1p(0) = 0), so its recorded units' columns act as a per-session read-in, and
+        the likelihood sums only over observed units (a per-session read-out)."""
         unknown = set(x) - set(self.modalities)
         if unknown:
             raise InputError("x", f"unknown modalities {sorted(unknown)}; the model has {self.modalities}")
@@ -107,7 +117,7 @@ class MultimodalVAE(nn.Module):
             raise InputError("x", "no modality given")
         n = next(iter(x.values())).shape[0]
         device = next(self.parameters()).device
-        xs, masks = {}, []
+        xs, masks, observed = {}, [], {}
         for name in self.modalities:
             shape = self.experts[name].shape
             if name not in x:
@@ -117,11 +127,15 @@ class MultimodalVAE(nn.Module):
             value = x[name].to(device=device, dtype=torch.float32)
             if tuple(value.shape[1:]) != shape:
                 raise InputError(name, f"expected shape (N, {', '.join(map(str, shape))}), got {tuple(value.shape)}")
-            finite = torch.isfinite(value.flatten(1)).all(1)
+            elements = torch.isfinite(value)
+            finite = present_rows(name, elements.flatten(1))
             mask = finite if present is None or name not in present else finite & present[name].to(device).bool()
-            xs[name] = torch.where(mask.view(-1, *[1] * len(shape)), value, 0.0)
+            keep = mask.view(-1, *[1] * len(shape)) & elements
+            xs[name] = torch.where(keep, value, 0.0)
+            if not bool(keep[mask].all()):
+                observed[name] = keep
             masks.append(mask)
-        return xs, torch.stack(masks)
+        return xs, torch.stack(masks), observed
 
     # ---- encoding -----------------------------------------------------------------------
     def _encode_unimodal(self, xs: dict[str, torch.Tensor],
@@ -173,7 +187,7 @@ class MultimodalVAE(nn.Module):
 
     def encode(self, x: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> Posterior:
         """Fused posterior q(z | present modalities); ``.unimodal[name]`` gives each expert's q(z | x_m)."""
-        xs, mask = self._prepare(x, present)
+        xs, mask, _ = self._prepare(x, present)
         unimodal, private = self._encode_unimodal(xs, mask)
         own = {m: or_prior(q, mask[self.modalities.index(m)]) for m, q in private.items()}
         return Posterior(self._fuse(unimodal, mask), {m: unimodal[i] for i, m in enumerate(self.modalities)},
@@ -195,8 +209,11 @@ class MultimodalVAE(nn.Module):
         return expert.likelihood.mean(expert.decode(self._decoder_input(z, name)))
 
 
-    def _log_lik_fn(self, xs: dict[str, torch.Tensor], present: torch.Tensor, weighted: bool = True):
-        """Build ``log_lik(z, targets)`` for the objectives (see mmneuro.models.objectives)."""
+    def _log_lik_fn(self, xs: dict[str, torch.Tensor], present: torch.Tensor, weighted: bool = True,
+                    observed: dict[str, torch.Tensor] | None = None):
+        """Build ``log_lik(z, targets)`` for the objectives (see mmneuro.models.objectives); a
+        modality in ``observed`` sums its log-likelihood over the observed elements only."""
+        observed = observed or {}
 
         def log_lik(z: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
             s = z.shape[0]
@@ -208,15 +225,25 @@ class MultimodalVAE(nn.Module):
                     rows.append(torch.zeros(s, z.shape[1], device=z.device))
                     continue
                 zs = self._decoder_input(z if sel is None else z[sel], name)
-                lp = torch.cat([expert.likelihood.log_prob(expert.decode(chunk), xs[name])
+                lp = torch.cat([expert.likelihood.log_prob(expert.decode(chunk), xs[name], observed.get(name))
                                 for chunk in zs.split(self._slices_per_call(zs.shape[1]))])  # (S', N)
-                lp = torch.where(present[i], lp * (self.weights[name] if weighted else 1.0), 0.0)
+                weight = self.weights[name] * self._observed_share(name, observed) if weighted else 1.0
+                lp = torch.where(present[i], lp * weight, 0.0)
                 if sel is not None and sel.numel() < s:
                     lp = torch.zeros(s, z.shape[1], device=z.device, dtype=lp.dtype).index_put((sel,), lp)
                 rows.append(lp)
             return torch.stack(rows, 1)
 
         return log_lik
+
+    def _observed_share(self, name: str, observed: dict[str, torch.Tensor]) -> torch.Tensor | float:
+        """With ``rescale`` weighting, |x_m| / observed elements per sample (N,), so that a session
+        recording U_s of the union's U units weighs its counts as a model of its U_s units alone
+        would (w_m = max |x_m'| / U_s, not / U, where the image is the largest modality); 1 otherwise."""
+        if name not in observed or self.config.likelihood_weighting != "rescale":
+            return 1.0
+        seen = observed[name].flatten(1).sum(1).clamp(min=1)
+        return observed[name][0].numel() / seen
 
     def _slices_per_call(self, n: int) -> int:
         chunk = int(self.config.decode_chunk)
@@ -231,11 +258,11 @@ class MultimodalVAE(nn.Module):
         """
         cfg = self.config
         beta = cfg.beta if beta is None else beta
-        xs, mask = self._prepare(x, present)
+        xs, mask, observed = self._prepare(x, present)
         if not mask.any(0).all():
             raise InputError("x", "a sample has no modality present")
         unimodal, private = self._encode_unimodal(xs, mask)
-        log_lik = self._log_lik_fn(xs, mask)
+        log_lik = self._log_lik_fn(xs, mask, observed=observed)
         m = len(self.modalities)
         per_sample, terms = self._objective(unimodal, private, mask, log_lik, beta, generator)
         if self.factorised and cfg.shared_alignment > 0 and m > 1:
@@ -250,7 +277,7 @@ class MultimodalVAE(nn.Module):
     def unimodal_information(self, x: dict[str, torch.Tensor]) -> dict[str, float]:
         """``kl_unimodal_<m>`` and ``info_unimodal_<m>`` (nats, see :meth:`_unimodal_kl`) over the samples
         of ``x`` (moments of the aggregate posterior from all of them)."""
-        xs, mask = self._prepare(x, None)
+        xs, mask, _ = self._prepare(x, None)
         unimodal, private = self._encode_unimodal(xs, mask)
         return self._unimodal_kl(unimodal, private, mask)
 
@@ -346,10 +373,10 @@ class MultimodalVAE(nn.Module):
         self._check_names(given + [target])
         if target in given:
             raise InputError("given", f"the target {target!r} cannot also be given")
-        xs, mask = self._prepare({m: x[m] for m in [target] + given}, None)
+        xs, mask, observed = self._prepare({m: x[m] for m in [target] + given}, None)
         t = self.modalities.index(target)
         post = self.encode({m: x[m] for m in (given or [target])})
-        log_lik = self._log_lik_fn(xs, mask, weighted=False)
+        log_lik = self._log_lik_fn(xs, mask, weighted=False, observed=observed)
         chunks = []
         for start in range(0, K, chunk):
             z = post.sample(min(chunk, K - start), generator)  # (k, N, D)

@@ -30,18 +30,30 @@ class Likelihood(nn.Module):
         super().__init__()
         self.event_ndim = event_ndim
 
-    def _sum_event(self, values: torch.Tensor) -> torch.Tensor:
+    def _sum_event(self, values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:  # unobserved elements (another session's units) add nothing
+            values = torch.where(mask, values, 0.0)
         return values.flatten(-self.event_ndim).sum(-1)
 
-    def log_prob(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    def _count_event(self, out: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | int:
+        """The number of (observed) elements per observation."""
+        if mask is None:
+            return math.prod(out.shape[out.dim() - self.event_ndim:])
+        return mask.flatten(-self.event_ndim).sum(-1)
+
+    def log_prob(self, out: torch.Tensor, x: torch.Tensor,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover
+        """log p(x | out) summed over the event axes; ``mask`` (broadcastable to x, bool): the
+        observed elements, the only ones summed (default: all)."""
         raise NotImplementedError
 
     def distribution(self, out: torch.Tensor) -> torch.distributions.Distribution:  # pragma: no cover
         raise NotImplementedError
 
     def output_for_data(self, x: torch.Tensor) -> torch.Tensor:
-        """x (N, *event) → the decoder output (*event) whose distribution has x's mean (inverse link)."""
-        return x.mean(0)
+        """x (N, *event) → the decoder output (*event) whose distribution has x's mean (inverse link);
+        NaN elements (unobserved) are left out of the mean."""
+        return x.nanmean(0).nan_to_num(0.0) if x.isnan().any() else x.mean(0)
 
 
 class _LocationScale(Likelihood):
@@ -63,10 +75,10 @@ class _LocationScale(Likelihood):
 
 
 class GaussianLikelihood(_LocationScale):
-    def log_prob(self, out, x):
+    def log_prob(self, out, x, mask=None):
         # log N(x; μ, s²) = −(x−μ)²/(2s²) − log s − ½ log 2π, summed over the n event elements
-        n = math.prod(out.shape[out.dim() - self.event_ndim:])
-        sq = self._sum_event((x - out) ** 2)
+        n = self._count_event(out, mask)
+        sq = self._sum_event((x - out) ** 2, mask)
         return -0.5 * sq * torch.exp(-2.0 * self.log_scale) - n * (self.log_scale + 0.5 * LOG_2PI)
 
     def distribution(self, out):
@@ -74,10 +86,11 @@ class GaussianLikelihood(_LocationScale):
 
 
 class LaplaceLikelihood(_LocationScale):
-    def log_prob(self, out, x):
+    def log_prob(self, out, x, mask=None):
         # log Laplace(x; μ, b) = −|x−μ|/b − log 2b
-        n = math.prod(out.shape[out.dim() - self.event_ndim:])
-        return -self._sum_event((x - out).abs()) * torch.exp(-self.log_scale) - n * (self.log_scale + math.log(2.0))
+        n = self._count_event(out, mask)
+        return (-self._sum_event((x - out).abs(), mask) * torch.exp(-self.log_scale)
+                - n * (self.log_scale + math.log(2.0)))
 
     def distribution(self, out):
         return Independent(Laplace(out, self.log_scale.exp()), self.event_ndim)
@@ -93,7 +106,8 @@ def _output_for_counts(x: torch.Tensor, link: str) -> torch.Tensor:
     """Decoder output whose rate is the mean count of x (N, *event), with half a count added to each
     element's total: an element silent in all N samples gets rate 0.5/N, not a rate whose softplus
     gradient (≈ rate) is dead."""
-    rate = (x.sum(0) + 0.5) / x.shape[0]
+    n = torch.isfinite(x).sum(0).clamp(min=1) if x.isnan().any() else x.shape[0]  # NaN: an unobserved element
+    rate = (x.nansum(0) + 0.5) / n
     if link == "exp":
         return rate.log()
     rate = rate - RATE_FLOOR
@@ -113,10 +127,10 @@ class PoissonLikelihood(Likelihood):
     def output_for_data(self, x):
         return _output_for_counts(x, self.link)
 
-    def log_prob(self, out, x):
+    def log_prob(self, out, x, mask=None):
         # log Poi(x; λ) = x log λ − λ − log x!  (exact for integer counts)
         log_rate = _log_rate(out, self.link)
-        return self._sum_event(x * log_rate - log_rate.exp() - torch.lgamma(x + 1.0))
+        return self._sum_event(x * log_rate - log_rate.exp() - torch.lgamma(x + 1.0), mask)
 
     def distribution(self, out):
         return Independent(Poisson(self.mean(out), validate_args=False), self.event_ndim)
@@ -139,7 +153,7 @@ class NegativeBinomialLikelihood(Likelihood):
     def output_for_data(self, x):
         return _output_for_counts(x, self.link)
 
-    def log_prob(self, out, x):
+    def log_prob(self, out, x, mask=None):
         # log NB(x; μ, r) = lgamma(x+r) − lgamma(r) − lgamma(x+1) + r log(r/(r+μ)) + x log(μ/(r+μ))
         log_mu = _log_rate(out, self.link)
         log_r = self.log_dispersion
@@ -147,7 +161,7 @@ class NegativeBinomialLikelihood(Likelihood):
         log_r_plus_mu = torch.logaddexp(log_r, log_mu)
         terms = (torch.lgamma(x + r) - torch.lgamma(r) - torch.lgamma(x + 1.0)
                  + r * (log_r - log_r_plus_mu) + x * (log_mu - log_r_plus_mu))
-        return self._sum_event(terms)
+        return self._sum_event(terms, mask)
 
     def distribution(self, out):
         # torch's NB counts successes with success logit log(μ/r), so its mean is r·μ/r = μ

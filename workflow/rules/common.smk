@@ -66,6 +66,8 @@ def dataset_session_args():
             continue  # syllables come from the audio stage
         counts = f"{session_dir(s)}/counts.nc" if info.neural is not None else "-"
         args.append(f"--session {s} {session_dir(s)}/syllables.nc {counts}")
+        if info.units == "own" and info.neural is not None:
+            args.append(f"--own-units {s}")
     return " ".join(args)
 
 

@@ -1,0 +1,126 @@
+"""Sessions sorted separately (issue 20): one shared model vs one model per session, on planted data.
+
+For each data seed: mmneuro.synth.multiday draws one population of frequency-tuned neurons
+recorded on 3 days, each day a random 30-60 % of it under renumbered unit ids. Trained on the same
+syllables with the same config:
+
+* shared: one model on the union dataset (mmneuro.dataset, ``units: own``: NaN counts for other
+  days' units, a per-session read-in and read-out);
+* per-session: one model per day on that day alone.
+
+Per day: cluster ARI (Ward + silhouette on the units' correlations with the posterior means on the
+day's held-out syllables, mmneuro.analysis.neurons, against the planted bands) and audio->neural r
+(mean over the day's units of the Pearson r between the rate predicted from audio alone and the
+count, on the day's test syllables). Shared model only: the cross-session matching
+(mmneuro.analysis.multisession.match_units) scored against the planted identities. Run from the
+repository root::
+
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/bench_multisession.py --seeds 0 1 2 --kind mopoe
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+CONFIG = {"latent_dim": 8, "epochs": 40, "min_steps": 0, "batch_size": 32, "neural_input": "total_counts",
+          "patience": 8, "seed": 0, "audio": {"channels": [8, 16], "hidden": [64]}, "neural": {"hidden": [64]}}
+
+
+def per_session_scores(model, ds, session: str, truth: dict) -> dict:
+    """Cluster ARI and audio->neural r of ``model`` on ``session`` (its own units only)."""
+    import torch
+    from sklearn.metrics import adjusted_rand_score
+
+    from mmneuro.analysis.embed import posterior_moments
+    from mmneuro.analysis.multisession import session_view
+    from mmneuro.analysis.neurons import cluster_profiles, correlation
+    from mmneuro.dataset import recorded_units
+    from mmneuro.inputs import model_inputs
+
+    rows = np.flatnonzero(ds["session"].values == session)
+    units = recorded_units(ds)[session]
+    view = session_view(ds, session)
+    held = view["split"].values != "train"
+    x = model_inputs(ds.isel(syllable=rows), model)
+    counts = view["total_counts"].values
+    mean, _ = posterior_moments(model, x, ("audio", "neural"))
+    profiles = correlation(counts[held], mean[held])
+    labels = cluster_profiles(profiles)["labels"]
+    bands = [truth["neurons"][truth["units"][session][int(u)]]["band"] for u in view["unit"].values]
+    test = view["split"].values == "test"
+    with torch.no_grad():
+        pred = model.predict({"audio": torch.from_numpy(x["audio"][test])}, ["audio"], "neural").numpy()
+    pred = pred[:, units]
+    r = np.diag(correlation(pred, counts[test]))
+    return {"ari": float(adjusted_rand_score(bands, labels)), "r": float(np.mean(r)), "units": len(units)}
+
+
+def overlaps(truth: dict) -> dict:
+    """Per ordered pair of days: the share of day a's units that day b recorded too."""
+    days = {s: set(u.values()) for s, u in truth["units"].items()}
+    return {f"{a}->{b}": round(len(days[a] & days[b]) / len(days[a]), 2) for a in days for b in days if a != b}
+
+
+def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
+    from mmneuro.analysis.multisession import decoded_rates, match_units, matching_recall
+    from mmneuro.dataset import assemble_parts
+    from mmneuro.synth.multiday import multiday_sessions
+    from mmneuro.train import fit_model
+
+    parts, truth = multiday_sessions(seed, n_syllables=n_syllables, per_band=per_band)
+    config = CONFIG | {"kind": kind}
+    shared_ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
+    t0 = time.perf_counter()
+    shared = fit_model(shared_ds, config, progress=False).model
+    out = {"seed": seed, "shared_fit_s": time.perf_counter() - t0, "sessions": {}, "overlap": overlaps(truth)}
+    t0 = time.perf_counter()
+    for sid, syl, cnt in parts:
+        # the same syllables and split as in the union (one session: its split is drawn the same way)
+        own_ds = shared_ds.isel(syllable=np.flatnonzero(shared_ds["session"].values == sid))
+        alone = assemble_parts([(sid, syl, cnt)])
+        alone = alone.assign_coords(split=("syllable", own_ds["split"].values))
+        model = fit_model(alone, config, progress=False).model
+        out["sessions"][sid] = {"shared": per_session_scores(shared, shared_ds, sid, truth),
+                                "per_session": per_session_scores(model, alone, sid, truth)}
+    out["per_session_fit_s"] = time.perf_counter() - t0
+    table = match_units(decoded_rates(shared, shared_ds), shared_ds)
+    out["matching"] = matching_recall(table, truth)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--kind", default="mvae")
+    parser.add_argument("--syllables", type=int, default=1000, help="syllables per session")
+    parser.add_argument("--per-band", type=int, default=12, help="neurons per planted band (4 bands)")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+    results = []
+    for seed in args.seeds:
+        results.append(run_seed(seed, args.kind, args.syllables, args.per_band))
+        print(json.dumps(results[-1]), flush=True)
+    summary = {}
+    for model in ("shared", "per_session"):
+        for key in ("ari", "r"):
+            values = [s[model][key] for res in results for s in res["sessions"].values()]
+            summary[f"{model}_{key}"] = {"median": float(np.median(values)), "worst": float(np.min(values))}
+    diffs = {key: [s["shared"][key] - s["per_session"][key] for res in results for s in res["sessions"].values()]
+             for key in ("ari", "r")}
+    summary |= {f"shared_minus_per_session_{k}": {"median": float(np.median(v)), "worst": float(np.min(v))}
+                for k, v in diffs.items()}
+    for key in ("recall", "precision", "same_band"):
+        values = [r["matching"][key] for r in results]
+        summary[f"matching_{key}"] = {"median": float(np.median(values)), "worst": float(np.min(values))}
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "summary": summary, "kind": args.kind}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Sessions sorted separately (issue 20): the union dataset, per-session read-in/read-out, matching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mmneuro.analysis.multisession import match_units, matching_recall, session_view
+from mmneuro.dataset import assemble_parts, recorded_units
+from mmneuro.errors import InputError
+from mmneuro.models import ModelConfig, MultimodalVAE, default_expert
+from mmneuro.synth.multiday import multiday_sessions
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return multiday_sessions(0, n_syllables=80, per_band=4, n_freq=16, n_time=8)
+
+
+def test_union_keeps_each_sort_apart(planted):
+    parts, truth = planted
+    ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
+    rec = recorded_units(ds)
+    assert ds.sizes["unit"] == sum(len(u) for u in truth["units"].values())
+    assert list(ds["unit"].values) == list(range(ds.sizes["unit"]))
+    for sid, syl, cnt in parts:
+        rows = ds["session"].values == sid
+        counts = ds["total_counts"].values[rows]
+        others = np.setdiff1d(np.arange(ds.sizes["unit"]), rec[sid])
+        assert np.isnan(counts[:, others]).all()  # another sort's units: not recorded here
+        np.testing.assert_array_equal(counts[:, rec[sid]], cnt["total_counts"].values)
+        assert set(ds["unit_session"].values[rec[sid]]) == {sid}
+        np.testing.assert_array_equal(ds["unit_id"].values[rec[sid]], cnt["unit"].values)
+        view = session_view(ds, sid)
+        np.testing.assert_array_equal(view["unit"].values, cnt["unit"].values)
+        assert not np.isnan(view["total_counts"].values).any()
+    assert ds.attrs["params"]["units"] == {sid: "own" for sid, _, _ in parts}
+
+
+def test_shared_units_unchanged(planted):
+    """Sessions of one sort assemble exactly as before: no new coordinates, attrs or dtypes."""
+    parts, _ = planted
+    cnt = parts[0][2]
+    same = [(sid, syl, cnt) for sid, syl, _ in parts]
+    a = assemble_parts(same)
+    b = assemble_parts(same, units={sid: "shared" for sid, _, _ in same})
+    assert a.identical(b)
+    assert "unit_session" not in a.coords and "units" not in a.attrs["params"]
+    assert a["total_counts"].dtype == np.int32
+    with pytest.raises(InputError, match="differ"):  # different unit sets under one sort: still an error
+        assemble_parts(parts)
+    with pytest.raises(InputError, match="units"):
+        assemble_parts(parts, units={"day1": "tracked"})
+
+
+def test_mixed_sorts_and_audio_only(planted):
+    """Two sessions of one sort, one on its own and an audio-only session."""
+    parts, _ = planted
+    (s1, syl1, cnt1), (s2, syl2, _), (s3, syl3, cnt3) = parts
+    ds = assemble_parts([(s1, syl1, cnt1), (s2, syl2, cnt1.isel(syllable=slice(0, 0)).reindex(
+        syllable=cnt1["syllable"].values)), (s3, syl3, cnt3), ("quiet", syl1, None)], units={s3: "own"})
+    rec = recorded_units(ds)
+    assert len(rec[s1]) == len(rec[s2]) == cnt1.sizes["unit"] and len(rec[s3]) == cnt3.sizes["unit"]
+    assert len(rec["quiet"]) == 0
+    assert set(ds["unit_session"].values) == {"shared", s3}
+
+
+def _model(n_units: int) -> MultimodalVAE:
+    audio = default_expert("audio", [1, 16, 8])
+    audio.channels, audio.hidden = [4, 4], [16]
+    neural = default_expert("neural", [n_units])
+    neural.hidden = [16]
+    torch.manual_seed(0)
+    return MultimodalVAE(ModelConfig(kind="mopoe", latent_dim=4, modalities={"audio": audio, "neural": neural}))
+
+
+def test_loss_ignores_absent_units(planted):
+    """A session's loss and gradients involve only its own units: the read-in columns and read-out
+    rows of other sessions' units get no gradient, and perturbing them changes neither the loss nor
+    any gradient (the NaN counts are zero-filled and left out of the likelihood)."""
+    parts, _ = planted
+    ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
+    rows = np.flatnonzero(ds["session"].values == "day1")
+    absent = np.setdiff1d(np.arange(ds.sizes["unit"]), recorded_units(ds)["day1"])
+    audio = torch.from_numpy(ds["spectrogram"].values[rows][:, None].astype(np.float32))
+    neural = torch.from_numpy(ds["total_counts"].values[rows].astype(np.float32))
+    assert torch.isnan(neural[:, absent]).all()
+
+    def loss_and_grads(model):
+        model.zero_grad()
+        torch.manual_seed(2)  # the same dropout masks in both calls
+        loss, _ = model.loss({"audio": audio, "neural": neural}, generator=torch.Generator().manual_seed(1))
+        loss.backward()
+        return loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    model = _model(ds.sizes["unit"])
+    loss, grads = loss_and_grads(model)
+    assert torch.isfinite(loss)
+    expert = model.experts["neural"]
+    first = [m for m in expert.encoder.modules() if isinstance(m, torch.nn.Linear)][0]  # read-in (hidden, units)
+    last = [m for m in expert.decoder.modules() if isinstance(m, torch.nn.Linear)][-1]  # read-out (units, hidden)
+    names = {p: k for k, p in model.named_parameters()}
+    mine = recorded_units(ds)["day1"]
+    assert grads[names[last.weight]][absent].abs().max() == 0 < grads[names[last.weight]][mine].abs().max()
+    assert grads[names[first.weight]][:, absent].abs().max() == 0 < grads[names[first.weight]][:, mine].abs().max()
+    with torch.no_grad():  # other sessions' read-in columns and read-out rows: no effect on day 1's loss
+        first.weight[:, absent] += torch.randn_like(first.weight[:, absent])
+        last.weight[absent] += torch.randn_like(last.weight[absent])
+        last.bias[absent] += 3.0
+    loss2, grads2 = loss_and_grads(model)
+    torch.testing.assert_close(loss2, loss)
+    for k in grads:
+        torch.testing.assert_close(grads2[k], grads[k])
+
+
+def test_matching_recovers_planted_identities(planted):
+    """Decoded rates that equal each neuron's planted rate (the oracle): every shared neuron is
+    matched to itself; noise of 30 % on one copy's rates is what unmatched pairs look like."""
+    parts, truth = planted
+    ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
+    freq = ds["freq_hz"].values[ds["spectrogram"].values.mean(2).argmax(1)]
+    neurons = [truth["neurons"][truth["units"][s][int(u)]]
+               for s, u in zip(ds["unit_session"].values, ds["unit_id"].values)]
+    rates = np.stack([n["baseline_hz"] + n["gain_hz"] * np.exp(-0.5 * ((freq - n["center_hz"]) / n["width_hz"]) ** 2)
+                      for n in neurons], 1) * 0.1
+    table = match_units(rates, ds)
+    assert list(table.columns) == ["session_a", "unit_a", "session_b", "unit_b", "score", "matched"]
+    score = matching_recall(table, truth)
+    assert score["shared_pairs"] > 0 and score["recall"] == 1.0
+    shuffled = rates[:, np.random.default_rng(0).permutation(rates.shape[1])]
+    assert matching_recall(match_units(shuffled, ds), truth)["recall"] < 0.5  # the score sees identity
+
+
+def test_session_model_is_the_union_model_on_its_session(planted):
+    """The sliced model (one session's read-in and read-out) gives the union model's loss and
+    predictions on that session: single-session analyses of it are analyses of the shared model."""
+    from mmneuro.analysis.multisession import session_model
+
+    parts, _ = planted
+    ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
+    model = _model(ds.sizes["unit"]).eval()
+    for sid in ("day1", "day3"):
+        view = session_view(ds, sid)
+        mine = session_model(model, recorded_units(ds)[sid])
+        rows = ds["session"].values == sid
+        audio = torch.from_numpy(ds["spectrogram"].values[rows][:, None].astype(np.float32))
+        union = {"audio": audio, "neural": torch.from_numpy(ds["total_counts"].values[rows].astype(np.float32))}
+        alone = {"audio": audio, "neural": torch.from_numpy(view["total_counts"].values.astype(np.float32))}
+        torch.manual_seed(3)
+        a, _ = model.loss(union, generator=torch.Generator().manual_seed(1))
+        torch.manual_seed(3)
+        b, _ = mine.loss(alone, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(a, b)
+        pa = model.predict(union, ["audio"], "neural")[:, recorded_units(ds)[sid]]
+        torch.testing.assert_close(pa, mine.predict(alone, ["audio"], "neural"))
+
+
+def test_sessions_table_units_column(tmp_path):
+    from mmneuro.config import load_sessions
+
+    table = tmp_path / "sessions.tsv"
+    table.write_text("session\taudio\tunits\nd1\ta.wav\town\nd2\ta.wav\t\n")
+    s1, s2 = load_sessions(table, check_files=False)
+    assert (s1.units, s2.units) == ("own", "shared")
+    table.write_text("session\taudio\tunits\nd1\ta.wav\ttracked\n")
+    with pytest.raises(InputError, match="line 2.*units"):
+        load_sessions(table, check_files=False)
+
+
+def test_analyse_folder_writes_each_session_and_the_matching(planted, tmp_path):
+    from mmneuro.analysis.pipeline import analyse, analyse_folder
+    from mmneuro.cli import main
+    from mmneuro.io import write_netcdf
+    from mmneuro.train import fit
+
+    parts, _ = planted
+    for sid, syl, cnt in parts:
+        write_netcdf(syl, tmp_path / f"{sid}_syl.nc")
+        write_netcdf(cnt, tmp_path / f"{sid}_cnt.nc")
+    args = ["dataset", "--out", str(tmp_path / "dataset.nc")]
+    for sid, _, _ in parts:
+        args += ["--session", sid, str(tmp_path / f"{sid}_syl.nc"), str(tmp_path / f"{sid}_cnt.nc"), "--own-units", sid]
+    assert main(args) == 0
+    fit(tmp_path / "dataset.nc", {"kind": "mvae", "latent_dim": 3, "epochs": 1, "min_steps": 0,
+                                  "audio": {"channels": [4, 4], "hidden": [8]}, "neural": {"hidden": [8]}},
+        tmp_path / "model", progress=False)
+    out = analyse_folder(tmp_path / "model", tmp_path / "dataset.nc", tmp_path / "analysis", progress=False)
+    for sid, _, cnt in parts:
+        summary = (out / "sessions" / sid / "summary.json")
+        assert summary.is_file()
+    table = pd.read_csv(out / "unit_matching.csv")
+    assert set(table["session_a"]) | set(table["session_b"]) == {sid for sid, _, _ in parts}
+    from mmneuro.io import read_netcdf
+    from mmneuro.models import load_model
+
+    with pytest.raises(InputError, match="analyse_sessions"):
+        analyse(load_model(tmp_path / "model"), read_netcdf(tmp_path / "dataset.nc"), progress=False)
+
+
+def test_workflow_passes_own_units_to_the_dataset_stage(tmp_path):
+    """A sessions table with ``units: own`` reaches `mmneuro dataset --own-units` (dry run)."""
+    from tests.workflow_helpers import make_project, snakemake
+
+    make_project(tmp_path, n_sessions=2, duration_s=5.0)
+    table = tmp_path / "data" / "sessions.tsv"
+    lines = table.read_text().splitlines()
+    header = lines[0].split("\t")
+    rows = [line for line in lines[1:] if line and not line.startswith("#")]
+    table.write_text("\n".join(["\t".join(header + ["units"])] + [rows[0] + "\t", rows[1] + "\town"]) + "\n")
+    out = snakemake(tmp_path, "results/dataset.nc", "--dry-run", "--printshellcmds", "--cores", "1")
+    command = [line for line in out.stdout.splitlines() if "mmneuro dataset" in line]
+    second = rows[1].split("\t")[0]
+    assert len(command) == 1 and f"--own-units {second}" in command[0]
+    assert command[0].count("--own-units") == 1
+
+
+@pytest.mark.parametrize("name", ["gaussian", "laplace", "poisson"])
+def test_masked_likelihood_is_the_likelihood_of_the_observed_units(name):
+    from mmneuro.models.likelihoods import make_likelihood
+
+    out, x = torch.randn(3, 5), torch.poisson(torch.ones(3, 5), generator=torch.Generator().manual_seed(0))
+    seen = torch.ones(3, 5, dtype=torch.bool)
+    seen[:, 2] = False
+    keep = [0, 1, 3, 4]
+    torch.testing.assert_close(make_likelihood(name, (5,)).log_prob(out, x, seen),
+                               make_likelihood(name, (4,)).log_prob(out[:, keep], x[:, keep]))
