@@ -247,3 +247,6 @@ def test_workflow_with_own_units_reaches_the_report(tmp_path):
     matching = pd.read_csv(results / "analysis" / "mvae" / "unit_matching.csv")
     assert (matching["unit_b"] >= 100).all() and (matching["unit_a"] < 100).all()  # the sorters' own ids
     assert "<th>cluster_a</th>" in html and "scores against a planted truth" in html
+    assert "units (each session its own sort)" in html
+    snakemake(tmp_path, "nwb_all", "--cores", "2")  # each session's file with its own units
+    assert all((results / sid / f"{sid}.nwb").is_file() for sid in ("demo01", "demo02"))

@@ -106,7 +106,7 @@ def build_report(results_dir) -> str:
     return _template().render(
         css=Markup(CSS), names=list(summaries), results_dir=str(results_dir),
         bokeh_js=Markup(latent_map.bokeh_js()) if the_map else "", best=best, answer=answer, latent_map=the_map,
-        data_rows=_data_rows(results_dir, next(iter(summaries.values()))), collapse_nats=Markup(f"{COLLAPSE_NATS:g}"),
+        data_rows=_data_rows(results_dir, next(iter(summaries.values())), _own_units(folders, summaries)), collapse_nats=Markup(f"{COLLAPSE_NATS:g}"),
         models=[_model_context(f, summaries[entry_name(f)]) for f in folders], matching=_matching(folders),
         **comparison)
 
@@ -249,12 +249,26 @@ def _markup_table(df: pd.DataFrame, floatfmt: str = "{:.3g}"):
     return Markup(_table(df, floatfmt))
 
 
-def _data_rows(results_dir: Path, summary: dict) -> list[tuple[str, object]]:
+def _own_units(folders: list[Path], summaries: dict) -> dict[str, int]:
+    """Session -> its number of units, for per-session analyses (those of the first such model); {} else."""
+    sessions = [f for f in folders if _is_session(f) and f.parent == folders[0].parent]
+    return {f.name: len(summaries[entry_name(f)]["data"]["units"]) for f in sessions}
+
+
+def _data_rows(results_dir: Path, summary: dict, own_units: dict[str, int] | None = None) -> list[tuple[str, object]]:
+    """The data table's rows from an analysis' ``summary``; with ``own_units`` (sessions sorted on
+    their own, :func:`_own_units`) its sessions and units are those of every session, the syllable
+    counts those of the first session's analysis."""
     data = summary["data"]
     rows = [("sessions", ", ".join(data["sessions"]) or "–"), ("syllables", data["syllables_total"]),
             ("syllables per split", ", ".join(f"{k}: {v}" for k, v in data["syllables_per_split"].items())),
             ("held-out syllables analysed", data["syllables_analysed"]), ("units", len(data["units"])),
             ("spectrogram range (kHz)", "{:.0f}–{:.0f}".format(*[f / 1e3 for f in data["freq_hz_range"]]))]
+    if own_units:
+        first = f"(session {data['sessions'][0]})" if data["sessions"] else ""
+        rows = [("sessions", ", ".join(own_units)), ("units (each session its own sort)",
+                                                     ", ".join(f"{k}: {v}" for k, v in own_units.items()))] + [
+            (f"{k} {first}", v) for k, v in rows[1:4]] + rows[5:]
     dataset = results_dir / "dataset.nc"
     if dataset.is_file():
         from mmneuro.io import read_netcdf
