@@ -76,8 +76,10 @@ def export_session(dataset: str | Path, counts: str | Path, models: list[str | P
     metadata.check()  # bad metadata fails before anything is read, even where a copied source ignores it
     counts_ds = read_netcdf(counts)
     session = str(counts_ds.attrs.get("session", ""))
-    syllables = session_syllables(read_netcdf(dataset), session, dataset, counts_ds, counts)
-    latents = {Path(m).name: load(m).transform(syllables).values for m in models}
+    ds = read_netcdf(dataset)
+    syllables = session_syllables(ds, session, dataset, counts_ds, counts)
+    given = ds.sel(syllable=syllables["syllable"].values)  # the models read the union of the sorts' units
+    latents = {Path(m).name: load(m).transform(given).values for m in models}
     clock = ClockFit(float(counts_ds.attrs.get("clock_offset_s", 0.0)), float(counts_ds.attrs.get("clock_drift", 0.0)))
     if units_format == "nwb":
         return _append(Path(units), syllables, latents, clock, Path(out))
@@ -92,6 +94,10 @@ def session_syllables(ds: xr.Dataset, session: str, dataset_path, counts: xr.Dat
         raise InputError(dataset_path, f"has no syllables of session {session!r} (the session of {counts_path})")
     sub = ds.isel(syllable=np.flatnonzero(ds["session"].values == session))
     sub = sub.isel(syllable=np.argsort(sub["onset_s"].values, kind="stable"))
+    if "unit_session" in sub.coords:  # sessions sorted on their own (docs/multisession.md): its own units
+        from mmneuro.analysis.multisession import session_view
+
+        sub = session_view(sub, session)
     if "unit" not in counts.coords:
         raise InputError(counts_path, "no coordinate 'unit': not a counts.nc from `mmneuro neural`")
     if "counts" not in sub or not np.array_equal(sub["unit"].values, counts["unit"].values):

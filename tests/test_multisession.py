@@ -226,3 +226,27 @@ def test_masked_likelihood_is_the_likelihood_of_the_observed_units(name):
     keep = [0, 1, 3, 4]
     torch.testing.assert_close(make_likelihood(name, (5,)).log_prob(out, x, seen),
                                make_likelihood(name, (4,)).log_prob(out[:, keep], x[:, keep]))
+
+
+@pytest.mark.slow
+def test_workflow_with_own_units_reaches_the_report(tmp_path):
+    """`snakemake` on the tiny demo project with every session sorted on its own (the second's unit
+    ids renumbered) runs to the report: per-session analyses, the matching table, no scores."""
+    from tests.workflow_helpers import make_own_units_project, snakemake
+
+    make_own_units_project(tmp_path, renumber=100)
+    snakemake(tmp_path, "--cores", "2")
+    results = tmp_path / "results"
+    assert not (results / "scores").exists()
+    html = (results / "analysis_report.html").read_text()
+    for model in ("mvae", "mopoe"):
+        assert f"Units matched across sessions: {model}" in html
+        for sid in ("demo01", "demo02"):
+            assert (results / "analysis" / model / "sessions" / sid / "summary.json").is_file()
+            assert f"Model {model} · {sid}" in html
+    matching = pd.read_csv(results / "analysis" / "mvae" / "unit_matching.csv")
+    assert (matching["unit_b"] >= 100).all() and (matching["unit_a"] < 100).all()  # the sorters' own ids
+    assert "<th>cluster_a</th>" in html and "scores against a planted truth" in html
+    assert "units (each session its own sort)" in html
+    snakemake(tmp_path, "nwb_all", "--cores", "2")  # each session's file with its own units
+    assert all((results / sid / f"{sid}.nwb").is_file() for sid in ("demo01", "demo02"))

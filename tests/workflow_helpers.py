@@ -31,6 +31,26 @@ def make_project(folder: Path, n_sessions: int = 2, duration_s: float = 20.0) ->
     return write_config(folder, TINY_CONFIG)
 
 
+def make_own_units_project(folder: Path, renumber: int = 100) -> Path:
+    """The tiny demo project with every session sorted on its own (sessions table ``units: own``,
+    docs/multisession.md): the second session's phy clusters renumbered by ``renumber`` so that its
+    unit ids really differ; 40 % test syllables so that each session's own analysis has 10 of them.
+    Two models. Returns the config path."""
+    import numpy as np
+    import pandas as pd
+
+    make_project(folder)
+    table = pd.read_csv(folder / "data" / "sessions.tsv", sep="\t", dtype=str, keep_default_na=False)
+    table["units"] = "own"
+    table.to_csv(folder / "data" / "sessions.tsv", sep="\t", index=False)
+    phy = folder / "data" / table["neural"].iloc[1]
+    np.save(phy / "spike_clusters.npy", np.load(phy / "spike_clusters.npy") + renumber)
+    groups = pd.read_csv(phy / "cluster_group.tsv", sep="\t")
+    groups.assign(cluster_id=groups["cluster_id"] + renumber).to_csv(phy / "cluster_group.tsv", sep="\t", index=False)
+    return write_config(folder, {**TINY_CONFIG, "models": ["mvae", "mopoe"],
+                                 "dataset": {"val_fraction": 0.15, "test_fraction": 0.4}})
+
+
 def write_config(folder: Path, config: dict) -> Path:
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config))

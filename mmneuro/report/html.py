@@ -63,12 +63,25 @@ FIGURES = [
 
 
 def analysis_folders(results_dir: Path) -> list[Path]:
-    """The model folders under ``results_dir/analysis`` that hold a finished analysis (summary.json)."""
+    """The folders under ``results_dir/analysis`` that hold a finished analysis (summary.json): one
+    per model, or, for a dataset with sessions sorted on their own (docs/multisession.md), one per
+    model and session (``<model>/sessions/<session>``, named by :func:`entry_name`)."""
     root = Path(results_dir) / "analysis"
     folders = sorted(p for p in root.glob("*") if (p / "summary.json").is_file()) if root.is_dir() else []
+    folders += sorted(p for p in root.glob("*/sessions/*") if (p / "summary.json").is_file()) if root.is_dir() else []
     if not folders:
         raise InputError(root, "no analysis folders with summary.json (run `mmneuro analyse` first)")
     return folders
+
+
+def entry_name(folder: Path) -> str:
+    """The report's name of an analysis folder: the model, or ``<model> · <session>`` for one session's
+    analysis of a model trained on sessions with their own units."""
+    return f"{folder.parent.parent.name} · {folder.name}" if _is_session(folder) else folder.name
+
+
+def _is_session(folder: Path) -> bool:
+    return folder.parent.name == "sessions"
 
 
 def build_report(results_dir) -> str:
@@ -81,10 +94,10 @@ def build_report(results_dir) -> str:
 
     results_dir = Path(results_dir)
     folders = analysis_folders(results_dir)
-    summaries = {f.name: json.loads((f / "summary.json").read_text()) for f in folders}
+    summaries = {entry_name(f): json.loads((f / "summary.json").read_text()) for f in folders}
     comparison = _comparison_tables(folders)
     best = best_model(folders)
-    answer = _answer(results_dir / "analysis" / best["name"], summaries[best["name"]])
+    answer = _answer(best["folder"], summaries[best["name"]])
     map_data = _map_data(results_dir, folders, summaries, answer)
     the_map = None
     if map_data is not None:
@@ -93,8 +106,9 @@ def build_report(results_dir) -> str:
     return _template().render(
         css=Markup(CSS), names=list(summaries), results_dir=str(results_dir),
         bokeh_js=Markup(latent_map.bokeh_js()) if the_map else "", best=best, answer=answer, latent_map=the_map,
-        data_rows=_data_rows(results_dir, next(iter(summaries.values()))), collapse_nats=Markup(f"{COLLAPSE_NATS:g}"),
-        models=[_model_context(f, summaries[f.name]) for f in folders], **comparison)
+        data_rows=_data_rows(results_dir, next(iter(summaries.values())), _own_units(folders, summaries)), collapse_nats=Markup(f"{COLLAPSE_NATS:g}"),
+        models=[_model_context(f, summaries[entry_name(f)]) for f in folders], matching=_matching(folders),
+        **comparison)
 
 
 def best_model(folders: list[Path]) -> dict:
@@ -109,7 +123,7 @@ def best_model(folders: list[Path]) -> dict:
         bps = cross.get("bits_per_spike_all_units", {})
         cp = pd.read_csv(f / "crosspred.csv")
         r = cp.loc[cp["method"] == BEST_BY, "pearson_r"].mean()
-        rows.append({"model": f.name, "bits_per_spike": bps.get(BEST_BY), "mean_r": None if pd.isna(r) else float(r),
+        rows.append({"model": entry_name(f), "folder": f, "bits_per_spike": bps.get(BEST_BY), "mean_r": None if pd.isna(r) else float(r),
                      "window": cross.get("spike_window", SPIKE_WINDOWS["counts"])})  # older analyses: onset window
     windows = [row["window"] for row in rows]
     window = max(dict.fromkeys(windows), key=lambda w: (windows.count(w), w == SPIKE_WINDOWS["counts"]))
@@ -123,7 +137,7 @@ def best_model(folders: list[Path]) -> dict:
     if len(set(windows)) > 1:
         others = ", ".join(row["model"] for row in ranked if row["window"] != window)
         criterion += f", among the models scored on spikes in the {window}; {others}: another window, not compared"
-    return {"name": ranked[0]["model"], "criterion": criterion, "rows": ranked}
+    return {"name": ranked[0]["model"], "folder": ranked[0]["folder"], "criterion": criterion, "rows": ranked}
 
 
 def _answer(folder: Path, summary: dict) -> dict:
@@ -146,7 +160,7 @@ def _answer(folder: Path, summary: dict) -> dict:
     rows.sort(key=lambda r: (r["center"], r["feature"]))  # bands low to high, then the other features
     untuned = ~clusters["tuned"].astype(bool)
     figure = folder / "figures" / "cluster_bands.png"
-    return {"name": folder.name, "clusters": rows, "k": summary["clusters"]["k"], "fdr_q": fdr,
+    return {"name": entry_name(folder), "clusters": rows, "k": summary["clusters"]["k"], "fdr_q": fdr,
             "n_units": len(clusters), "untuned": list(zip(clusters.loc[untuned, "unit"].astype(int), q[untuned])),
             "on_tuning": summary["settings"].get("cluster_on") == "tuning",
             "criterion": summary["clusters"].get("criterion", ""),
@@ -163,8 +177,8 @@ def _map_data(results_dir: Path, folders: list[Path], summaries: dict, answer: d
     from mmneuro.report import latent_map
 
     path = results_dir / "dataset.nc"
-    if not path.is_file():
-        return None
+    if not path.is_file() or any(map(_is_session, folders)):
+        return None  # per-session analyses: other syllables and units in each, no map over all of them
     means = {f.name: read_netcdf(f / "embeddings.nc", variables=["mean"])["mean"].sel(
         conditioning=summaries[f.name]["settings"]["conditioning"]) for f in folders}
     names = list(means)
@@ -235,12 +249,26 @@ def _markup_table(df: pd.DataFrame, floatfmt: str = "{:.3g}"):
     return Markup(_table(df, floatfmt))
 
 
-def _data_rows(results_dir: Path, summary: dict) -> list[tuple[str, object]]:
+def _own_units(folders: list[Path], summaries: dict) -> dict[str, int]:
+    """Session -> its number of units, for per-session analyses (those of the first such model); {} else."""
+    sessions = [f for f in folders if _is_session(f) and f.parent == folders[0].parent]
+    return {f.name: len(summaries[entry_name(f)]["data"]["units"]) for f in sessions}
+
+
+def _data_rows(results_dir: Path, summary: dict, own_units: dict[str, int] | None = None) -> list[tuple[str, object]]:
+    """The data table's rows from an analysis' ``summary``; with ``own_units`` (sessions sorted on
+    their own, :func:`_own_units`) its sessions and units are those of every session, the syllable
+    counts those of the first session's analysis."""
     data = summary["data"]
     rows = [("sessions", ", ".join(data["sessions"]) or "–"), ("syllables", data["syllables_total"]),
             ("syllables per split", ", ".join(f"{k}: {v}" for k, v in data["syllables_per_split"].items())),
             ("held-out syllables analysed", data["syllables_analysed"]), ("units", len(data["units"])),
             ("spectrogram range (kHz)", "{:.0f}–{:.0f}".format(*[f / 1e3 for f in data["freq_hz_range"]]))]
+    if own_units:
+        first = f"(session {data['sessions'][0]})" if data["sessions"] else ""
+        rows = [("sessions", ", ".join(own_units)), ("units (each session its own sort)",
+                                                     ", ".join(f"{k}: {v}" for k, v in own_units.items()))] + [
+            (f"{k} {first}", v) for k, v in rows[1:4]] + rows[5:]
     dataset = results_dir / "dataset.nc"
     if dataset.is_file():
         from mmneuro.io import read_netcdf
@@ -274,11 +302,11 @@ def _comparison_tables(folders: list[Path]) -> dict:
         # oracle rows, have none)
         bps = json.loads((f / "summary.json").read_text()).get("crosspred", {}).get("bits_per_spike_all_units", {})
         for (direction, method), r in means.iterrows():
-            rows.append({"model": f.name, "direction": direction, "method": method, "pearson_r": r["pearson_r"],
+            rows.append({"model": entry_name(f), "direction": direction, "method": method, "pearson_r": r["pearson_r"],
                          "bits_per_spike": float("nan") if bps.get(method) is None else bps[method],
                          **r.drop("pearson_r").to_dict()})
     out["crosspred"] = _markup_table(pd.DataFrame(rows))
-    placed = [pd.read_csv(path).assign(model=f.name) for f in folders
+    placed = [pd.read_csv(path).assign(model=entry_name(f)) for f in folders
               if (path := _score_file(f, "factors_planted_probes.csv")) is not None]
     if placed:
         table = pd.concat(placed).pivot_table(index=["factor", "expected_part"], columns=["model", "part"],
@@ -292,7 +320,8 @@ def _score_file(folder: Path, name: str) -> Path | None:
     """``name`` of the scores against the planted truth of the analysis ``folder``
     (RESULTS_DIR/analysis/<model>): RESULTS_DIR/scores/<model>/name from ``mmneuro score``, else
     ``folder/name`` (an analysis written with a truth in memory); None when neither exists."""
-    for path in (folder.parent.parent / "scores" / folder.name / name, folder / name):
+    scored = [] if _is_session(folder) else [folder.parent.parent / "scores" / folder.name / name]
+    for path in (*scored, folder / name):
         if path.is_file():
             return path
     return None
@@ -315,7 +344,7 @@ def _model_context(folder: Path, summary: dict) -> dict:
                for stem, caption in FIGURES + parts if (png := folder / "figures" / f"{stem}.png").is_file()]
     factored = (folder / "factors_part_summary.csv").is_file()
     return {
-        "name": folder.name, "model_settings": json.dumps(settings), "analysis_settings": json.dumps(summary["settings"]),
+        "name": entry_name(folder), "model_settings": json.dumps(settings), "analysis_settings": json.dumps(summary["settings"]),
         "k": summary["clusters"]["k"], "criterion": summary["clusters"]["criterion"],
         "runtime_s": summary.get("runtime_s", "?"),
         "posterior": _posterior(Path(model_dir) / "metrics.csv") if model_dir else None,
@@ -326,8 +355,34 @@ def _model_context(folder: Path, summary: dict) -> dict:
         "part_summary": _markup_table(pd.read_csv(folder / "factors_part_summary.csv")) if factored else None,
         "probes": _markup_table(pd.read_csv(folder / "factors_probes.csv")) if factored else None,
         "figures": figures,
-        "consistency": consistency_context(folder.parent.parent / "consistency" / folder.name),
+        "consistency": None if _is_session(folder) else consistency_context(
+            folder.parent.parent / "consistency" / folder.name),
     }
+
+
+def _matching(folders: list[Path]) -> list[dict]:
+    """Per model trained on sessions with their own units, its cross-session unit matching
+    (unit_matching.csv): the mutually matched pairs with each unit's cluster in its session's
+    analysis, ordered by session pair, cluster and unit so that a cluster can be followed across days,
+    and how many of the assigned pairs are matched."""
+    from mmneuro.analysis.multisession import MATCHING_FILE
+
+    out = []
+    for model in dict.fromkeys(f.parent.parent for f in folders if _is_session(f)):
+        path = model / MATCHING_FILE
+        if not path.is_file():
+            continue
+        table = pd.read_csv(path)
+        clusters = {s.name: pd.read_csv(s / "clusters.csv").set_index("unit")["cluster"]
+                    for s in (model / "sessions").iterdir() if (s / "clusters.csv").is_file()}
+        for side in ("a", "b"):
+            table[f"cluster_{side}"] = pd.array([clusters.get(str(s), pd.Series(dtype=int)).get(u) for s, u in zip(
+                table[f"session_{side}"], table[f"unit_{side}"])], dtype="Int64")  # -1: untuned
+        matched = table[table["matched"].astype(bool)].sort_values(["session_a", "session_b", "cluster_a", "unit_a"])
+        cols = ["session_a", "cluster_a", "unit_a", "session_b", "cluster_b", "unit_b", "score"]
+        out.append({"name": model.name, "n_pairs": len(table), "n_matched": len(matched),
+                    "table": _markup_table(matched[cols], "{:.3f}")})
+    return out
 
 
 def _posterior(metrics_csv: Path) -> list[dict]:

@@ -95,9 +95,16 @@ def seed_runs(model):
     return [f"{RESULTS}/models/{model}"] + [f"{RESULTS}/models/{model}/seeds/{k}" for k in extra_seeds(model)]
 
 
+def own_units():
+    """Whether a session with neural data is sorted on its own (sessions table `units: own`): then
+    the analyses are per session (docs/multisession.md) and the stages that compare one unit axis
+    (scores against the planted truth, consistency across seeds) do not run."""
+    return any(s.units == "own" and s.neural is not None for s in SESSIONS.values())
+
+
 def consistency_dirs():
-    """results/consistency/<model> of every model trained with extra seeds."""
-    return [f"{RESULTS}/consistency/{m}" for m in config["models"] if extra_seeds(m)]
+    """results/consistency/<model> of every model trained with extra seeds (none with own units)."""
+    return [] if own_units() else [f"{RESULTS}/consistency/{m}" for m in config["models"] if extra_seeds(m)]
 
 
 def truth_session_dirs():
@@ -118,8 +125,9 @@ def truth_dirs():
 
 
 def scores(models):
-    """The score folders of ``models`` when the sessions have a planted truth ([] otherwise)."""
-    return [f"{RESULTS}/scores/{m}" for m in models] if truth_files() else []
+    """The score folders of ``models`` when the sessions have a planted truth and share their units
+    ([] otherwise: the scoring knows one unit axis, not per-session analyses)."""
+    return [f"{RESULTS}/scores/{m}" for m in models] if truth_files() and not own_units() else []
 
 
 def apply_config_file():
