@@ -18,7 +18,6 @@ import xarray as xr
 from mmneuro.dataset import recorded_units
 
 
-
 def session_view(ds: xr.Dataset, session: str) -> xr.Dataset:
     """The syllables of ``session`` and the units its sort recorded, with ``unit`` relabelled by the
     sorter's ids (``unit_id``) where the dataset has them."""
