@@ -17,9 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from mmneuro.dataset import UNITS as UNIT_SORTS  # the sessions table's units column
 from mmneuro.errors import InputError, check_session_id
-from mmneuro.formats import NEURAL_FORMATS
+from mmneuro.formats import NEURAL_FORMATS, UNIT_SORTS
 from mmneuro.neural.sync import MAX_DRIFT
 
 SESSION_COLUMNS = (

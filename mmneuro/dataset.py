@@ -21,10 +21,10 @@ import numpy as np
 import xarray as xr
 
 from mmneuro.errors import InputError, check_session_id
+from mmneuro.formats import UNIT_SORTS
 from mmneuro.io import read_netcdf
 
 PER_SYLLABLE_COORDS = ("session", "onset_s", "offset_s")
-UNITS = ("shared", "own")  # the sessions table's units column: one sort for these sessions, or its own
 SHARED_SORT = "shared"  # unit_session of the units of the shared sort
 DEFAULTS = {"val_fraction": 0.15, "test_fraction": 0.15, "seed": 0}  # the split's; config schema holds them equal
 
@@ -90,7 +90,6 @@ def assemble_parts(
     if set(sorts.values()) != {SHARED_SORT}:
         parts = _union_units(parts, [sorts[sid] for sid in ids])
     _check_consistent(parts, sessions, "freq_hz", "spectrogram")
-
     parts = _fill_missing_modalities(parts)
     rng = np.random.default_rng(seed)
     for part in parts:
@@ -154,8 +153,8 @@ def _sorts(ids: list[str], units: dict[str, str]) -> dict[str, str]:
     if unknown:
         raise InputError("dataset", f"units given for session(s) not assembled: {', '.join(unknown)}")
     for sid, mode in units.items():
-        if mode not in UNITS:
-            raise InputError(sid, f"units: {mode!r} is not one of {', '.join(UNITS)}")
+        if mode not in UNIT_SORTS:
+            raise InputError(sid, f"units: {mode!r} is not one of {', '.join(UNIT_SORTS)}")
     if SHARED_SORT in ids and units.get(SHARED_SORT) == "own":
         raise InputError(SHARED_SORT, f"a session sorted on its own cannot be called {SHARED_SORT!r}")
     return {sid: sid if units.get(sid, "shared") == "own" else SHARED_SORT for sid in ids}
