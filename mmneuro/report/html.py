@@ -97,7 +97,14 @@ def build_report(results_dir) -> str:
     summaries = {entry_name(f): json.loads((f / "summary.json").read_text()) for f in folders}
     comparison = _comparison_tables(folders)
     best = best_model(folders)
-    answer = _answer(best["folder"], summaries[best["name"]])
+    answers = [(best, _answer(best["folder"], summaries[best["name"]]))]
+    sessions = sorted({f.name for f in folders if _is_session(f)})
+    if sessions:  # units sorted per session: each session's own answer, from its best model
+        answers = []
+        for session in sessions:
+            its = best_model([f for f in folders if _is_session(f) and f.name == session])
+            answers.append((its, _answer(its["folder"], summaries[its["name"]])))
+    answer = answers[0][1]
     map_data = _map_data(results_dir, folders, summaries, answer)
     the_map = None
     if map_data is not None:
@@ -105,7 +112,7 @@ def build_report(results_dir) -> str:
         the_map = {"script": Markup(script), "div": Markup(div), "caption": latent_map.caption(map_data)}
     return _template().render(
         css=Markup(CSS), names=list(summaries), results_dir=str(results_dir),
-        bokeh_js=Markup(latent_map.bokeh_js()) if the_map else "", best=best, answer=answer, latent_map=the_map,
+        bokeh_js=Markup(latent_map.bokeh_js()) if the_map else "", best=best, answers=answers, latent_map=the_map,
         data_rows=_data_rows(results_dir, next(iter(summaries.values())), _own_units(folders, summaries)), collapse_nats=Markup(f"{COLLAPSE_NATS:g}"),
         models=[_model_context(f, summaries[entry_name(f)]) for f in folders], matching=_matching(folders),
         **comparison)
