@@ -103,6 +103,7 @@ def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
     out["per_session_fit_s"] = time.perf_counter() - t0
     table = unit_matching(shared, shared_ds)
     out["matching"] = matching_recall(table, truth)
+    out["matching_confident"] = matching_recall(table.assign(matched=table["confident"]), truth)
     return out
 
 
@@ -127,9 +128,10 @@ def main() -> None:
              for key in ("ari", "r", "r_rate")}
     summary |= {f"shared_minus_per_session_{k}": {"median": float(np.median(v)), "worst": float(np.min(v))}
                 for k, v in diffs.items()}
-    for key in ("recall", "precision", "same_band"):
-        values = [r["matching"][key] for r in results]
-        summary[f"matching_{key}"] = {"median": float(np.median(values)), "worst": float(np.min(values))}
+    for which in ("matching", "matching_confident"):
+        for key in ("recall", "precision", "same_band"):
+            values = [r[which][key] for r in results]
+            summary[f"{which}_{key}"] = {"median": float(np.median(values)), "worst": float(np.min(values))}
     print(json.dumps(summary, indent=1))
     if args.json:
         with open(args.json, "w") as f:

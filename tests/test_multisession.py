@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -230,13 +232,17 @@ def test_masked_likelihood_is_the_likelihood_of_the_observed_units(name):
 @pytest.mark.slow
 def test_workflow_with_own_units_reaches_the_report(tmp_path):
     """`snakemake` on the tiny demo project with every session sorted on its own (the second's unit
-    ids renumbered) runs to the report: per-session analyses, the matching table, no scores."""
+    ids renumbered) runs to the report: per-session analyses and scores, the matching table."""
     from tests.workflow_helpers import make_own_units_project, snakemake
 
     make_own_units_project(tmp_path, renumber=100)
     snakemake(tmp_path, "--cores", "2")
     results = tmp_path / "results"
-    assert not (results / "scores").exists()
+    for model in ("mvae", "mopoe"):  # each session's analysis scored against its own truth and unit ids
+        for sid in ("demo01", "demo02"):
+            scores = json.loads((results / "scores" / model / "sessions" / sid / "scores.json").read_text())
+            units = pd.read_csv(results / "analysis" / model / "sessions" / sid / "clusters.csv")["unit"]
+            assert scores["clusters"]["n_units"] == len(units) and (units >= 100).all() == (sid == "demo02")
     html = (results / "analysis_report.html").read_text()
     for model in ("mvae", "mopoe"):
         assert f"Units matched across sessions: {model}" in html
@@ -245,7 +251,7 @@ def test_workflow_with_own_units_reaches_the_report(tmp_path):
             assert f"Model {model} · {sid}" in html
     matching = pd.read_csv(results / "analysis" / "mvae" / "unit_matching.csv")
     assert (matching["unit_b"] >= 100).all() and (matching["unit_a"] < 100).all()  # the sorters' own ids
-    assert "<th>cluster_a</th>" in html and "scores against a planted truth" in html
+    assert "<th>cluster_a</th>" in html and html.count("Scores against the planted truth") == 4
     assert "units (each session its own sort)" in html
     snakemake(tmp_path, "nwb_all", "--cores", "2")  # each session's file with its own units
     assert all((results / sid / f"{sid}.nwb").is_file() for sid in ("demo01", "demo02"))

@@ -49,7 +49,8 @@ TUNING_RANKS = (2, 3, 4, 6, 8, 12, 16)  # candidate basis sizes; the held-out de
 TUNING_RIDGE = 1.0  # L2 penalty on the standardised components' coefficients (the intercept is free)
 
 
-def tuning_rates(rates: np.ndarray, ds: xr.Dataset, neural_input: str, ranks: tuple[int, ...] = TUNING_RANKS) -> np.ndarray:
+def tuning_rates(rates: np.ndarray, ds: xr.Dataset, neural_input: str, ranks: tuple[int, ...] = TUNING_RANKS,
+                 fit_rows: np.ndarray | None = None) -> np.ndarray:
     """Each unit's expected count on every syllable (N, U) from a Poisson regression of the unit's
     own counts on the leading principal components of the model's log decoded ``rates`` (N, U).
 
@@ -60,7 +61,8 @@ def tuning_rates(rates: np.ndarray, ds: xr.Dataset, neural_input: str, ranks: tu
     which the model's rates vary over syllables (shared by all sessions); a GLM on k of them has
     k + 1 parameters per unit. k is the one of ``ranks`` with the lowest Poisson deviance on the
     validation syllables when fitted on the training syllables (all units together); the final fit
-    uses every syllable of the unit's session. Exposure: the spike window's length (window_counts).
+    uses every syllable of the unit's session (``fit_rows``: only those syllables' counts are used).
+    Exposure: the spike window's length (window_counts).
     """
     from mmneuro.inputs import latency_s, window_counts
 
@@ -69,7 +71,7 @@ def tuning_rates(rates: np.ndarray, ds: xr.Dataset, neural_input: str, ranks: tu
     left, values, _ = np.linalg.svd(log_rates - log_rates.mean(0), full_matrices=False)
     ranks = [k for k in ranks if k <= len(values)] or [len(values)]
     split = ds["split"].values.astype(str) if "split" in ds.coords else np.where(np.arange(len(counts)) % 5, "train", "val")
-    observed = np.isfinite(counts)
+    observed = np.isfinite(counts) & (True if fit_rows is None else np.asarray(fit_rows, bool)[:, None])
     offset = np.log(np.maximum(exposure, 1e-9))
 
     def design(k):
@@ -101,10 +103,11 @@ def _poisson_glm(x: np.ndarray, counts: np.ndarray, offset: np.ndarray, fit: np.
     penalty[0] = 0.0
     beta = np.zeros((counts.shape[1], x.shape[1]))
     beta[:, 0] = np.log(np.maximum(c.sum(0), 0.5) / np.maximum((w * np.exp(offset)[:, None]).sum(0), 1e-9))
+    outer = (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)  # (N, P*P): every unit's Hessian in one matmul
     for _ in range(iterations):
         mu = np.exp(np.minimum(offset[:, None] + x @ beta.T, 30.0)) * w
         grad = x.T @ (c - mu) - (penalty * beta).T  # (P, U)
-        hess = np.einsum("nu,ni,nj->uij", mu, x, x) + np.diag(penalty + 1e-9)
+        hess = (mu.T @ outer).reshape(-1, x.shape[1], x.shape[1]) + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hess, grad.T[..., None])[..., 0]
         step *= np.minimum(1.0, 1.0 / np.maximum(np.abs(step).max(1, keepdims=True), 1e-12))
         beta += step
@@ -125,7 +128,7 @@ def rate_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.exp(-np.sqrt(np.maximum(sq, 0.0)))
 
 
-def match_units(rates: np.ndarray, ds: xr.Dataset) -> pd.DataFrame:
+def match_units(rates: np.ndarray, ds: xr.Dataset, self_scores: np.ndarray | None = None) -> pd.DataFrame:
     """For every pair of sessions (a, b) with their own sorts, the one-to-one assignment of a's
     units to b's (Hungarian algorithm, scipy.optimize.linear_sum_assignment) that maximises the
     summed :func:`rate_similarity` of their decoded rates ``rates`` (N, U) over all syllables.
@@ -134,6 +137,9 @@ def match_units(rates: np.ndarray, ds: xr.Dataset) -> pd.DataFrame:
     similarity) and matched, one row per assigned pair. Every unit of the smaller sort gets a
     partner, also one recorded on one day only; ``matched`` keeps the pairs that are each other's
     most similar unit (mutual nearest neighbours), a rule without a scale-dependent threshold.
+    ``self_scores`` (U,): each unit's similarity to itself measured twice (:func:`unit_matching`); with
+    it, the columns self_score (the lower of the pair's two) and confident (matched, and as similar as
+    either unit is to itself: what one neuron recorded twice would give).
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -151,8 +157,16 @@ def match_units(rates: np.ndarray, ds: xr.Dataset) -> pd.DataFrame:
             ra, rb = linear_sum_assignment(-score)
             mutual = (score.argmax(1)[ra] == rb) & (score.argmax(0)[rb] == ra)
             rows += [{"session_a": a, "unit_a": int(ids[ua[p]]), "session_b": b, "unit_b": int(ids[ub[q]]),
-                      "score": float(score[p, q]), "matched": bool(m)} for p, q, m in zip(ra, rb, mutual)]
-    return pd.DataFrame(rows, columns=["session_a", "unit_a", "session_b", "unit_b", "score", "matched"])
+                      "score": float(score[p, q]), "matched": bool(m),
+                      **({} if self_scores is None else _confidence(score[p, q], m, self_scores[[ua[p], ub[q]]]))}
+                     for p, q, m in zip(ra, rb, mutual)]
+    extra = [] if self_scores is None else ["self_score", "confident"]
+    return pd.DataFrame(rows, columns=["session_a", "unit_a", "session_b", "unit_b", "score", "matched", *extra])
+
+
+def _confidence(score: float, matched: bool, self_scores: np.ndarray) -> dict:
+    least = float(self_scores.min())
+    return {"self_score": least, "confident": bool(matched and score >= least)}
 
 
 def matching_recall(table: pd.DataFrame, truth: dict) -> dict:
@@ -211,10 +225,15 @@ def torch_index(index: np.ndarray):
 
 
 def unit_matching(model, ds: xr.Dataset) -> pd.DataFrame:
-    """:func:`match_units` on the :func:`tuning_rates` of the model's audio-decoded rates."""
+    """:func:`match_units` on the :func:`tuning_rates` of the model's audio-decoded rates, with each
+    unit's self-similarity: its rates fitted on the even and on the odd syllables, compared."""
     from mmneuro.inputs import neural_input_of
 
-    return match_units(tuning_rates(decoded_rates(model, ds), ds, neural_input_of(model)), ds)
+    rates, neural_input = decoded_rates(model, ds), neural_input_of(model)
+    even = np.arange(len(rates)) % 2 == 0
+    halves = [tuning_rates(rates, ds, neural_input, fit_rows=rows) for rows in (even, ~even)]
+    self_scores = np.array([rate_similarity(halves[0][:, [u]], halves[1][:, [u]])[0, 0] for u in range(rates.shape[1])])
+    return match_units(tuning_rates(rates, ds, neural_input), ds, self_scores)
 
 
 def analyse_sessions(model, ds: xr.Dataset, **kwargs) -> dict:

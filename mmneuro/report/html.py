@@ -325,9 +325,12 @@ def _comparison_tables(folders: list[Path]) -> dict:
 
 def _score_file(folder: Path, name: str) -> Path | None:
     """``name`` of the scores against the planted truth of the analysis ``folder``
-    (RESULTS_DIR/analysis/<model>): RESULTS_DIR/scores/<model>/name from ``mmneuro score``, else
-    ``folder/name`` (an analysis written with a truth in memory); None when neither exists."""
-    scored = [] if _is_session(folder) else [folder.parent.parent / "scores" / folder.name / name]
+    (RESULTS_DIR/analysis/<model>): RESULTS_DIR/scores/<model>/name from ``mmneuro score`` (one
+    session's, RESULTS_DIR/analysis/<model>/sessions/<session>: RESULTS_DIR/scores/<model>/sessions/
+    <session>/name), else ``folder/name`` (an analysis written with a truth in memory); None when
+    neither exists."""
+    scored = [folder.parents[3] / "scores" / folder.parents[1].name / "sessions" / folder.name / name
+              if _is_session(folder) else folder.parent.parent / "scores" / folder.name / name]
     for path in (*scored, folder / name):
         if path.is_file():
             return path
@@ -387,6 +390,7 @@ def _matching(folders: list[Path]) -> list[dict]:
                 table[f"session_{side}"], table[f"unit_{side}"])], dtype="Int64")  # -1: untuned
         matched = table[table["matched"].astype(bool)].sort_values(["session_a", "session_b", "cluster_a", "unit_a"])
         cols = ["session_a", "cluster_a", "unit_a", "session_b", "cluster_b", "unit_b", "score"]
+        cols += [c for c in ("self_score", "confident") if c in table]  # older analyses lack them
         out.append({"name": model.name, "n_pairs": len(table), "n_matched": len(matched),
                     "table": _markup_table(matched[cols], "{:.3f}")})
     return out
