@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmneuro.dataset import recorded_units
+from mmneuro.dataset import SHARED_SORT, recorded_units
 
 
 def session_view(ds: xr.Dataset, session: str) -> xr.Dataset:
@@ -67,8 +67,6 @@ def match_units(rates: np.ndarray, ds: xr.Dataset) -> pd.DataFrame:
     partner, also one recorded on one day only; ``matched`` keeps the pairs that are each other's
     most similar unit (mutual nearest neighbours), a rule without a scale-dependent threshold.
     """
-    from scipy.optimize import linear_sum_assignment
-
     units = {s: u for s, u in recorded_units(ds).items() if len(u)}
     ids = ds["unit_id"].values if "unit_id" in ds.coords else ds["unit"].values
     sorts = ds["unit_session"].values if "unit_session" in ds.coords else np.zeros(ds.sizes["unit"])
@@ -79,12 +77,37 @@ def match_units(rates: np.ndarray, ds: xr.Dataset) -> pd.DataFrame:
             ua, ub = units[a], units[b]
             if sorts[ua[0]] == sorts[ub[0]]:
                 continue  # one sort: the same id is the same unit
-            score = rate_similarity(rates[:, ua], rates[:, ub])
-            ra, rb = linear_sum_assignment(-score)
-            mutual = (score.argmax(1)[ra] == rb) & (score.argmax(0)[rb] == ra)
-            rows += [{"session_a": a, "unit_a": int(ids[ua[p]]), "session_b": b, "unit_b": int(ids[ub[q]]),
-                      "score": float(score[p, q]), "matched": bool(m)} for p, q, m in zip(ra, rb, mutual)]
-    return pd.DataFrame(rows, columns=["session_a", "unit_a", "session_b", "unit_b", "score", "matched"])
+            rows += _assigned_pairs(rates[:, ua], rates[:, ub], (a, ids[ua]), (b, ids[ub]))
+    return pd.DataFrame(rows, columns=MATCHING_COLUMNS)
+
+
+MATCHING_COLUMNS = ["session_a", "unit_a", "session_b", "unit_b", "score", "matched"]
+
+
+def _assigned_pairs(rates_a: np.ndarray, rates_b: np.ndarray, a: tuple, b: tuple) -> list[dict]:
+    """:func:`match_units`' rows for two sorts: ``a``/``b`` = (session, unit ids) of the rates' columns."""
+    from scipy.optimize import linear_sum_assignment
+
+    score = rate_similarity(rates_a, rates_b)
+    ra, rb = linear_sum_assignment(-score)
+    mutual = (score.argmax(1)[ra] == rb) & (score.argmax(0)[rb] == ra)
+    return [{"session_a": a[0], "unit_a": int(a[1][p]), "session_b": b[0], "unit_b": int(b[1][q]),
+             "score": float(score[p, q]), "matched": bool(m)} for p, q, m in zip(ra, rb, mutual)]
+
+
+def match_new_units(rates: np.ndarray, ds: xr.Dataset, new_rates: np.ndarray, new_ids: np.ndarray,
+                    session: str) -> pd.DataFrame:
+    """:func:`match_units` of a new session's units (``new_rates`` (N, U_new), sorter ids ``new_ids``)
+    against each sort of the units ``rates`` (N, U) of the dataset ``ds`` a model was trained on,
+    decoded over the same N syllables: one sort per session with its own units (``unit_session``),
+    ``shared`` for the rest. Rows as :func:`match_units`, with the training sort as session_a."""
+    ids = ds["unit_id"].values if "unit_id" in ds.coords else ds["unit"].values
+    sorts = ds["unit_session"].values if "unit_session" in ds.coords else np.full(ds.sizes["unit"], SHARED_SORT)
+    rows = []
+    for sort in dict.fromkeys(sorts.tolist()):
+        mine = np.flatnonzero(sorts == sort)
+        rows += _assigned_pairs(rates[:, mine], new_rates, (sort, ids[mine]), (session, np.asarray(new_ids)))
+    return pd.DataFrame(rows, columns=MATCHING_COLUMNS)
 
 
 def matching_recall(table: pd.DataFrame, truth: dict) -> dict:
@@ -112,28 +135,44 @@ def session_model(model, units: np.ndarray):
     ``units`` (indices along the union's ``unit``), i.e. that session's read-in columns and read-out
     rows. On that session's syllables (:func:`session_view`) it computes exactly what ``model``
     computes on the union with NaN elsewhere, so every single-session analysis applies to it."""
-    import copy
-
-    from mmneuro.models import MultimodalVAE
-
     units = np.asarray(units)
     old = model.experts["neural"]
     n_units, per_unit = old.shape[0], int(np.prod(old.shape[1:], dtype=int))
     flat = (units[:, None] * per_unit + np.arange(per_unit)).ravel()  # the units' elements, flattened
-    config = copy.deepcopy(model.config)
-    config.modalities["neural"].shape = [len(units), *old.shape[1:]]
-    new = MultimodalVAE(config)
-    state = {}
-    for key, value in model.state_dict().items():
-        target = new.state_dict()[key]
-        if key.startswith("experts.neural.") and value.shape != target.shape:
-            for dim, (a, b) in enumerate(zip(value.shape, target.shape)):
-                if a != b:
-                    index = flat if a == n_units * per_unit and per_unit > 1 else units
-                    value = value.index_select(dim, torch_index(index))
+    new = with_unit_count(model, len(units))
+    state = model.state_dict()
+    for key in unit_parameters(model):
+        value, target = state[key], new.state_dict()[key]
+        for dim, (a, b) in enumerate(zip(value.shape, target.shape)):
+            if a != b:
+                index = flat if a == n_units * per_unit and per_unit > 1 else units
+                value = value.index_select(dim, torch_index(index))
         state[key] = value
     new.load_state_dict(state)
     return new.train(model.training)
+
+
+def with_unit_count(model, n_units: int):
+    """A new model of ``model``'s config (fresh weights) whose neural expert has ``n_units`` units."""
+    import copy
+
+    from mmneuro.models import MultimodalVAE
+
+    config = copy.deepcopy(model.config)
+    config.modalities["neural"].shape = [int(n_units), *model.experts["neural"].shape[1:]]
+    return MultimodalVAE(config)
+
+
+def unit_parameters(model) -> list[str]:
+    """The state-dict keys of ``model`` whose shape depends on its neural unit count: the neural
+    encoder's first-layer weight (the read-in), the decoder's last layer (the read-out) and any
+    per-unit likelihood parameter. Found by building the model with one unit more (on the meta
+    device: no memory, no random numbers), so a hidden size equal to the unit count is no trap."""
+    import torch
+
+    with torch.device("meta"):
+        other = with_unit_count(model, model.experts["neural"].shape[0] + 1).state_dict()
+    return [k for k, v in model.state_dict().items() if other[k].shape != v.shape]
 
 
 def torch_index(index: np.ndarray):
