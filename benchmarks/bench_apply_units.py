@@ -20,34 +20,32 @@ root::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import xarray as xr
-
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_multisession import CONFIG, overlaps, per_session_scores  # noqa: E402
+from bench_multisession import CONFIG, arguments, overlaps, per_session_scores, run_seeds, write_summary  # noqa: E402
 
 
 def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
-    from mmneuro.analysis.multisession import decoded_rates, match_new_units, match_units, matching_recall
-    from mmneuro.apply.readin import fit_readin
+    from mmneuro.analysis.multisession import decoded_rates, match_units, matching_recall
+    from mmneuro.apply.readin import fit_readin, match_to_training
     from mmneuro.dataset import assemble_parts
+    from mmneuro.synth.multiday import multiday_sessions
     from mmneuro.train import fit_model
 
-    parts, truth = multiday_parts(seed, n_syllables, per_band)
+    parts, truth = multiday_sessions(seed, n_syllables=n_syllables, per_band=per_band)
     config = CONFIG | {"kind": kind}
     own = {sid: "own" for sid, _, _ in parts}
     everything = assemble_parts(parts, units=own)
     # days 1-2 alone draw the same split as in the union (the split is drawn session after session)
     first = assemble_parts(parts[:2], units={sid: "own" for sid, _, _ in parts[:2]})
-    sid, syl, cnt = parts[2]
+    sid = parts[2][0]
     day3 = assemble_parts([parts[2]]).assign_coords(
         split=("syllable", everything["split"].values[everything["session"].values == sid]))
+    day3.attrs["session"] = sid
     out = {"seed": seed, "overlap": overlaps(truth), "day": sid}
     t0 = time.perf_counter()
     trained = fit_model(first, config, progress=False).model
@@ -61,48 +59,21 @@ def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
     out["applied"] = per_session_scores(readin.model, day3, sid, truth)
     out["alone"] = per_session_scores(alone, day3, sid, truth)
     out["shared"] = per_session_scores(shared, everything, sid, truth)
-    # the matching apply writes: rates decoded from each syllable's audio, over all three days' syllables
-    audio = audio_only(everything)
-    table = match_new_units(decoded_rates(trained, audio), first, decoded_rates(readin.model, audio),
-                            day3["unit"].values, sid)
-    out["matching_applied"] = matching_recall(table, truth)
+    # the matching apply writes: rates decoded from audio over days 1-2's and day 3's syllables
+    out["matching_applied"] = matching_recall(match_to_training(trained, readin.model, first, day3), truth)
     union = match_units(decoded_rates(shared, everything), everything)
     out["matching_shared"] = matching_recall(union[union["session_b"] == sid], truth)
     return out
 
 
-def multiday_parts(seed: int, n_syllables: int, per_band: int):
-    from mmneuro.synth.multiday import multiday_sessions
-
-    return multiday_sessions(seed, n_syllables=n_syllables, per_band=per_band)
-
-
-def audio_only(ds: xr.Dataset) -> xr.Dataset:
-    """The spectrograms of ``ds`` alone (has_neural 0): inputs for decoding rates from audio."""
-    out = ds[["spectrogram"]].drop_vars([c for c in ds.coords if "unit" in ds[c].dims], errors="ignore")
-    return out.assign_coords(has_neural=("syllable", np.zeros(ds.sizes["syllable"], np.int8)))
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--kind", default="mopoe")
-    parser.add_argument("--syllables", type=int, default=600, help="syllables per session")
-    parser.add_argument("--per-band", type=int, default=12, help="neurons per planted band (4 bands)")
-    parser.add_argument("--json", default=None, help="also write the results here")
-    args = parser.parse_args()
-    results = []
-    for seed in args.seeds:
-        results.append(run_seed(seed, args.kind, args.syllables, args.per_band))
-        print(json.dumps(results[-1]), flush=True)
+    args = arguments(__doc__, kind="mopoe", syllables=600)
+    results = run_seeds(run_seed, args)
     summary = {f"{m}_r": [round(r[m]["r"], 3) for r in results] for m in ("applied", "alone", "shared")}
     summary |= {f"{m}_ari": [round(r[m]["ari"], 2) for r in results] for m in ("applied", "alone", "shared")}
     for m in ("matching_applied", "matching_shared"):
         summary |= {f"{m}_{k}": [round(r[m][k], 2) for r in results] for k in ("recall", "precision", "same_band")}
-    print(json.dumps(summary, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"results": results, "summary": summary, "kind": args.kind}, f, indent=1)
+    write_summary(args, results, summary)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 
 from mmneuro.dataset import assemble_parts
 from mmneuro.errors import InputError
@@ -107,4 +106,3 @@ def test_new_units_are_matched_to_the_training_sorts(days):
     assert matching_recall(table, truth)["recall"] == 1.0
     shuffled = match_new_units(rates, trained, new[:, rng.permutation(new.shape[1])], new_ids, "day3")
     assert matching_recall(shuffled, truth)["recall"] < 0.5
-    assert isinstance(trained, xr.Dataset)

@@ -157,8 +157,7 @@ def apply_own_units(model, ds: xr.Dataset, ref: Reference, params: dict, setting
     fitted to them (mmneuro.apply.readin), the session's usual outputs with its units, scored on
     its test syllables, and ``unit_matching`` (attrs): its units matched to the training sorts' by
     rates decoded from audio over the reference's and the session's syllables."""
-    from mmneuro.analysis.multisession import decoded_rates, match_new_units
-    from mmneuro.apply.readin import fit_readin
+    from mmneuro.apply.readin import fit_readin, match_to_training
 
     where = ds.attrs.get("session", "session")
     fit = fit_readin(model, ds, neural_input=params["neural_input"], epochs=settings.readin_epochs,
@@ -171,19 +170,9 @@ def apply_own_units(model, ds: xr.Dataset, ref: Reference, params: dict, setting
                            "n_train": int((fit.split == "train").sum()), "n_val": int((fit.split == "val").sum()),
                            "n_test": int((fit.split == "test").sum()),
                            **{k: last[k] for k in ("train_loss", "val_loss") if k in last}}
-    audio = xr.concat([_audio_of(ref.dataset), _audio_of(ds)], "syllable")
-    table = match_new_units(decoded_rates(model, audio, batch_size=settings.batch_size), ref.dataset,
-                            decoded_rates(fit.model, audio, batch_size=settings.batch_size), ds["unit"].values, where)
+    table = match_to_training(model, fit.model, ref.dataset, ds, batch_size=settings.batch_size)
     out.attrs["unit_matching"] = table.to_dict("records")
     return out
-
-
-def _audio_of(ds: xr.Dataset) -> xr.Dataset:
-    """The syllables of ``ds`` with audio, as inputs for rates decoded from audio alone."""
-    keep = ds["has_audio"].values.astype(bool) if "has_audio" in ds.coords else np.ones(ds.sizes["syllable"], bool)
-    spec = ds["spectrogram"].isel(syllable=keep).transpose("syllable", "freq", "time").values
-    return xr.Dataset({"spectrogram": (("syllable", "freq", "time"), spec)},
-                      coords={"has_audio": ("syllable", np.ones(len(spec), np.int8))})
 
 
 def _progress(items, desc: str, enabled: bool):

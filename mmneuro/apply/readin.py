@@ -128,3 +128,24 @@ def fit_readin(model, ds: xr.Dataset, *, neural_input: str, epochs: int = 200, p
     for p in new.parameters():
         p.requires_grad_(True)
     return ReadinFit(new.eval(), fitted, split, metrics)
+
+
+def match_to_training(model, fitted, dataset: xr.Dataset, ds: xr.Dataset, batch_size: int = 256):
+    """The units of ``ds`` (a session, its read-in/read-out fitted: the model ``fitted``) matched to
+    each training sort's units of ``model``'s ``dataset`` (mmneuro.analysis.multisession.match_new_units):
+    rates decoded from audio over every syllable with audio of both, the frozen model's rows for
+    the training units, the fitted read-out for the session's. Returns the matching table."""
+    from mmneuro.analysis.multisession import decoded_rates, match_new_units
+
+    audio = xr.concat([_audio_of(dataset), _audio_of(ds)], "syllable")
+    return match_new_units(decoded_rates(model, audio, batch_size=batch_size), dataset,
+                           decoded_rates(fitted, audio, batch_size=batch_size), ds["unit"].values,
+                           str(ds.attrs.get("session", "session")))
+
+
+def _audio_of(ds: xr.Dataset) -> xr.Dataset:
+    """The syllables of ``ds`` with audio, as inputs for rates decoded from audio alone."""
+    keep = ds["has_audio"].values.astype(bool) if "has_audio" in ds.coords else np.ones(ds.sizes["syllable"], bool)
+    spec = ds["spectrogram"].isel(syllable=keep).transpose("syllable", "freq", "time").values
+    return xr.Dataset({"spectrogram": (("syllable", "freq", "time"), spec)},
+                      coords={"has_audio": ("syllable", np.ones(len(spec), np.int8))})
