@@ -87,6 +87,8 @@ def test_a_model_of_own_sorts_asks_for_units_own(days, tmp_path):
     from dataclasses import replace
 
     assert _units_to_check(replace(session, units="own"), model, ref) is None
+    with pytest.raises(InputError, match="needs its audio"):  # before anything is written
+        _units_to_check(replace(session, units="own", audio=None, syllables=tmp_path / "s.csv"), model, ref)
 
 
 def test_new_units_are_matched_to_the_training_sorts(days):

@@ -141,8 +141,15 @@ def apply_model(model_dir: str | Path, sessions: list[Session], out_dir: str | P
 def _units_to_check(session: Session, model, ref: Reference) -> np.ndarray | None:
     """The unit ids a session's neural data must have: the model's, unless the session has its own
     (``units: own``: any units, fitted a read-in/read-out). A model whose units are several
-    sessions' own sorts has no ids to match: such a session must say ``units: own``."""
-    if "neural" not in model.modalities or session.neural is None or session.units == "own":
+    sessions' own sorts has no ids to match: such a session must say ``units: own``. Checked
+    before anything is written: an own-unit session needs its audio (see mmneuro.apply.readin)."""
+    if "neural" not in model.modalities or session.neural is None:
+        return None
+    if session.units == "own":
+        if session.audio is None or "audio" not in model.modalities:
+            raise InputError(session.session, "a session with its own units needs its audio and a model with an "
+                                              "audio expert: its units' read-in and read-out are fitted against the "
+                                              "latent its audio gives")
         return None
     if "unit_session" in ref.ds.coords:
         sorts = sorted(set(ref.ds["unit_session"].values.tolist()))
