@@ -11,8 +11,8 @@ with the same split (bench_multisession's config and scores):
 * shared: one model trained on all 3 days.
 
 Also the matching of day 3's units against days 1-2 that ``mmneuro apply`` writes
-(match_new_units on rates decoded from audio over days 1-3's syllables), scored against the
-planted identities, beside the shared model's matching of the same pairs. Run from the repository
+(mmneuro.apply.readin.match_to_training: the analysis' unit_matching over days 1-3's syllables),
+scored against the planted identities, beside the shared model's matching of the same pairs. Run from the repository
 root::
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/bench_apply_units.py --seeds 0 1 2 --kind mopoe
@@ -30,7 +30,7 @@ from bench_multisession import CONFIG, arguments, overlaps, per_session_scores, 
 
 
 def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
-    from mmneuro.analysis.multisession import decoded_rates, match_units, matching_recall
+    from mmneuro.analysis.multisession import matching_recall, unit_matching
     from mmneuro.apply.readin import fit_readin, match_to_training
     from mmneuro.dataset import assemble_parts
     from mmneuro.synth.multiday import multiday_sessions
@@ -59,10 +59,14 @@ def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
     out["applied"] = per_session_scores(readin.model, day3, sid, truth)
     out["alone"] = per_session_scores(alone, day3, sid, truth)
     out["shared"] = per_session_scores(shared, everything, sid, truth)
-    # the matching apply writes: rates decoded from audio over days 1-2's and day 3's syllables
-    out["matching_applied"] = matching_recall(match_to_training(trained, readin.model, first, day3), truth)
-    union = match_units(decoded_rates(shared, everything), everything)
-    out["matching_shared"] = matching_recall(union[union["session_b"] == sid], truth)
+    # the matching apply writes (over days 1-2's and day 3's syllables), and the analysis' of the
+    # model of all 3 days, restricted to the same pairs (day 3's units against days 1-2's)
+    applied = match_to_training(trained, readin.model, first, day3, readin.split, CONFIG["neural_input"])
+    union = unit_matching(shared, everything)
+    union = union[(union["session_a"] == sid) | (union["session_b"] == sid)]
+    for name, table in (("applied", applied), ("shared", union)):
+        out[f"matching_{name}"] = matching_recall(table, truth)
+        out[f"matching_{name}_confident"] = matching_recall(table.assign(matched=table["confident"]), truth)
     return out
 
 
@@ -71,7 +75,7 @@ def main() -> None:
     results = run_seeds(run_seed, args)
     summary = {f"{m}_r": [round(r[m]["r"], 3) for r in results] for m in ("applied", "alone", "shared")}
     summary |= {f"{m}_ari": [round(r[m]["ari"], 2) for r in results] for m in ("applied", "alone", "shared")}
-    for m in ("matching_applied", "matching_shared"):
+    for m in ("matching_applied", "matching_shared", "matching_applied_confident", "matching_shared_confident"):
         summary |= {f"{m}_{k}": [round(r[m][k], 2) for r in results] for k in ("recall", "precision", "same_band")}
     write_summary(args, results, summary)
 

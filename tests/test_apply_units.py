@@ -91,20 +91,24 @@ def test_a_model_of_own_sorts_asks_for_units_own(days, tmp_path):
         _units_to_check(replace(session, units="own", audio=None, syllables=tmp_path / "s.csv"), model, ref)
 
 
-def test_new_units_are_matched_to_the_training_sorts(days):
-    from mmneuro.analysis.multisession import match_new_units, matching_recall
+def test_new_units_are_matched_to_the_training_sorts(days, model):
+    """The matching apply writes: each of the session's units against each training sort (the
+    analysis' rule on the frozen rows and the fitted read-out); it follows the planted neurons
+    (7 of the 7 shared ones here) where the same table with day 3's ids shuffled does not (1 of 7)."""
+    from mmneuro.analysis.multisession import matching_recall
+    from mmneuro.apply.readin import fit_readin, match_to_training
 
     trained, day3, truth = days
-    rng = np.random.default_rng(0)
-    neurons = {s: truth["units"][s] for s in truth["units"]}
-    n = 50
-    planted = rng.gamma(2.0, 1.0, size=(n, len(truth["neurons"])))  # one rate function per planted neuron
-    rates = planted[:, [neurons[s][int(u)] for s, u in zip(trained["unit_session"].values, trained["unit_id"].values)]]
-    new_ids = day3["unit"].values
-    new = planted[:, [neurons["day3"][int(u)] for u in new_ids]]
-    table = match_new_units(rates, trained, new, new_ids, "day3")
+    fit = fit_readin(model, day3.assign_attrs(session="day3"), neural_input="total_counts", epochs=15)
+    table = match_to_training(model, fit.model, trained, day3.assign_attrs(session="day3"), fit.split, "total_counts")
     assert set(table["session_a"]) == {"day1", "day2"} and set(table["session_b"]) == {"day3"}
-    assert set(table["unit_b"]) <= set(new_ids.tolist())
-    assert matching_recall(table, truth)["recall"] == 1.0
-    shuffled = match_new_units(rates, trained, new[:, rng.permutation(new.shape[1])], new_ids, "day3")
-    assert matching_recall(shuffled, truth)["recall"] < 0.5
+    assert {"self_score", "confident"} <= set(table.columns)
+    for sid in ("day1", "day2"):
+        assert set(table.loc[table["session_a"] == sid, "unit_a"]) <= set(truth["units"][sid])
+    ids = day3["unit"].values
+    assert set(table["unit_b"]) <= set(ids.tolist())
+    assert len(table) == sum(min(len(truth["units"][s]), len(ids)) for s in ("day1", "day2"))  # one-to-one per sort
+    score = matching_recall(table, truth)
+    relabel = dict(zip(ids.tolist(), np.random.default_rng(0).permutation(ids).tolist()))
+    shuffled = matching_recall(table.assign(unit_b=table["unit_b"].map(relabel)), truth)
+    assert score["recall"] >= 0.7 > shuffled["recall"] and score["same_band"] > shuffled["same_band"]

@@ -205,3 +205,23 @@ def test_best_model_compares_only_models_scored_on_the_same_spike_windows(tmp_pa
     assert [r["model"] for r in best["rows"]] == ["b", "a", "c"]
     assert "c: another window, not compared" in best["criterion"]
     assert "not compared" not in best_model(folders[:2])["criterion"]
+
+
+@pytest.mark.slow
+def test_first_screen_answers_each_own_unit_session(local_project, tmp_path):
+    """Sessions sorted on their own (docs/multisession.md): one answer per session, each from that
+    session's best model, in session order, the first one above the models compared."""
+    import shutil
+
+    from mmneuro.report.html import build_report
+
+    for model in ("mvae", "mopoe"):
+        for session in ("dayA", "dayB"):
+            shutil.copytree(local_project / "results" / "analysis" / model,
+                            tmp_path / "analysis" / model / "sessions" / session)
+    html = build_report(tmp_path)
+    first, second = html.index("<section id=answer>"), html.index("<section id=answer-1>")
+    assert first < second < html.index("Models compared")
+    best = re.findall(r"Best model: <b>(.*?)</b>", html)
+    assert [b.split(" · ")[1] for b in best] == ["dayA", "dayB"] and best[0].split(" · ")[0] == best[1].split(" · ")[0]
+    assert html.count("Next: <a href='#models'>") == 1

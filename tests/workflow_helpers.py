@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -47,6 +48,13 @@ def make_own_units_project(folder: Path, renumber: int = 100) -> Path:
     np.save(phy / "spike_clusters.npy", np.load(phy / "spike_clusters.npy") + renumber)
     groups = pd.read_csv(phy / "cluster_group.tsv", sep="\t")
     groups.assign(cluster_id=groups["cluster_id"] + renumber).to_csv(phy / "cluster_group.tsv", sep="\t", index=False)
+    truth_file = folder / "data" / table["session"].iloc[1] / "ground_truth.json"  # the truth names the new ids
+    truth = json.loads(truth_file.read_text())
+    for unit in truth["units"]:
+        unit["unit"] += renumber
+    if truth.get("neural_only_factor"):
+        truth["neural_only_factor"]["units"] = [u + renumber for u in truth["neural_only_factor"]["units"]]
+    truth_file.write_text(json.dumps(truth))
     return write_config(folder, {**TINY_CONFIG, "models": ["mvae", "mopoe"],
                                  "dataset": {"val_fraction": 0.15, "test_fraction": 0.4}})
 

@@ -177,7 +177,8 @@ def apply_own_units(model, ds: xr.Dataset, ref: Reference, params: dict, setting
                            "n_train": int((fit.split == "train").sum()), "n_val": int((fit.split == "val").sum()),
                            "n_test": int((fit.split == "test").sum()),
                            **{k: last[k] for k in ("train_loss", "val_loss") if k in last}}
-    table = match_to_training(model, fit.model, ref.dataset, ds, batch_size=settings.batch_size)
+    table = match_to_training(model, fit.model, ref.dataset, ds, fit.split, params["neural_input"],
+                              batch_size=settings.batch_size)
     out.attrs["unit_matching"] = table.to_dict("records")
     return out
 

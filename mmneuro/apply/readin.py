@@ -130,22 +130,69 @@ def fit_readin(model, ds: xr.Dataset, *, neural_input: str, epochs: int = 200, p
     return ReadinFit(new.eval(), fitted, split, metrics)
 
 
-def match_to_training(model, fitted, dataset: xr.Dataset, ds: xr.Dataset, batch_size: int = 256):
-    """The units of ``ds`` (a session, its read-in/read-out fitted: the model ``fitted``) matched to
-    each training sort's units of ``model``'s ``dataset`` (mmneuro.analysis.multisession.match_new_units):
-    rates decoded from audio over every syllable with audio of both, the frozen model's rows for
-    the training units, the fitted read-out for the session's. Returns the matching table."""
-    from mmneuro.analysis.multisession import decoded_rates, match_new_units
+def match_to_training(model, fitted, dataset: xr.Dataset, ds: xr.Dataset, split: np.ndarray, neural_input: str,
+                      batch_size: int = 256):
+    """The units of the session ``ds`` (its read-in/read-out fitted: the model ``fitted``; ``split``
+    its syllables' train / val / test) matched to each training sort's units of ``model``'s
+    ``dataset`` by the analysis' rule (mmneuro.analysis.multisession.unit_matching): rates decoded
+    from audio over every syllable with audio of both (the frozen model's rows for the training
+    units, the fitted read-out for the session's), each unit's smoothed by a Poisson GLM of its own
+    counts, Hungarian assignment and mutual nearest neighbours. Returns the pairs (a training unit,
+    one of the session's) with the columns of unit_matching.csv."""
+    from mmneuro.analysis.multisession import decoded_rates, rates_matching
 
-    audio = xr.concat([_audio_of(dataset), _audio_of(ds)], "syllable")
-    return match_new_units(decoded_rates(model, audio, batch_size=batch_size), dataset,
-                           decoded_rates(fitted, audio, batch_size=batch_size), ds["unit"].values,
-                           str(ds.attrs.get("session", "session")))
+    session = str(ds.attrs.get("session", "session"))
+    label = f"{session} (applied)"  # its own sort, apart from a training session of the same name
+    keep = [_with_audio(d) for d in (dataset, ds)]
+    both = _on_one_unit_axis(dataset.isel(syllable=keep[0]), ds.isel(syllable=keep[1]), label,
+                             split[keep[1]], neural_input)
+    audio = xr.Dataset({"spectrogram": both["spectrogram"].variable}, coords={"has_audio": both["has_audio"].variable})
+    rates = np.concatenate([decoded_rates(model, audio, batch_size=batch_size),
+                            decoded_rates(fitted, audio, batch_size=batch_size)], axis=1)
+    table = rates_matching(rates, both, neural_input)
+    table = table[table["session_b"] == label].reset_index(drop=True)  # the session's sort comes last
+    return table.assign(session_b=session)
 
 
-def _audio_of(ds: xr.Dataset) -> xr.Dataset:
-    """The syllables of ``ds`` with audio, as inputs for rates decoded from audio alone."""
-    keep = ds["has_audio"].values.astype(bool) if "has_audio" in ds.coords else np.ones(ds.sizes["syllable"], bool)
-    spec = ds["spectrogram"].isel(syllable=keep).transpose("syllable", "freq", "time").values
-    return xr.Dataset({"spectrogram": (("syllable", "freq", "time"), spec)},
-                      coords={"has_audio": ("syllable", np.ones(len(spec), np.int8))})
+def _with_audio(ds: xr.Dataset) -> np.ndarray:
+    return ds["has_audio"].values.astype(bool) if "has_audio" in ds.coords else np.ones(ds.sizes["syllable"], bool)
+
+
+def _on_one_unit_axis(dataset: xr.Dataset, ds: xr.Dataset, label: str, split: np.ndarray, neural_input: str) -> xr.Dataset:
+    """The training ``dataset``'s syllables then the session's, on one unit axis (the training units,
+    then the session's as the sort ``label``; NaN counts where a unit was not recorded), in the
+    layout mmneuro.analysis.multisession reads: the neural input, the spectrograms, the syllable
+    windows, split, session, unit_session and unit_id."""
+    from mmneuro.dataset import SHARED_SORT
+    from mmneuro.inputs import DIMS
+
+    dims = DIMS[neural_input]
+    a, b = (d[neural_input].transpose(*dims).values.astype(np.float32) for d in (dataset, ds))
+    counts = np.full((len(a) + len(b), a.shape[1] + b.shape[1], *a.shape[2:]), np.nan, np.float32)
+    counts[:len(a), :a.shape[1]] = a
+    counts[len(a):, a.shape[1]:] = b
+    if "has_neural" in dataset.coords:  # a training syllable without neural data records none of its units
+        counts[:len(a)][~dataset["has_neural"].values.astype(bool)] = np.nan
+    ids = dataset["unit_id"].values if "unit_id" in dataset.coords else dataset["unit"].values
+    sorts = dataset["unit_session"].values if "unit_session" in dataset.coords else np.full(len(ids), SHARED_SORT)
+
+    def per_syllable(name, new):
+        return ("syllable", np.concatenate([dataset[name].values, new]))
+
+    n = ds.sizes["syllable"]
+    # a training syllable's "session" is its sort: the sessions sorted together are matched once, as "shared"
+    own = set(sorts.tolist()) - {SHARED_SORT}
+    sort_of = np.array([s if s in own else SHARED_SORT for s in dataset["session"].values.tolist()], object)
+    recorded = dataset["has_neural"].values if "has_neural" in dataset.coords else np.ones(len(a), np.int8)
+    coords = {"unit": np.arange(counts.shape[1]), "unit_id": ("unit", np.concatenate([ids, ds["unit"].values])),
+              "unit_session": ("unit", np.concatenate([sorts.astype(object), np.full(b.shape[1], label, object)])),
+              "session": ("syllable", np.concatenate([sort_of, np.full(n, label, object)])),
+              "split": per_syllable("split", split), "onset_s": per_syllable("onset_s", ds["onset_s"].values),
+              "offset_s": per_syllable("offset_s", ds["offset_s"].values),
+              "has_neural": ("syllable", np.concatenate([recorded, np.ones(n, np.int8)]).astype(np.int8)),
+              "has_audio": ("syllable", np.ones(len(counts), np.int8))}
+    if "bin" in dims:
+        coords |= {k: ("bin", dataset[k].values) for k in ("bin_start_s", "bin_end_s")}
+    spectrogram = np.concatenate([d["spectrogram"].transpose("syllable", "freq", "time").values for d in (dataset, ds)])
+    return xr.Dataset({neural_input: (dims, counts), "spectrogram": (("syllable", "freq", "time"), spectrogram)},
+                      coords=coords, attrs={"neural_params": dataset.attrs.get("neural_params", "")})

@@ -97,7 +97,14 @@ def build_report(results_dir) -> str:
     summaries = {entry_name(f): json.loads((f / "summary.json").read_text()) for f in folders}
     comparison = _comparison_tables(folders)
     best = best_model(folders)
-    answer = _answer(best["folder"], summaries[best["name"]])
+    answers = [(best, _answer(best["folder"], summaries[best["name"]]))]
+    sessions = sorted({f.name for f in folders if _is_session(f)})
+    if sessions:  # units sorted per session: each session's own answer, from its best model
+        answers = []
+        for session in sessions:
+            its = best_model([f for f in folders if _is_session(f) and f.name == session])
+            answers.append((its, _answer(its["folder"], summaries[its["name"]])))
+    answer = answers[0][1]
     map_data = _map_data(results_dir, folders, summaries, answer)
     the_map = None
     if map_data is not None:
@@ -105,7 +112,7 @@ def build_report(results_dir) -> str:
         the_map = {"script": Markup(script), "div": Markup(div), "caption": latent_map.caption(map_data)}
     return _template().render(
         css=Markup(CSS), names=list(summaries), results_dir=str(results_dir),
-        bokeh_js=Markup(latent_map.bokeh_js()) if the_map else "", best=best, answer=answer, latent_map=the_map,
+        bokeh_js=Markup(latent_map.bokeh_js()) if the_map else "", best=best, answers=answers, latent_map=the_map,
         data_rows=_data_rows(results_dir, next(iter(summaries.values())), _own_units(folders, summaries)), collapse_nats=Markup(f"{COLLAPSE_NATS:g}"),
         models=[_model_context(f, summaries[entry_name(f)]) for f in folders], matching=_matching(folders),
         **comparison)
@@ -318,9 +325,12 @@ def _comparison_tables(folders: list[Path]) -> dict:
 
 def _score_file(folder: Path, name: str) -> Path | None:
     """``name`` of the scores against the planted truth of the analysis ``folder``
-    (RESULTS_DIR/analysis/<model>): RESULTS_DIR/scores/<model>/name from ``mmneuro score``, else
-    ``folder/name`` (an analysis written with a truth in memory); None when neither exists."""
-    scored = [] if _is_session(folder) else [folder.parent.parent / "scores" / folder.name / name]
+    (RESULTS_DIR/analysis/<model>): RESULTS_DIR/scores/<model>/name from ``mmneuro score`` (one
+    session's, RESULTS_DIR/analysis/<model>/sessions/<session>: RESULTS_DIR/scores/<model>/sessions/
+    <session>/name), else ``folder/name`` (an analysis written with a truth in memory); None when
+    neither exists."""
+    scored = [folder.parents[3] / "scores" / folder.parents[1].name / "sessions" / folder.name / name
+              if _is_session(folder) else folder.parent.parent / "scores" / folder.name / name]
     for path in (*scored, folder / name):
         if path.is_file():
             return path
@@ -380,6 +390,7 @@ def _matching(folders: list[Path]) -> list[dict]:
                 table[f"session_{side}"], table[f"unit_{side}"])], dtype="Int64")  # -1: untuned
         matched = table[table["matched"].astype(bool)].sort_values(["session_a", "session_b", "cluster_a", "unit_a"])
         cols = ["session_a", "cluster_a", "unit_a", "session_b", "cluster_b", "unit_b", "score"]
+        cols += [c for c in ("self_score", "confident") if c in table]  # older analyses lack them
         out.append({"name": model.name, "n_pairs": len(table), "n_matched": len(matched),
                     "table": _markup_table(matched[cols], "{:.3f}")})
     return out

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 FREQ_RANGE_HZ = (35_000.0, 105_000.0)
+WINDOW_EXTRA_S = 0.05  # spikes are counted over the syllable and this long after it
 
 
 def multiday_sessions(seed: int, n_sessions: int = 3, n_bands: int = 4, per_band: int = 12,
@@ -51,6 +52,14 @@ def multiday_sessions(seed: int, n_sessions: int = 3, n_bands: int = 4, per_band
     return sessions, {"neurons": neurons, "units": units}
 
 
+def planted_rate_hz(neurons: list[dict], mean_freq_hz: np.ndarray) -> np.ndarray:
+    """Firing rates (N syllables, U neurons) in Hz: each neuron's baseline plus its gain times a
+    Gaussian tuning curve of the syllable's mean frequency."""
+    get = {k: np.array([n[k] for n in neurons])[None] for k in ("baseline_hz", "gain_hz", "center_hz", "width_hz")}
+    return get["baseline_hz"] + get["gain_hz"] * np.exp(
+        -0.5 * ((np.asarray(mean_freq_hz)[:, None] - get["center_hz"]) / get["width_hz"]) ** 2)
+
+
 def _day(rng, sid, neurons, ids, freq_hz, n_syllables, n_time):
     """One day's syllables.nc and counts.nc: syllables with a random mean frequency and duration,
     a spectral ridge at that frequency (with a small FM sweep) over noise, and Poisson counts over
@@ -71,9 +80,7 @@ def _day(rng, sid, neurons, ids, freq_hz, n_syllables, n_time):
                              "duration_s": ("syllable", duration), "mean_freq_hz": ("syllable", mean_freq),
                              "peak_freq_hz": ("syllable", mean_freq), "bandwidth_hz": ("syllable", np.abs(sweep)),
                              "fm_slope_hz_per_s": ("syllable", sweep / duration)})
-    rate = np.array([[n["baseline_hz"] + n["gain_hz"] * np.exp(-0.5 * ((f - n["center_hz"]) / n["width_hz"]) ** 2)
-                      for n in neurons] for f in mean_freq])  # (N, U) Hz
-    counts = rng.poisson(rate * (duration + 0.05)[:, None]).astype(np.int32)
+    counts = rng.poisson(planted_rate_hz(neurons, mean_freq) * (duration + WINDOW_EXTRA_S)[:, None]).astype(np.int32)
     # binned: each syllable's spikes spread evenly over 4 bins of 50 ms from onset (no time course)
     split = rng.spawn(1)[0]  # its own stream: the draws of later days do not depend on it
     binned = np.stack([split.multinomial(c, [0.25] * 4) for c in counts.ravel()]).reshape(*counts.shape, 4)

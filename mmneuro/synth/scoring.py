@@ -298,11 +298,14 @@ SCORE_FILES = ("scores.json", "crosspred_oracle.csv", "factors_planted_probes.cs
 
 
 def score_folder(model_dir, dataset_path, analysis_dir, truth_dirs, out_dir, *, overrides: dict | None = None,
-                 oracle_dir=None, progress: bool = True) -> Path:
+                 oracle_dir=None, session: str | None = None, progress: bool = True) -> Path:
     """Score the analysis in ``analysis_dir`` (``mmneuro analyse`` of the model in ``model_dir`` on
     ``dataset_path``) against the ground_truth.json of the session folders ``truth_dirs``, with the
     analysis' own settings (its summary.json; ``overrides``: ``--set`` strings on top). ``oracle_dir``:
     the planted-feature oracle of this dataset and truth from :func:`oracle_folder` (fitted here if None).
+    ``session``: score one session's analysis of a model trained on sessions sorted on their own
+    (``analysis_dir``: its ``sessions/<session>`` folder; docs/multisession.md): the model and the
+    dataset are that session's (mmneuro.analysis.multisession.session_model, session_view).
 
     Writes ``out_dir`` (built beside it and renamed into place): scores.json, crosspred_oracle.csv
     (the oracle rows of crosspred.csv) and, with a joint conditioning, factors_planted_probes.csv.
@@ -325,6 +328,8 @@ def score_folder(model_dir, dataset_path, analysis_dir, truth_dirs, out_dir, *, 
     tables = _analysis_tables(analysis_dir)
     model = load_model(model_dir)
     ds = read_netcdf(dataset_path)
+    if session is not None:
+        model, ds = _one_session(model, ds, session, where)
     both = _both_modalities(ds)
     data = analysis_data(ds, model, settings, where)
     images = read_oracle(oracle_dir, data.ds, settings) if oracle_dir is not None else None
@@ -343,6 +348,18 @@ def score_folder(model_dir, dataset_path, analysis_dir, truth_dirs, out_dir, *, 
     if progress:
         print(f"score: done in {time.perf_counter() - started:.0f} s -> {out_dir}", file=sys.stderr, flush=True)
     return out_dir
+
+
+def _one_session(model, ds, session: str, where: str):
+    """The model and dataset of one session sorted on its own: its read-in/read-out and its units."""
+    from mmneuro.analysis.multisession import session_model, session_view
+    from mmneuro.dataset import recorded_units
+
+    units = recorded_units(ds)
+    if not len(units.get(session, ())):
+        raise InputError(where, f"no session {session!r} with units of its own (sessions with units: "
+                                f"{', '.join(s for s, u in units.items() if len(u)) or 'none'})")
+    return session_model(model, units[session]), session_view(ds, session)
 
 
 # ---- the oracle stage: what scoring needs of the truth alone, once per dataset (not once per model) -------
@@ -398,9 +415,9 @@ def read_oracle(oracle_dir, part, settings) -> np.ndarray:
               if oracle.attrs.get(k) != getattr(settings, k)]
     if differ:
         raise InputError(path, "fitted with other settings: " + ", ".join(differ))
-    if not np.array_equal(oracle["syllable"].values, part["syllable"].values):
+    if not np.isin(part["syllable"].values, oracle["syllable"].values).all():
         raise InputError(path, "fitted on other syllables than the analysed split of this dataset")
-    return oracle["images"].values
+    return oracle["images"].sel(syllable=part["syllable"].values).values  # one session's: a subset
 
 
 def analysis_settings(analysis_dir: Path):

@@ -97,8 +97,8 @@ def seed_runs(model):
 
 def own_units():
     """Whether a session with neural data is sorted on its own (sessions table `units: own`): then
-    the analyses are per session (docs/multisession.md) and the stages that compare one unit axis
-    (scores against the planted truth, consistency across seeds) do not run."""
+    the analyses and scores are per session (docs/multisession.md) and consistency across seeds,
+    which compares one unit axis, does not run."""
     return any(s.units == "own" and s.neural is not None for s in SESSIONS.values())
 
 
@@ -109,8 +109,7 @@ def consistency_dirs():
 
 def truth_session_dirs():
     """Demo sessions carry their planted truth beside the audio (ground_truth.json): their folders."""
-    return [s.audio.parent for s in SESSIONS.values() if s.audio is not None
-            and (s.audio.parent / "ground_truth.json").is_file()]
+    return [d for d in map(truth_dir, SESSIONS) if d is not None]
 
 
 def truth_files():
@@ -125,9 +124,17 @@ def truth_dirs():
 
 
 def scores(models):
-    """The score folders of ``models`` when the sessions have a planted truth and share their units
-    ([] otherwise: the scoring knows one unit axis, not per-session analyses)."""
-    return [f"{RESULTS}/scores/{m}" for m in models] if truth_files() and not own_units() else []
+    """The score folders of ``models`` when the sessions have a planted truth: one per model, or, for
+    sessions sorted on their own, one per model and session with a truth and neural data."""
+    if not own_units():
+        return [f"{RESULTS}/scores/{m}" for m in models] if truth_files() else []
+    return [f"{RESULTS}/scores/{m}/sessions/{s}" for m in models for s in neural_sessions() if truth_dir(s)]
+
+
+def truth_dir(session):
+    """The folder of a session's planted truth (ground_truth.json beside its audio), else None."""
+    audio = SESSIONS[session].audio
+    return audio.parent if audio is not None and (audio.parent / "ground_truth.json").is_file() else None
 
 
 def apply_config_file():

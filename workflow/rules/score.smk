@@ -57,3 +57,31 @@ rule score:
     shell:
         "mmneuro score {params.model_dir:q} {input.dataset:q} {input.analysis:q} {params.truth} "
         "--oracle {input.oracle:q} --out {output:q} --quiet > {log:q} 2>&1"
+
+
+# Sessions sorted on their own (docs/multisession.md): each session's analysis against its own truth.
+rule score_session:
+    input:
+        model=f"{RESULTS}/models/{{model}}/weights.pt",
+        dataset=f"{RESULTS}/dataset.nc",
+        analysis=f"{RESULTS}/analysis/{{model}}",
+        oracle=f"{RESULTS}/oracle",
+        truth=lambda w: f"{truth_dir(w.session)}/ground_truth.json",
+    output:
+        directory(f"{RESULTS}/scores/{{model}}/sessions/{{session}}"),
+    params:
+        model_dir=lambda w, input: os.path.dirname(input.model),
+        truth=lambda w, input: os.path.dirname(input.truth),
+    conda:
+        "../../environment.yml"
+    log:
+        f"{RESULTS}/logs/score/{{model}}.{{session}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score/{{model}}.{{session}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "mmneuro score {params.model_dir:q} {input.dataset:q} {input.analysis:q} --truth {params.truth:q} "
+        "--session {wildcards.session} --oracle {input.oracle:q} --out {output:q} --quiet > {log:q} 2>&1"
