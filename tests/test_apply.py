@@ -265,4 +265,5 @@ def test_cli_session_with_its_own_units(world, tmp_path, capsys):
     matching = pd.read_csv(out / "own3" / "unit_matching.csv")
     assert set(matching["session_b"]) == {"own3"} and set(matching["unit_b"]) <= set(ids.tolist())
     assert set(matching["session_a"]) == {"shared"} and set(matching["unit_a"]) <= set(range(100))
+    assert {"self_score", "confident"} <= set(matching.columns)
     assert "Units matched to the training sessions' units" in (out / "own3" / "report.html").read_text()

@@ -317,10 +317,11 @@ def write_session(result: xr.Dataset, folder: Path, model_dir) -> Path:
 
 def matching_table(result: xr.Dataset) -> pd.DataFrame:
     """The ``unit_matching`` of an applied session with its own units (columns as the analysis'
-    unit_matching.csv: session_a/unit_a a training sort's unit, session_b/unit_b the session's)."""
+    unit_matching.csv: session_a/unit_a a training sort's unit, session_b/unit_b the session's;
+    self_score, confident)."""
     from mmneuro.analysis.multisession import MATCHING_COLUMNS
 
-    return pd.DataFrame(_json_or_value(result.attrs["unit_matching"]), columns=MATCHING_COLUMNS)
+    return pd.DataFrame(_json_or_value(result.attrs["unit_matching"]), columns=[*MATCHING_COLUMNS, "self_score", "confident"])
 
 
 def summary_line(result: xr.Dataset) -> str:
@@ -333,8 +334,8 @@ def summary_line(result: xr.Dataset) -> str:
             f"{'+'.join(present)}; {flagged}"
             + (f" ({max(r_['fraction_flagged'] for r_ in rows):.0%} of syllables flagged)" if rows else "")
             + (f"; {r}" if r else "")
-            + (f"; own units: {int(matching_table(result)['matched'].sum())} matched to training units"
-               if "unit_matching" in result.attrs else ""))
+            + ("; own units: {} matched to training units ({} confidently)".format(
+                *matching_table(result)[["matched", "confident"]].sum().astype(int)) if "unit_matching" in result.attrs else ""))
 
 
 def _json_or_value(value):

@@ -121,7 +121,8 @@ def _own_units(result: xr.Dataset) -> dict | None:
     if "readin" not in result.attrs:
         return None
     table = matching_table(result).sort_values(["matched", "session_a", "score"], ascending=[False, True, False])
-    summary = table.groupby("session_a", sort=False)["matched"].agg(["sum", "size"]).reset_index()
+    summary = table.groupby("session_a", sort=False).agg(matched=("matched", "sum"), confident=("confident", "sum"),
+                                                         size=("matched", "size")).reset_index()
     return {"fit": _attr(result, "readin"), "scored_on": result.attrs.get("scored_on", ""),
             "n_units": result.sizes.get("unit", 0), "per_sort": summary.to_dict("records"),
             "table": _markup_table(table.round({"score": 3}))}
