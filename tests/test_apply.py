@@ -231,7 +231,9 @@ def test_cli_applies_and_rejects_bad_arguments(world, tmp_path, capsys):
 def test_cli_session_with_its_own_units(world, tmp_path, capsys):
     """A session sorted on its own (`units: own`, unit ids renumbered): accepted, its read-in and
     read-out fitted, outputs under its own ids, its units matched to the model's; the same session
-    without `units: own` is a clear error naming its units' folder (exit 2), nothing written."""
+    without `units: own` is a clear error naming its units' folder (exit 2), nothing written. (The
+    demo sessions' units under one id are different neurons, so the matching's quality is tested on
+    planted multi-day data: tests/test_apply_units.py.)"""
     import pandas as pd
 
     from mmneuro.cli import main
