@@ -232,7 +232,7 @@ def test_masked_likelihood_is_the_likelihood_of_the_observed_units(name):
 @pytest.mark.slow
 def test_workflow_with_own_units_reaches_the_report(tmp_path):
     """`snakemake` on the tiny demo project with every session sorted on its own (the second's unit
-    ids renumbered) runs to the report: per-session analyses and scores, the matching table."""
+    ids renumbered) runs to the report: per-session analyses, scores and consistency, the matching table."""
     from tests.workflow_helpers import make_own_units_project, snakemake
 
     make_own_units_project(tmp_path, renumber=100)
@@ -253,6 +253,9 @@ def test_workflow_with_own_units_reaches_the_report(tmp_path):
     assert (matching["unit_b"] >= 100).all() and (matching["unit_a"] < 100).all()  # the sorters' own ids
     assert "<th>cluster_a</th>" in html and html.count("Scores against the planted truth") == 4
     assert "units (each session its own sort)" in html
+    for sid in ("demo01", "demo02"):  # the MVAE's two seeds compared on each session's units
+        assert (results / "consistency" / "mvae" / "sessions" / sid / "summary.json").is_file()
+    assert html.count("Consistency across seeds") == 2
     snakemake(tmp_path, "nwb_all", "--cores", "2")  # each session's file with its own units
     assert all((results / sid / f"{sid}.nwb").is_file() for sid in ("demo01", "demo02"))
 
@@ -279,3 +282,28 @@ def test_poisson_glm_recovers_planted_coefficients():
         rows = fit[:, u]
         se = np.sqrt(np.diag(np.linalg.inv((x[rows] * mu[rows, u, None]).T @ x[rows])))
         assert np.all(np.abs(got[u] - beta[u]) < 4 * se), (u, got[u], beta[u], se)
+
+
+def test_consistency_per_own_unit_session(planted, tmp_path):
+    """`mmneuro consistency` on sessions sorted on their own compares the runs on each session's own
+    units (one folder per session, the sorter's ids), as the per-session analyses do."""
+    from mmneuro.analysis.consistency import consistency_folder
+    from mmneuro.io import write_netcdf
+
+    parts, _ = planted
+    ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
+    path = write_netcdf(ds, tmp_path / "dataset.nc")
+    dirs = []
+    for seed in (0, 1):
+        model = _model(ds.sizes["unit"])
+        torch.manual_seed(seed)
+        for p in model.parameters():  # two different runs
+            p.data.normal_(0, 0.3)
+        dirs.append(model.save(tmp_path / f"run{seed}"))
+    out = consistency_folder(dirs, path, tmp_path / "consistency")
+    assert sorted(p.name for p in (out / "sessions").iterdir()) == sorted(sid for sid, _, _ in parts)
+    for sid, _, cnt in parts:
+        units = pd.read_csv(out / "sessions" / sid / "units.csv")["unit"]
+        np.testing.assert_array_equal(units, cnt["unit"].values)
+        assert json.loads((out / "sessions" / sid / "summary.json").read_text())["n_units"] == len(units)
+    assert not list(tmp_path.glob(".*tmp"))

@@ -35,8 +35,8 @@ def make_project(folder: Path, n_sessions: int = 2, duration_s: float = 20.0) ->
 def make_own_units_project(folder: Path, renumber: int = 100) -> Path:
     """The tiny demo project with every session sorted on its own (sessions table ``units: own``,
     docs/multisession.md): the second session's phy clusters renumbered by ``renumber`` so that its
-    unit ids really differ; 40 % test syllables so that each session's own analysis has 10 of them.
-    Two models. Returns the config path."""
+    unit ids really differ (its ground_truth.json too); 40 % test syllables so that each session's own
+    analysis has 10 of them. Two models, the MVAE with a second seed. Returns the config path."""
     import numpy as np
     import pandas as pd
 
@@ -56,6 +56,7 @@ def make_own_units_project(folder: Path, renumber: int = 100) -> Path:
         truth["neural_only_factor"]["units"] = [u + renumber for u in truth["neural_only_factor"]["units"]]
     truth_file.write_text(json.dumps(truth))
     return write_config(folder, {**TINY_CONFIG, "models": ["mvae", "mopoe"],
+                                 "model_overrides": {**TINY_CONFIG["model_overrides"], "mvae": {"seeds": [1]}},
                                  "dataset": {"val_fraction": 0.15, "test_fraction": 0.4}})
 
 

@@ -365,8 +365,9 @@ def _model_context(folder: Path, summary: dict) -> dict:
         "part_summary": _markup_table(pd.read_csv(folder / "factors_part_summary.csv")) if factored else None,
         "probes": _markup_table(pd.read_csv(folder / "factors_probes.csv")) if factored else None,
         "figures": figures,
-        "consistency": None if _is_session(folder) else consistency_context(
-            folder.parent.parent / "consistency" / folder.name),
+        "consistency": consistency_context(folder.parents[3] / "consistency" / folder.parents[1].name / "sessions"
+                                           / folder.name if _is_session(folder)
+                                           else folder.parent.parent / "consistency" / folder.name),
     }
 
 

@@ -97,14 +97,13 @@ def seed_runs(model):
 
 def own_units():
     """Whether a session with neural data is sorted on its own (sessions table `units: own`): then
-    the analyses and scores are per session (docs/multisession.md) and consistency across seeds,
-    which compares one unit axis, does not run."""
+    the analyses, scores and consistency are per session (docs/multisession.md)."""
     return any(s.units == "own" and s.neural is not None for s in SESSIONS.values())
 
 
 def consistency_dirs():
-    """results/consistency/<model> of every model trained with extra seeds (none with own units)."""
-    return [] if own_units() else [f"{RESULTS}/consistency/{m}" for m in config["models"] if extra_seeds(m)]
+    """results/consistency/<model> of every model trained with extra seeds."""
+    return [f"{RESULTS}/consistency/{m}" for m in config["models"] if extra_seeds(m)]
 
 
 def truth_session_dirs():
