@@ -107,18 +107,37 @@ def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str, kind: str = "mvae", syllables: int = 1000) -> argparse.Namespace:
+    """The planted multi-day benchmarks' command line (this one's and bench_apply_units.py's)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--kind", default="mvae")
-    parser.add_argument("--syllables", type=int, default=1000, help="syllables per session")
+    parser.add_argument("--kind", default=kind)
+    parser.add_argument("--syllables", type=int, default=syllables, help="syllables per session")
     parser.add_argument("--per-band", type=int, default=12, help="neurons per planted band (4 bands)")
     parser.add_argument("--json", default=None, help="also write the results here")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def run_seeds(run_seed, args: argparse.Namespace) -> list[dict]:
+    """``run_seed(seed, kind, syllables, per_band)`` for each of ``args.seeds``, each result printed as it comes."""
     results = []
     for seed in args.seeds:
         results.append(run_seed(seed, args.kind, args.syllables, args.per_band))
         print(json.dumps(results[-1]), flush=True)
+    return results
+
+
+def write_summary(args: argparse.Namespace, results: list[dict], summary: dict) -> None:
+    """Print the summary; with ``--json``, write the results and the summary there too."""
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "summary": summary, "kind": args.kind}, f, indent=1)
+
+
+def main() -> None:
+    args = arguments(__doc__)
+    results = run_seeds(run_seed, args)
     summary = {}
     for model in ("shared", "per_session"):
         for key in ("ari", "r", "r_rate"):
@@ -132,10 +151,7 @@ def main() -> None:
         for key in ("recall", "precision", "same_band"):
             values = [r[which][key] for r in results]
             summary[f"{which}_{key}"] = {"median": float(np.median(values)), "worst": float(np.min(values))}
-    print(json.dumps(summary, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"results": results, "summary": summary, "kind": args.kind}, f, indent=1)
+    write_summary(args, results, summary)
 
 
 if __name__ == "__main__":

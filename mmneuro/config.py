@@ -112,7 +112,7 @@ def code_defaults() -> dict[str, object]:
         "audio.preset": DEFAULT_PRESET, "audio.channel": PARAMETERS["channel"][0],
         "neural.labels": list(DEFAULT_LABELS), **{f"neural.{k}": v for k, v in dataclasses.asdict(BinParams()).items()},
         "dataset.val_fraction": SPLIT["val_fraction"], "dataset.test_fraction": SPLIT["test_fraction"],
-        **{f"apply.{k}": apply[k] for k in ("n_samples", "flag_percentile", "session_flag_fraction")},
+        **{f"apply.{k}": v for k, v in apply.items() if k not in ("seed", "batch_size")},
         **{f"demo.{k}": demo[k] for k in ("n_sessions", "duration_s", "seed")},
         **{f"nwb.{k}": v for k, v in dataclasses.asdict(NwbMetadata()).items() if k != "session_start_time"},
     }

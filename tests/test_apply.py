@@ -226,3 +226,46 @@ def test_cli_applies_and_rejects_bad_arguments(world, tmp_path, capsys):
     assert "--syllables" in capsys.readouterr().err
     assert main(["apply", str(tmp_path), str(wav), "--out", str(tmp_path / "p")]) == 2
     assert "config.json" in capsys.readouterr().err and not (tmp_path / "p").exists()
+
+
+def test_cli_session_with_its_own_units(world, tmp_path, capsys):
+    """A session sorted on its own (`units: own`, unit ids renumbered): accepted, its read-in and
+    read-out fitted, outputs under its own ids, its units matched to the model's; the same session
+    without `units: own` is a clear error naming its units' folder (exit 2), nothing written. (The
+    demo sessions' units under one id are different neurons, so the matching's quality is tested on
+    planted multi-day data: tests/test_apply_units.py.)"""
+    import pandas as pd
+
+    from mmneuro.cli import main
+
+    session = _complete(world)
+    phy = tmp_path / "phy"
+    shutil.copytree(session.neural, phy)
+    np.save(phy / "spike_clusters.npy", np.load(phy / "spike_clusters.npy") + 100)
+    groups = pd.read_csv(phy / "cluster_group.tsv", sep="\t")
+    groups.assign(cluster_id=groups["cluster_id"] + 100).to_csv(phy / "cluster_group.tsv", sep="\t", index=False)
+    row = {"session": "own3", "audio": session.audio, "neural": phy, "neural_format": "phy",
+           "sync_audio": session.sync_audio, "sync_neural": session.sync_neural}
+    model = world / "results" / "models" / "mopoe"
+    runs = {}
+    for units in ("", "own"):
+        table = tmp_path / f"sessions_{units or 'shared'}.tsv"
+        pd.DataFrame([{**row, "units": units}]).to_csv(table, sep="\t", index=False)
+        out = tmp_path / f"out_{units or 'shared'}"
+        code = main(["apply", str(model), "--sessions", str(table), "--out", str(out), "--n-samples", "3", "--quiet",
+                     "--set", "readin_epochs=8"])
+        runs[units] = (code, capsys.readouterr(), out)
+    code, captured, out = runs[""]
+    assert code == 2 and str(phy) in captured.err and "units: own" in captured.err and not out.exists()
+    code, captured, out = runs["own"]
+    assert code == 0 and "own units:" in captured.out
+    applied = read_netcdf(out / "own3" / "applied.nc")
+    ids = groups.loc[groups["group"] == "good", "cluster_id"].to_numpy() + 100
+    np.testing.assert_array_equal(np.sort(applied["unit"].values), np.sort(ids))
+    assert applied["predicted_counts"].sizes["unit"] == len(ids) and "pearson_r" in applied
+    assert list(applied["score"].values) == ["recon_audio", "kl"]  # the reference has no data of these units
+    matching = pd.read_csv(out / "own3" / "unit_matching.csv")
+    assert set(matching["session_b"]) == {"own3"} and set(matching["unit_b"]) <= set(ids.tolist())
+    assert set(matching["session_a"]) == {"shared"} and set(matching["unit_a"]) <= set(range(100))
+    assert {"self_score", "confident"} <= set(matching.columns)
+    assert "Units matched to the training sessions' units" in (out / "own3" / "report.html").read_text()

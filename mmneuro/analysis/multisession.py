@@ -141,8 +141,6 @@ def match_units(rates: np.ndarray, ds: xr.Dataset, self_scores: np.ndarray | Non
     it, the columns self_score (the lower of the pair's two) and confident (matched, and as similar as
     either unit is to itself: what one neuron recorded twice would give).
     """
-    from scipy.optimize import linear_sum_assignment
-
     units = {s: u for s, u in recorded_units(ds).items() if len(u)}
     ids = ds["unit_id"].values if "unit_id" in ds.coords else ds["unit"].values
     sorts = ds["unit_session"].values if "unit_session" in ds.coords else np.zeros(ds.sizes["unit"])
@@ -153,15 +151,29 @@ def match_units(rates: np.ndarray, ds: xr.Dataset, self_scores: np.ndarray | Non
             ua, ub = units[a], units[b]
             if sorts[ua[0]] == sorts[ub[0]]:
                 continue  # one sort: the same id is the same unit
-            score = rate_similarity(rates[:, ua], rates[:, ub])
-            ra, rb = linear_sum_assignment(-score)
-            mutual = (score.argmax(1)[ra] == rb) & (score.argmax(0)[rb] == ra)
-            rows += [{"session_a": a, "unit_a": int(ids[ua[p]]), "session_b": b, "unit_b": int(ids[ub[q]]),
-                      "score": float(score[p, q]), "matched": bool(m),
-                      **({} if self_scores is None else _confidence(score[p, q], m, self_scores[[ua[p], ub[q]]]))}
-                     for p, q, m in zip(ra, rb, mutual)]
+            rows += _assigned_pairs(rates[:, ua], rates[:, ub], (a, ids[ua]), (b, ids[ub]),
+                                    None if self_scores is None else (self_scores[ua], self_scores[ub]))
     extra = [] if self_scores is None else ["self_score", "confident"]
-    return pd.DataFrame(rows, columns=["session_a", "unit_a", "session_b", "unit_b", "score", "matched", *extra])
+    return pd.DataFrame(rows, columns=[*MATCHING_COLUMNS, *extra])
+
+
+MATCHING_COLUMNS = ["session_a", "unit_a", "session_b", "unit_b", "score", "matched"]
+
+
+def _assigned_pairs(rates_a: np.ndarray, rates_b: np.ndarray, a: tuple, b: tuple,
+                    self_scores: tuple | None = None) -> list[dict]:
+    """:func:`match_units`' rows for two sorts: ``a``/``b`` = (session, unit ids) of the rates' columns,
+    ``self_scores`` their units' self-similarities (or None)."""
+    from scipy.optimize import linear_sum_assignment
+
+    score = rate_similarity(rates_a, rates_b)
+    ra, rb = linear_sum_assignment(-score)
+    mutual = (score.argmax(1)[ra] == rb) & (score.argmax(0)[rb] == ra)
+    return [{"session_a": a[0], "unit_a": int(a[1][p]), "session_b": b[0], "unit_b": int(b[1][q]),
+             "score": float(score[p, q]), "matched": bool(m),
+             **({} if self_scores is None else
+                _confidence(score[p, q], m, np.array([self_scores[0][p], self_scores[1][q]])))}
+            for p, q, m in zip(ra, rb, mutual)]
 
 
 def _confidence(score: float, matched: bool, self_scores: np.ndarray) -> dict:
@@ -194,28 +206,44 @@ def session_model(model, units: np.ndarray):
     ``units`` (indices along the union's ``unit``), i.e. that session's read-in columns and read-out
     rows. On that session's syllables (:func:`session_view`) it computes exactly what ``model``
     computes on the union with NaN elsewhere, so every single-session analysis applies to it."""
-    import copy
-
-    from mmneuro.models import MultimodalVAE
-
     units = np.asarray(units)
     old = model.experts["neural"]
     n_units, per_unit = old.shape[0], int(np.prod(old.shape[1:], dtype=int))
     flat = (units[:, None] * per_unit + np.arange(per_unit)).ravel()  # the units' elements, flattened
-    config = copy.deepcopy(model.config)
-    config.modalities["neural"].shape = [len(units), *old.shape[1:]]
-    new = MultimodalVAE(config)
-    state = {}
-    for key, value in model.state_dict().items():
-        target = new.state_dict()[key]
-        if key.startswith("experts.neural.") and value.shape != target.shape:
-            for dim, (a, b) in enumerate(zip(value.shape, target.shape)):
-                if a != b:
-                    index = flat if a == n_units * per_unit and per_unit > 1 else units
-                    value = value.index_select(dim, torch_index(index))
+    new = with_unit_count(model, len(units))
+    state = model.state_dict()
+    for key in unit_parameters(model):
+        value, target = state[key], new.state_dict()[key]
+        for dim, (a, b) in enumerate(zip(value.shape, target.shape)):
+            if a != b:
+                index = flat if a == n_units * per_unit and per_unit > 1 else units
+                value = value.index_select(dim, torch_index(index))
         state[key] = value
     new.load_state_dict(state)
     return new.train(model.training)
+
+
+def with_unit_count(model, n_units: int):
+    """A new model of ``model``'s config (fresh weights) whose neural expert has ``n_units`` units."""
+    import copy
+
+    from mmneuro.models import MultimodalVAE
+
+    config = copy.deepcopy(model.config)
+    config.modalities["neural"].shape = [int(n_units), *model.experts["neural"].shape[1:]]
+    return MultimodalVAE(config)
+
+
+def unit_parameters(model) -> list[str]:
+    """The state-dict keys of ``model`` whose shape depends on its neural unit count: the neural
+    encoder's first-layer weight (the read-in), the decoder's last layer (the read-out) and any
+    per-unit likelihood parameter. Found by building the model with one unit more (on the meta
+    device: no memory, no random numbers), so a hidden size equal to the unit count is no trap."""
+    import torch
+
+    with torch.device("meta"):
+        other = with_unit_count(model, model.experts["neural"].shape[0] + 1).state_dict()
+    return [k for k, v in model.state_dict().items() if other[k].shape != v.shape]
 
 
 def torch_index(index: np.ndarray):
@@ -229,7 +257,12 @@ def unit_matching(model, ds: xr.Dataset) -> pd.DataFrame:
     unit's self-similarity: its rates fitted on the even and on the odd syllables, compared."""
     from mmneuro.inputs import neural_input_of
 
-    rates, neural_input = decoded_rates(model, ds), neural_input_of(model)
+    return rates_matching(decoded_rates(model, ds), ds, neural_input_of(model))
+
+
+def rates_matching(rates: np.ndarray, ds: xr.Dataset, neural_input: str) -> pd.DataFrame:
+    """:func:`unit_matching` of decoded ``rates`` (N, U) of ``ds``'s syllables and units (also rates
+    of several models: mmneuro.apply.readin.match_to_training)."""
     even = np.arange(len(rates)) % 2 == 0
     halves = [tuning_rates(rates, ds, neural_input, fit_rows=rows) for rows in (even, ~even)]
     self_scores = np.array([rate_similarity(halves[0][:, [u]], halves[1][:, [u]])[0, 0] for u in range(rates.shape[1])])

@@ -8,8 +8,10 @@ Three lines from a notebook::
 
 Each session is preprocessed with the parameters stored with the model, embedded, its missing
 modality predicted (decoder means over posterior samples), scored where the modality is present
-after all, and compared with the training data (out-of-distribution check). Output per session:
-``<out>/<session>/applied.nc`` and ``report.html`` (docs/apply.md).
+after all, and compared with the training data (out-of-distribution check). A session whose units
+were sorted on their own (``Session(..., units="own")``) first gets a read-in and read-out for its
+units fitted to the frozen model (mmneuro.apply.readin). Output per session:
+``<out>/<session>/applied.nc`` and ``report.html`` (docs/apply.md; ``unit_matching.csv`` for own units).
 """
 
 from mmneuro.apply.pipeline import ApplySettings, apply_model, apply_to_data

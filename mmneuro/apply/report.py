@@ -113,6 +113,21 @@ def _embedding_map(result: xr.Dataset) -> dict | None:
             "caption": latent_map.caption(data)}
 
 
+def _own_units(result: xr.Dataset) -> dict | None:
+    """A session with its own units: its read-in fit (attrs ``readin``) and the matching of its units
+    to the training sorts' (mutually matched pairs first, then the rest of the assignment)."""
+    from mmneuro.apply.pipeline import matching_table
+
+    if "readin" not in result.attrs:
+        return None
+    table = matching_table(result).sort_values(["matched", "session_a", "score"], ascending=[False, True, False])
+    summary = table.groupby("session_a", sort=False).agg(matched=("matched", "sum"), confident=("confident", "sum"),
+                                                         size=("matched", "size")).reset_index()
+    return {"fit": _attr(result, "readin"), "scored_on": result.attrs.get("scored_on", ""),
+            "n_units": result.sizes.get("unit", 0), "per_sort": summary.to_dict("records"),
+            "table": _markup_table(table.round({"score": 3}))}
+
+
 def session_report(result: xr.Dataset, model_dir) -> str:
     """The report's HTML text for one applied session (the applied.nc Dataset; templates/apply.html)."""
     from markupsafe import Markup
@@ -136,4 +151,4 @@ def session_report(result: xr.Dataset, model_dir) -> str:
         differences=_attr(result, "param_differences", []) or [], ood=ood,
         scores=_markup_table(pd.DataFrame(scores)) if scores else None,
         counts_figure=_png(predicted_counts_figure(result)) if "predicted_counts" in result else None,
-        embedding=embedding, bokeh_js=Markup(latent_map.bokeh_js()) if embedding else "")
+        embedding=embedding, bokeh_js=Markup(latent_map.bokeh_js()) if embedding else "", own=_own_units(result))

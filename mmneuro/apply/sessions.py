@@ -4,7 +4,8 @@ A model remembers the audio and neural stage parameters its training data were m
 (``config.json`` → ``model.preprocessing``, written by mmneuro.train). New sessions go through the
 same stages with exactly those parameters, so their spectrograms and counts mean what the model
 learnt. Audio parameters are in Hz and seconds, so a recording at another sampling rate gives the
-same images; neural units must be the same (tracked) units the model was trained on.
+same images; neural units must be the same (tracked) units the model was trained on, unless the
+session says ``units: own`` (mmneuro.apply.readin fits its units).
 """
 
 from __future__ import annotations

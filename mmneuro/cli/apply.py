@@ -2,7 +2,8 @@
 model on new sessions.
 
 Audio-only sessions are given as WAV paths (the session id is the file stem, or ``ID=WAV``);
-sessions with neural data (or neural only) come from a sessions table in the workflow's format.
+sessions with neural data (or neural only) come from a sessions table in the workflow's format; a
+row with ``units: own`` has units the model never saw (its read-in and read-out are fitted).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 from mmneuro.cli import add_set_argument
 
 SHORTCUTS = ("n_samples", "seed", "flag_percentile", "session_flag_fraction")  # --set keys with an option too
-KEYS = (*SHORTCUTS, "batch_size")  # mmneuro.apply.ApplySettings declares their defaults
+READIN = ("readin_epochs", "readin_patience", "readin_lr", "readin_val_fraction", "readin_test_fraction")
+KEYS = (*SHORTCUTS, "batch_size", *READIN)  # mmneuro.apply.ApplySettings declares their defaults
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +24,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="audio-only sessions: a WAV file (id = its file stem) or ID=WAV")
     parser.add_argument("--sessions", dest="table", type=Path, default=None, metavar="TSV",
                         help="sessions table (columns session, audio, neural, neural_format, sync_audio, sync_neural, "
-                             "clock_offset_s, clock_drift; as config/sessions.example.tsv): complete, audio-only or "
-                             "neural-only sessions")
+                             "clock_offset_s, clock_drift, units; as config/sessions.example.tsv): complete, audio-only or "
+                             "neural-only sessions; units `own`: units sorted on their own, fitted a read-in and "
+                             "read-out (readin_* keys of --set)")
     parser.add_argument("--syllables", action="append", default=[], metavar="ID=CSV",
                         help="syllable times (CSV onset_s, offset_s, audio clock) for a session: required for "
                              "neural-only sessions, used instead of segmentation otherwise (repeatable)")

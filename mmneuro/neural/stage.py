@@ -56,7 +56,8 @@ def session_counts(session, syllables: xr.Dataset | pd.DataFrame, params: dict |
         missing = sorted(set(reference_units.tolist()) - set(units.unit_ids.tolist()))
         raise InputError(session.neural, f"{len(units)} units with labels {list(labels)}, but the model was trained on "
                                          f"{len(reference_units)} (missing {missing[:8]}, not in training {extra[:8]}); "
-                                         "apply needs the same tracked units, or drop the neural data")
+                                         "apply needs the same tracked units; for units sorted on their own "
+                                         "mark the session `units: own` in the sessions table, or drop the neural data")
     if (session.sync_audio is None) != (session.sync_neural is None):
         raise InputError(session.session, "give both sync-pulse files (audio and neural) or neither")
     if session.sync_audio is not None:
