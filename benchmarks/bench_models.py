@@ -1,11 +1,11 @@
 """Training-step throughput and peak memory: mmneuro vs MultiVae 1.0.3 (same networks, same losses).
 
-    .venv/bin/python benchmarks/bench_models.py [--steps 5] [--threads 2] [--batch 64] [--K 10]
+    .venv/bin/python benchmarks/bench_models.py [--steps 5] [--threads 2] [--batch 64] [--K 10] [--clock cpu]
 
 Both sides use the *same* encoder/decoder modules (mmneuro's experts, wrapped in pythae's
 BaseEncoder/BaseDecoder for MultiVae, copied so each has its own optimiser state), latent 16,
 Gaussian likelihoods on both modalities (MultiVae has no Poisson decoder), likelihood rescaling
-on, and a plain Adam loop. Before timing, one process checks that the two libraries give the same
+on, Adam. Before timing, one process checks that the two libraries give the same
 loss on the same batch and seed (MVAE ELBO sum; MMVAE looser IWAE), so the timings compare the
 same computation. Each library trains in its own process, as each would (mmneuro's with its
 optimiser and its allocator setting, mmneuro.train.make_optimizer and mmneuro.allocator; MultiVae's
