@@ -1,22 +1,27 @@
 """Training-step throughput and peak memory: mmneuro vs MultiVae 1.0.3 (same networks, same losses).
 
-    .venv/bin/python benchmarks/bench_models.py [--steps 5] [--threads 2] [--batch 64] [--K 10]
+    .venv/bin/python benchmarks/bench_models.py [--steps 5] [--threads 2] [--batch 64] [--K 10] [--clock cpu]
 
 Both sides use the *same* encoder/decoder modules (mmneuro's experts, wrapped in pythae's
 BaseEncoder/BaseDecoder for MultiVae, copied so each has its own optimiser state), latent 16,
 Gaussian likelihoods on both modalities (MultiVae has no Poisson decoder), likelihood rescaling
-on, and a plain Adam loop. Before timing, one process checks that the two libraries give the same
+on, Adam. Before timing, one process checks that the two libraries give the same
 loss on the same batch and seed (MVAE ELBO sum; MMVAE looser IWAE), so the timings compare the
-same computation. Steps are timed round-robin across libraries in ``--steps`` rounds (the machine
-may be shared; benchmarks/rounds.py prints the machine and load, min / median / max and the ratio
-per round); mmneuro's FLOP rate (torch.utils.flop_counter) is printed beside the measured float32
-matmul peak; peak RSS is measured for each configuration in its own subprocess.
+same computation. Each library trains in its own process, as each would (mmneuro's with its
+optimiser and its allocator setting, mmneuro.train.make_optimizer and mmneuro.allocator; MultiVae's
+with a plain Adam); steps are timed round-robin across these processes in ``--steps`` rounds (the
+machine may be shared; benchmarks/rounds.py prints the machine and load, min / median / max and the
+ratio per round); mmneuro's FLOP rate (torch.utils.flop_counter) is printed beside the measured
+float32 matmul peak; peak RSS (VmHWM) is each process's. ``--libraries`` may add
+``multivae_reuse`` / ``multivae_nhwc_reuse`` (MultiVae in a process with mmneuro's allocator setting)
+and ``mmneuro_glibc`` (mmneuro without it: glibc's defaults).
 Needs ``pip install --no-deps multivae==1.0.3 pythae`` (+ pydantic, cloudpickle).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import statistics
@@ -28,7 +33,7 @@ from pathlib import Path
 AUDIO_SHAPE, NEURAL_SHAPE, LATENT = (1, 128, 128), (50, 20), 16
 SCALES = {"audio": 0.1, "neural": 1.0}
 # multivae_nhwc: MultiVae calling the same conv networks in channels_last layout, to separate the
-# layout gain from the rest of the difference
+# layout gain from the rest of the difference (a "_reuse" suffix: with mmneuro's allocator setting too)
 LIBRARIES = ("multivae", "multivae_nhwc", "mmneuro")
 
 
@@ -103,11 +108,11 @@ def _step_fns(library: str, kind: str, k: int, n: int):
     """→ (model, loss_fn() -> scalar loss as a per-sample mean)."""
     ours = _mmneuro_model(kind, k)
     x = _batch(n)
-    if library == "mmneuro":
+    if library.startswith("mmneuro"):
         return ours, lambda: ours.loss(x)[0]
     from multivae.data.datasets.base import MultimodalBaseDataset
 
-    theirs = _multivae_model(kind, k, ours, channels_last=library == "multivae_nhwc")
+    theirs = _multivae_model(kind, k, ours, channels_last=library.startswith("multivae_nhwc"))
     data = MultimodalBaseDataset(data=x, labels=None)
     # MVAE's loss is already a per-sample mean (summed over subsets); MMVAE's is a batch sum
     scale = 1.0 if kind == "mvae" else 1.0 / n
@@ -146,8 +151,10 @@ def _trainer(library: str, kind: str, k: int, n: int):
     """→ step() running one Adam step and returning its loss."""
     import torch
 
+    from mmneuro.train import make_optimizer
+
     model, loss_fn = _step_fns(library, kind, k, n)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt = make_optimizer(model, 1e-4) if library.startswith("mmneuro") else torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -159,28 +166,76 @@ def _trainer(library: str, kind: str, k: int, n: int):
     return step
 
 
-def memory_worker(library: str, kind: str, k: int, n: int, threads: int) -> dict:
-    """Peak RSS of one configuration in a fresh process: build, warm-up step, one more step."""
+PROTOCOL = "@"  # prefix of the worker's protocol lines on stdout (anything else there is a library's print)
+
+
+def step_worker(library: str, kind: str, k: int, n: int, threads: int, clock: str = "wall") -> None:
+    """One library's training in this process (mmneuro's with mmneuro.allocator's setting, as
+    mmneuro.train runs it): prints its RSS before training, then for each ``step`` line on stdin runs
+    one step and prints its seconds (``clock`` "cpu": this process's CPU time, less inflated by other
+    users' load at 1 thread); at the end of stdin, its peak RSS (VmHWM)."""
     import torch
 
+    from mmneuro.allocator import reuse_freed_memory
+
     torch.set_num_threads(threads)
-    step = _trainer(library, kind, k, n)
-    before = _peak_rss_mb()
-    step()
-    step()
-    return {"library": library, "kind": kind, "peak_rss_mb": _peak_rss_mb(), "rss_before_training_mb": before}
+    with contextlib.ExitStack() as stack:
+        if library == "mmneuro" or library.endswith("_reuse"):
+            stack.enter_context(reuse_freed_memory())
+        step = _trainer(library, kind, k, n)
+        print(PROTOCOL + json.dumps({"rss_before_training_mb": _peak_rss_mb()}), flush=True)
+        now = time.process_time if clock == "cpu" else time.perf_counter
+        for line in sys.stdin:
+            start = now()
+            step()
+            print(PROTOCOL + json.dumps(now() - start), flush=True)
+    print(PROTOCOL + json.dumps({"peak_rss_mb": _peak_rss_mb()}), flush=True)
 
 
-def time_interleaved(kind: str, k: int, n: int, steps: int, libraries=LIBRARIES) -> dict[str, list[float]]:
-    """Seconds per step of every library, measured round-robin (one step each per round, after one
-    warm-up step each) so that load from other users of a shared machine hits all of them alike."""
-    from rounds import run_rounds, timed
+class Worker:
+    """A :func:`step_worker` process, driven from here."""
 
-    trainers = {lib: _trainer(lib, kind, k, n) for lib in libraries}
-    for step in trainers.values():
-        step()
-    return run_rounds({lib: timed(step) for lib, step in trainers.items()}, steps,
-                      baseline=libraries[0] if len(libraries) > 1 else None, label=f"{kind} s/step: ")
+    def __init__(self, library: str, kind: str, k: int, n: int, threads: int, clock: str = "wall"):
+        cmd = [sys.executable, __file__, "--step-worker", f"{library}:{kind}", "--threads", str(threads),
+               "--batch", str(n), "--K", str(k), "--clock", clock]
+        self.info = {"library": library, "kind": kind}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info |= self._read()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.startswith(PROTOCOL):
+                return json.loads(line[len(PROTOCOL):])
+        raise RuntimeError(f"worker {self.info} ended (exit {self.proc.wait()})")
+
+    def step(self) -> float:
+        self.proc.stdin.write("step\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> dict:
+        self.proc.stdin.close()
+        self.info |= self._read()
+        self.proc.wait()
+        return self.info
+
+
+def time_interleaved(kind: str, k: int, n: int, steps: int, threads: int, libraries=LIBRARIES,
+                     clock: str = "wall") -> tuple[dict[str, list[float]], list[dict]]:
+    """Seconds per step of every library, each in its own process, measured round-robin (one step
+    each per round, after one warm-up step each) so that load from other users of a shared machine
+    hits all of them alike; and each process's RSS (before training, peak)."""
+    from rounds import run_rounds
+
+    workers = {lib: Worker(lib, kind, k, n, threads, clock) for lib in libraries}
+    try:
+        for worker in workers.values():
+            worker.step()
+        times = run_rounds({lib: w.step for lib, w in workers.items()}, steps,
+                           baseline=libraries[0] if len(libraries) > 1 else None, label=f"{kind} s/step: ")
+    finally:
+        memory = [w.close() for w in workers.values()]
+    return times, memory
 
 
 def step_gflop(kind: str, k: int, n: int) -> float:
@@ -194,16 +249,23 @@ def step_gflop(kind: str, k: int, n: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def matmul_peak_gflops(rounds: int, n: int = 2048) -> float:
-    """The machine's float32 torch.mm rate (GFLOP/s, best round) at the current thread count: the
-    peak the training FLOP rate is compared with."""
+def matmul_peak_gflops(rounds: int, n: int = 2048, clock: str = "wall") -> float:
+    """The machine's float32 torch.mm rate (GFLOP/s, best round) at the current thread count, timed by
+    the same ``clock`` as the steps: the peak the training FLOP rate is compared with."""
     import torch
 
-    from rounds import run_rounds, timed
+    from rounds import run_rounds
 
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    seconds = run_rounds({"torch.mm": timed(lambda: a @ b)}, rounds,
+    now = time.process_time if clock == "cpu" else time.perf_counter
+
+    def timed():
+        start = now()
+        a @ b
+        return now() - start
+
+    seconds = run_rounds({"torch.mm": timed}, rounds,
                          label=f"matmul {n}x{n} float32, {torch.get_num_threads()} threads: ")["torch.mm"]
     return 2 * n**3 / min(seconds) / 1e9
 
@@ -217,7 +279,9 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", default="mvae,mmvae")
     parser.add_argument("--libraries", default=",".join(LIBRARIES),
                         help="compared libraries, the first the baseline of the ratios (mmneuro alone: no MultiVae needed)")
-    parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="seconds per step: wall time, or each process's CPU time (at 1 thread, robust to load)")
+    parser.add_argument("--step-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     libraries = tuple(args.libraries.split(","))
 
@@ -228,28 +292,25 @@ def main(argv=None) -> int:
     import import_stand_ins
 
     import_stand_ins.install()
-    if args.memory_worker:
-        library, kind = args.memory_worker.split(":")
-        print(json.dumps(memory_worker(library, kind, args.K, args.batch, args.threads)))
+    if args.step_worker:
+        library, kind = args.step_worker.split(":")
+        step_worker(library, kind, args.K, args.batch, args.threads, args.clock)
         return 0
     from rounds import machine
 
     print(machine())
-    peak = matmul_peak_gflops(args.steps)
+    peak = matmul_peak_gflops(args.steps, clock=args.clock)
     if "multivae" in libraries:
         print(json.dumps({"loss_check": check_losses(args.K, args.batch)}, indent=1), flush=True)
     rows = []
     for kind in args.kinds.split(","):
-        times = time_interleaved(kind, args.K, args.batch, args.steps, libraries)
+        times, memory = time_interleaved(kind, args.K, args.batch, args.steps, args.threads, libraries, args.clock)
         gflop = step_gflop(kind, args.K, args.batch)
         rate = gflop / statistics.median(times["mmneuro"])
         print(f"{kind}: mmneuro {gflop:.2f} GFLOP per step, {rate:.0f} GFLOP/s (median step) = {rate / peak:.0%} "
               f"of the matmul peak {peak:.0f} GFLOP/s", flush=True)
-        for lib in libraries:
-            cmd = [sys.executable, __file__, "--memory-worker", f"{lib}:{kind}", "--threads", str(args.threads),
-                   "--batch", str(args.batch), "--K", str(args.K)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-            row = json.loads(out) | {"s_per_step": statistics.median(times[lib]), "all_s": times[lib]}
+        for lib, info in zip(libraries, memory):
+            row = info | {"s_per_step": statistics.median(times[lib]), "all_s": times[lib]}
             row["samples_per_s"] = args.batch / row["s_per_step"]
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -27,6 +27,7 @@ def step_s(dataset, settings: dict, steps: int) -> float:
     import torch
 
     from mmneuro import train as T
+    from mmneuro.allocator import reuse_freed_memory
     from mmneuro.inputs import training_arrays
     from mmneuro.models import MultimodalVAE
 
@@ -35,7 +36,7 @@ def step_s(dataset, settings: dict, steps: int) -> float:
     arrays = training_arrays(dataset, train.neural_input, modalities, "dataset")
     torch.manual_seed(train.seed)
     model = MultimodalVAE(T.build_model_config(model_dict, train, arrays, {}))
-    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)  # as mmneuro.train does
+    optimizer = T.make_optimizer(model, train.lr)
     x = {m: torch.from_numpy(a[: train.batch_size]) for m, a in arrays.items()}
     generator = torch.Generator().manual_seed(0)
 
@@ -46,12 +47,13 @@ def step_s(dataset, settings: dict, steps: int) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
         optimizer.step()
 
-    for _ in range(3):
-        step()
-    start = time.process_time()
-    for _ in range(steps):
-        step()
-    return (time.process_time() - start) / steps
+    with reuse_freed_memory():  # as mmneuro.train runs its steps
+        for _ in range(3):
+            step()
+        start = time.process_time()
+        for _ in range(steps):
+            step()
+        return (time.process_time() - start) / steps
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from mmneuro.adam import FusedAdam
+from mmneuro.allocator import reuse_freed_memory
 from mmneuro.collapse import COLLAPSE_NATS, posterior_kl, warn_collapse  # noqa: F401 (API)
 from mmneuro.errors import InputError
 from mmneuro.inputs import present_rows, training_arrays
@@ -206,6 +208,13 @@ def _run_epoch(model, tensors, idx_batches, optimizer, beta_fn, epoch, train, ge
     return {k: v / counts[k] for k, v in totals.items()}
 
 
+def make_optimizer(model: torch.nn.Module, lr: float) -> FusedAdam:
+    """The training's optimiser: Adam, fused (one kernel for all parameters instead of ~10 tensor ops
+    each: 8 of 180 ms per demo step on one CPU thread; the same updates to float rounding, 6e-8 after
+    200 steps), outside torch.optim so that training does not import torch._dynamo (mmneuro.adam)."""
+    return FusedAdam(model.parameters(), lr=lr)
+
+
 @dataclass
 class FitResult:
     """A finished training: the best model, its ``config.json`` content ({"model": …, "train": …})
@@ -268,9 +277,7 @@ def fit_model(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | Non
     device = _device(train.device)
     torch.manual_seed(train.seed)
     model = build_model(model_config).to(device)
-    # fused: one kernel for all parameters instead of ~10 tensor ops each (8 of 180 ms per demo step on
-    # one CPU thread; the same updates to float rounding, 6e-8 after 200 steps)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)
+    optimizer = make_optimizer(model, train.lr)
     tensors = {m: torch.from_numpy(a).to(device) for m, a in arrays.items()}
     train_t = {m: t[torch.from_numpy(train_idx).to(device)] for m, t in tensors.items()}
     val_t = {m: t[torch.from_numpy(val_idx).to(device)] for m, t in tensors.items()}
@@ -287,42 +294,43 @@ def fit_model(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | Non
     if epochs > train.epochs and progress:
         print(f"{len(train_idx)} training syllables: up to {epochs} epochs for min_steps={train.min_steps}",
               file=sys.stderr)
-    for epoch in range(state["epoch"] + 1, epochs + 1):
-        if state["bad_epochs"] >= train.patience:
-            break
-        model.train()
-        # the global RNG feeds dropout layers (the mixtures' neural input_dropout): seeded per epoch as well,
-        # so a resumed run draws the same masks
-        torch.manual_seed(_epoch_seed(train.seed, epoch, 2))
-        gen = _epoch_generator(train.seed, epoch, 0)  # batch order: drawn on the CPU on every device
-        # on the CPU the model samples from the same stream (results as before); elsewhere from its own
-        sampler = gen if device.type == "cpu" else _epoch_generator(train.seed, epoch, 0, device)
-        row = {"epoch": epoch, "beta": model_config.beta_at(epoch - 1)}
-        fit_terms = _run_epoch(model, train_t, _batches(len(train_idx), train.batch_size, gen), optimizer,
-                               model_config.beta_at, epoch, train, sampler, progress)
-        row |= {f"train_{k}": v for k, v in fit_terms.items()}
-        model.eval()
-        score = row["train_loss"]
-        if len(val_idx):
-            val_terms = _run_epoch(model, val_t, _batches(len(val_idx), train.batch_size, None), None,
-                                   lambda _: model_config.beta, epoch, train, _epoch_generator(train.seed, 0, 1, device),
-                                   progress)
-            row |= {f"val_{k}": v for k, v in val_terms.items()}
-            score = row["val_loss"]
-        if score < state["best"]:
-            state["best"], state["bad_epochs"] = score, 0
-            state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch
-        state["metrics"].append(row)
-        if out_dir is not None:
-            _save_checkpoint(out_dir, identity, model, optimizer, state)
-        if progress:
-            print(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
-                  file=sys.stderr)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
+    with reuse_freed_memory():  # the same values; no page faults for every step's tensors (mmneuro.allocator)
+        for epoch in range(state["epoch"] + 1, epochs + 1):
+            if state["bad_epochs"] >= train.patience:
+                break
+            model.train()
+            # the global RNG feeds dropout layers (the mixtures' neural input_dropout): seeded per epoch as well,
+            # so a resumed run draws the same masks
+            torch.manual_seed(_epoch_seed(train.seed, epoch, 2))
+            gen = _epoch_generator(train.seed, epoch, 0)  # batch order: drawn on the CPU on every device
+            # on the CPU the model samples from the same stream (results as before); elsewhere from its own
+            sampler = gen if device.type == "cpu" else _epoch_generator(train.seed, epoch, 0, device)
+            row = {"epoch": epoch, "beta": model_config.beta_at(epoch - 1)}
+            fit_terms = _run_epoch(model, train_t, _batches(len(train_idx), train.batch_size, gen), optimizer,
+                                   model_config.beta_at, epoch, train, sampler, progress)
+            row |= {f"train_{k}": v for k, v in fit_terms.items()}
+            model.eval()
+            score = row["train_loss"]
+            if len(val_idx):
+                val_terms = _run_epoch(model, val_t, _batches(len(val_idx), train.batch_size, None), None,
+                                       lambda _: model_config.beta, epoch, train,
+                                       _epoch_generator(train.seed, 0, 1, device), progress)
+                row |= {f"val_{k}": v for k, v in val_terms.items()}
+                score = row["val_loss"]
+            if score < state["best"]:
+                state["best"], state["bad_epochs"] = score, 0
+                state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch
+            state["metrics"].append(row)
+            if out_dir is not None:
+                _save_checkpoint(out_dir, identity, model, optimizer, state)
+            if progress:
+                print(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
+                      file=sys.stderr)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
 
     warn_collapse(state["metrics"], where if out_dir is None else out_dir)
     model.load_state_dict(state["best_state"])

@@ -131,40 +131,61 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z, channels_last: bool = False):
         h = self.dense(z)
-        if channels_last:  # see ConvEncoder
-            h = h.contiguous(memory_format=torch.channels_last)
-        if torch.is_grad_enabled() or not channels_last:
+        if not channels_last:
             return self.convs(h).contiguous()
-        for layer in self.convs:  # inference (analysis, apply): the same values, the last layer faster
-            if isinstance(layer, nn.ConvTranspose2d) and layer.out_channels == 1 and layer.stride == (2, 2):
-                h = conv_transpose_one_channel(h, layer)
-            elif isinstance(layer, nn.SiLU):  # in place: no autograd to keep the input for
+        h = h.contiguous(memory_format=torch.channels_last)  # see ConvEncoder
+        inference = not torch.is_grad_enabled()
+        for layer in self.convs:  # the same values as self.convs(h), the last layer faster
+            # (training on a GPU keeps cuDNN's kernel: not measured there)
+            if (isinstance(layer, nn.ConvTranspose2d) and layer.out_channels == 1 and layer.stride == (2, 2)
+                    and (inference or h.is_cpu)):
+                h = OneChannelConvTranspose.apply(h, layer.weight, layer.bias)
+            elif inference and isinstance(layer, nn.SiLU):  # in place: no autograd to keep the input for
                 h = F.silu(h, inplace=True)
             else:
                 h = layer(h)
         return h.contiguous()
 
 
-def conv_transpose_one_channel(x: torch.Tensor, layer: nn.ConvTranspose2d) -> torch.Tensor:
-    """``layer(x)`` for a 4×4, stride-2, padding-1 transposed convolution to one output channel, x
-    (N, C, H, W) channels_last -> (N, 1, 2H, 2W): one matmul of every pixel's C features with the 16
-    taps, then the 4 overlapping 2×2 blocks of taps added into place.
+def conv_transpose_one_channel(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A 4×4, stride-2, padding-1 transposed convolution to one output channel (weight (C, 1, 4, 4),
+    bias (1,)), x (N, C, H, W) channels_last -> (N, 1, 2H, 2W): one matmul of every pixel's C features
+    with the 16 taps, then the 4 overlapping 2×2 blocks of taps added into place.
 
     oneDNN has no fast kernel for one output channel: its transposed convolution ran at ~2 GFLOP/s
     there, half of the demo decoder's time; this runs 3-5× faster (1 thread, batch 256; values equal
-    up to float rounding, ~1e-6). Not used in training: its backward is slower than oneDNN's.
+    up to float rounding, ~1e-6). Its own backward is slower than oneDNN's, hence
+    :class:`OneChannelConvTranspose` in training.
     """
     n, c, h, w = x.shape
     # weight (C, 1, kh, kw) with kh = 2 * shift_h + phase_h: columns ordered (shift_h, shift_w, phase_h, phase_w)
-    taps = layer.weight.reshape(c, 2, 2, 2, 2).permute(0, 1, 3, 2, 4).reshape(c, 16)
+    taps = weight.reshape(c, 2, 2, 2, 2).permute(0, 1, 3, 2, 4).reshape(c, 16)
     cols = (x.permute(0, 2, 3, 1).reshape(-1, c) @ taps).view(n, h, w, 2, 2, 2, 2)
     # output row 2i - 1 + kh = 2 (i + shift_h) + phase_h - 1: a (H+1, 2, W+1, 2) grid, cropped by one pixel
     out = x.new_zeros(n, h + 1, 2, w + 1, 2)
     for sh in (0, 1):
         for sw in (0, 1):
             out[:, sh:sh + h, :, sw:sw + w] += cols[:, :, :, sh, sw].permute(0, 1, 3, 2, 4)
-    out = out.view(n, 2 * h + 2, 2 * w + 2)[:, 1:-1, 1:-1] + layer.bias
+    out = out.view(n, 2 * h + 2, 2 * w + 2)[:, 1:-1, 1:-1] + bias
     return out.unsqueeze(1)
+
+
+class OneChannelConvTranspose(torch.autograd.Function):
+    """:func:`conv_transpose_one_channel` forward, oneDNN's transposed-convolution backward (the
+    exact gradient of the same map): 1.05× (MVAE) / 1.03× (MMVAE) less CPU per training step of
+    benchmarks/bench_models.py at 1 thread, whose forward spent ~9 % of the MVAE step in this layer."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return conv_transpose_one_channel(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        return torch.ops.aten.convolution_backward(grad, x, weight, [1], [2, 2], [1, 1], [1, 1], True, [0, 0], 1,
+                                                   list(ctx.needs_input_grad))
 
 
 class MLPEncoder(nn.Module):
