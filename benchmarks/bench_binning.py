@@ -7,6 +7,7 @@ that both give the same counts. Peak memory is measured with tracemalloc
 (numpy reports its buffers to it) in a second call, so tracing does not slow the timed one.
 
     .venv/bin/python benchmarks/bench_binning.py [--spikes 10e6 --units 400 --syllables 20000]
+        [--workers 2]        # also bin_counts on 2 threads
         [--base /tmp/base]   # also the bin_counts of another checkout (git worktree add /tmp/base 40e7d07)
 """
 
@@ -81,10 +82,11 @@ def main() -> None:
     parser.add_argument("--syllables", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (reference, bin_counts), side by side")
     parser.add_argument("--reference-syllables", type=int, default=None, help="limit the reference loop (default: all)")
+    parser.add_argument("--workers", type=int, default=1, help="also time bin_counts on this many threads")
     parser.add_argument("--base", default=None, help="another checkout whose bin_counts runs in the same rounds")
     args = parser.parse_args()
 
-    from rounds import machine, run_rounds, timed
+    from rounds import machine, run_rounds, summary, timed
 
     from mmneuro.neural import BinParams, ClockFit, bin_counts
 
@@ -100,15 +102,18 @@ def main() -> None:
     onset_neural = clock.to_neural(syllables["onset_s"].to_numpy()[:n_ref])
     out = {}
 
-    def ours():
-        out["ours"] = None  # free the last round's counts first
-        out["ours"] = bin_counts(units, syllables, params, clock, session="bench", progress=False)["counts"].values
+    def ours(workers=1, key="ours"):
+        out[key] = None  # free the last round's counts first
+        out[key] = bin_counts(units, syllables, params, clock, session="bench", progress=False,
+                              workers=workers)["counts"].values
 
     def reference():
         out["reference"] = None
         out["reference"] = per_syllable_reference(units, onset_neural, params.relative_edges_s(), 1 + clock.drift)
 
     variants = {"reference": timed(reference), "bin_counts": timed(ours)}
+    if args.workers > 1:
+        variants[f"bin_counts workers={args.workers}"] = timed(lambda: ours(args.workers, "threads"))
     if args.base:
         base = load_binning(args.base)
 
@@ -120,10 +125,15 @@ def main() -> None:
         variants["base bin_counts"] = timed(theirs)
     print(f"bin_counts (window + total counts) vs the per-syllable loop reference (window counts only, "
           f"{n_ref:,} syllables)")
-    run_rounds(variants, args.rounds, baseline="reference")
+    seconds = run_rounds(variants, args.rounds, baseline="reference")
+    if args.base:  # the two bin_counts, ran in the same rounds: the other checkout's time / this one's
+        print(summary({name: s for name, s in seconds.items() if name != "reference"}, baseline="base bin_counts"))
     same = np.array_equal(out["reference"], out["ours"][:n_ref])
     if args.base:
         print(f"base: identical counts: {np.array_equal(out['base'], out['ours'])}")
+    if args.workers > 1:
+        same &= np.array_equal(out["threads"], out["ours"])
+        print(f"workers={args.workers}: identical counts: {np.array_equal(out['threads'], out['ours'])}")
     print(f"identical counts: {same}")
     out.clear()
 
