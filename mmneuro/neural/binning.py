@@ -138,7 +138,7 @@ class _EdgeLookup:
     because the cell is a monotone function of the time.
     """
 
-    CELLS = 8
+    CELLS = 4
 
     def __init__(self, edges: np.ndarray):
         self.order = np.argsort(edges, kind="stable")
@@ -149,11 +149,14 @@ class _EdgeLookup:
         if not self.per_s:  # one cell holding every edge: all spikes go to the binary search
             self.lo = 0.0
         # edges_below[c]: edges in cells < c; a cell c holds edges_below[c] .. edges_below[c + 1] - 1
-        self.edges_below = np.searchsorted(self._cell(self.sorted), np.arange(self.n_cells + 2), side="left")
+        # int32 where it fits: every spike reads the table twice, and at half the size it stays in
+        # cache (10 % less CPU for the whole binning than int64 or no table; docs/neural.md)
+        dtype = np.int32 if edges.size < np.iinfo(np.int32).max else np.int64
+        self.edges_below = np.searchsorted(self._cell(self.sorted), np.arange(self.n_cells + 2), side="left").astype(dtype)
 
     def _cell(self, t: np.ndarray) -> np.ndarray:
         c = (t - self.lo) * self.per_s
-        np.clip(c, 0, self.n_cells, out=c)  # NaN stays NaN: such spikes are left to the binary search
+        np.clip(c, 0, self.n_cells, out=c)  # times are finite: the readers and syllable checks refuse others
         return c.astype(np.intp)
 
     def spikes_before(self, spikes: np.ndarray) -> np.ndarray:
