@@ -96,11 +96,14 @@ def count_bin_sets(units: Units, bin_sets: list[tuple[np.ndarray, np.ndarray, in
         start, width = np.asarray(start, dtype=np.float64), np.asarray(width, dtype=np.float64)
         if width.size and (width == width[0]).all():
             width = width[0]  # one width for all: the same arithmetic on a scalar, without a gather per pair
-        sets.append((start, width, n_bins, np.zeros((start.size, len(units), n_bins), dtype=np.int32)))
+        # one bin per window: counted unit by unit into (unit, syllable) rows, turned around at the end
+        # (a unit's counts are then one contiguous row instead of a store every n_units values)
+        shape = (len(units), start.size) if n_bins == 1 else (start.size, len(units), n_bins)
+        sets.append((start, width, n_bins, np.zeros(shape, dtype=np.int32)))
         if start.size and n_bins:
             edges += [start, bin_edges(start, np.broadcast_to(width, start.shape), n_bins)[:, -1]]
     if not edges:
-        return [out for *_, out in sets]
+        return [_syllable_major(out, n_bins) for _, _, n_bins, out in sets]
     lookup = _EdgeLookup(np.concatenate(edges))
 
     def count_unit(u: int) -> None:  # writes unit u's counts only: units can run on threads side by side
@@ -114,7 +117,7 @@ def count_bin_sets(units: Units, bin_sets: list[tuple[np.ndarray, np.ndarray, in
             at += 2 * start.size
             n_in = np.maximum(last - first, 0)
             if n_bins == 1:  # one bin is the whole window: the look-ups already counted it
-                out[:, u, 0] = n_in
+                out[u] = n_in
             else:
                 _bin_pairs(out, u, spikes, start, width, first, n_in)
 
@@ -125,7 +128,16 @@ def count_bin_sets(units: Units, bin_sets: list[tuple[np.ndarray, np.ndarray, in
         done = ordered_map(count_unit, range(len(units)), workers)
     for _ in tqdm(done, total=len(units), desc="binning units", unit="unit", disable=None if progress is None else not progress):
         pass
-    return [out for *_, out in sets]
+    return [_syllable_major(out, n_bins) for _, _, n_bins, out in sets]
+
+
+def _syllable_major(out: np.ndarray, n_bins: int) -> np.ndarray:
+    """The (n_syllables, n_units, n_bins) array of a set's counts (one-bin sets are counted as (unit, syllable))."""
+    if n_bins != 1:
+        return out
+    turned = np.empty((out.shape[1], out.shape[0], 1), dtype=out.dtype)
+    turned[:, :, 0] = out.T
+    return turned
 
 
 class _EdgeLookup:
