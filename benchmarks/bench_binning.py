@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
+import time
 import tracemalloc
 
 import numpy as np
@@ -86,7 +88,7 @@ def main() -> None:
     parser.add_argument("--base", default=None, help="another checkout whose bin_counts runs in the same rounds")
     args = parser.parse_args()
 
-    from rounds import machine, run_rounds, summary, timed
+    from rounds import machine, ratios, run_rounds, summary, timed
 
     from mmneuro.neural import BinParams, ClockFit, bin_counts
 
@@ -111,9 +113,21 @@ def main() -> None:
         out["reference"] = None
         out["reference"] = per_syllable_reference(units, onset_neural, params.relative_edges_s(), 1 + clock.drift)
 
-    variants = {"reference": timed(reference), "bin_counts": timed(ours)}
+    cpu: dict[str, list[float]] = {}
+
+    def timed_cpu(name, fn):
+        """timed(fn), also keeping the process's CPU seconds (user + system), which a loaded machine stretches less."""
+        def run() -> float:
+            before = time.process_time()
+            seconds = timed(fn)()
+            cpu.setdefault(name, []).append(time.process_time() - before)
+            return seconds
+        return run
+
+    variants = {"reference": timed_cpu("reference", reference), "bin_counts": timed_cpu("bin_counts", ours)}
     if args.workers > 1:
-        variants[f"bin_counts workers={args.workers}"] = timed(lambda: ours(args.workers, "threads"))
+        name = f"bin_counts workers={args.workers}"
+        variants[name] = timed_cpu(name, lambda: ours(args.workers, "threads"))
     if args.base:
         base = load_binning(args.base)
 
@@ -122,13 +136,17 @@ def main() -> None:
             out["base"] = base.bin_counts(units, syllables, dataclasses.asdict(params), clock, session="bench",
                                           progress=False)["counts"].values
 
-        variants["base bin_counts"] = timed(theirs)
+        variants["base bin_counts"] = timed_cpu("base bin_counts", theirs)
     print(f"bin_counts (window + total counts) vs the per-syllable loop reference (window counts only, "
           f"{n_ref:,} syllables)")
     seconds = run_rounds(variants, args.rounds, baseline="reference")
     if args.base:  # the two bin_counts, ran in the same rounds: the other checkout's time / this one's
-        ratios = summary({name: s for name, s in seconds.items() if name != "reference"}, baseline="base bin_counts")
-        print("\n".join(line for line in ratios.splitlines() if line.startswith("base bin_counts/")))
+        lines = summary({name: s for name, s in seconds.items() if name != "reference"}, baseline="base bin_counts")
+        print("\n".join(line for line in lines.splitlines() if line.startswith("base bin_counts/")))
+    print("CPU s (user + system) per round: " + "; ".join(f"{n} {', '.join(f'{c:.2f}' for c in v)}" for n, v in cpu.items()))
+    if args.base:
+        r = ratios(cpu["base bin_counts"], cpu["bin_counts"])
+        print(f"CPU base bin_counts/bin_counts: median {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})")
     same = np.array_equal(out["reference"], out["ours"][:n_ref])
     if args.base:
         print(f"base: identical counts: {np.array_equal(out['base'], out['ours'])}")
