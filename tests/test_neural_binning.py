@@ -156,7 +156,7 @@ def test_edge_lookup_matches_binary_search():
     # Clustered edges with ties, spikes on, between, before and after them; one edge; all edges equal.
     rng = np.random.default_rng(1)
     clustered = np.concatenate([rng.uniform(0, 1, 50), 3 + rng.uniform(0, 1e-6, 40), [2.0] * 5, [1e3]])
-    for edges in (rng.permutation(clustered), np.array([2.0]), np.full(7, 0.5)):
+    for edges in (rng.permutation(clustered), np.array([2.0]), np.full(7, 0.5), np.array([0.0, 5e-324, 1e-323])):
         spikes = np.sort(np.concatenate([rng.uniform(-1, 1.1 * edges.max() + 1, 500), edges, np.nextafter(edges, np.inf)]))
         expected = np.searchsorted(spikes, edges, side="left")  # spikes strictly before each edge
         np.testing.assert_array_equal(_EdgeLookup(edges).spikes_before(spikes), expected)

@@ -157,8 +157,10 @@ class _EdgeLookup:
         self.sorted = edges[self.order]
         self.n_cells = self.CELLS * edges.size
         self.lo, span = self.sorted[0], self.sorted[-1] - self.sorted[0]
-        self.per_s = self.n_cells / span if 0 < span < np.inf else 0.0
-        if not self.per_s:  # one cell holding every edge: all spikes go to the binary search
+        with np.errstate(over="ignore"):
+            self.per_s = self.n_cells / span if 0 < span < np.inf else 0.0
+        if not 0 < self.per_s < np.inf:  # one cell holding every edge: all spikes go to the binary search
+            self.per_s = 0.0
             self.lo = 0.0
         # edges_below[c]: edges in cells < c; a cell c holds edges_below[c] .. edges_below[c + 1] - 1
         # int32 where it fits: every spike reads the table twice, and at half the size it stays in
