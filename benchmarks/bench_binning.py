@@ -7,6 +7,7 @@ that both give the same counts. Peak memory is measured with tracemalloc
 (numpy reports its buffers to it) in a second call, so tracing does not slow the timed one.
 
     .venv/bin/python benchmarks/bench_binning.py [--spikes 10e6 --units 400 --syllables 20000]
+        [--workers 2]        # also bin_counts on 2 threads
         [--base /tmp/base]   # also the bin_counts of another checkout (git worktree add /tmp/base 40e7d07)
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
+import time
 import tracemalloc
 
 import numpy as np
@@ -81,10 +84,11 @@ def main() -> None:
     parser.add_argument("--syllables", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (reference, bin_counts), side by side")
     parser.add_argument("--reference-syllables", type=int, default=None, help="limit the reference loop (default: all)")
+    parser.add_argument("--workers", type=int, default=1, help="also time bin_counts on this many threads")
     parser.add_argument("--base", default=None, help="another checkout whose bin_counts runs in the same rounds")
     args = parser.parse_args()
 
-    from rounds import machine, run_rounds, timed
+    from rounds import machine, ratios, run_rounds, summary, timed
 
     from mmneuro.neural import BinParams, ClockFit, bin_counts
 
@@ -100,15 +104,30 @@ def main() -> None:
     onset_neural = clock.to_neural(syllables["onset_s"].to_numpy()[:n_ref])
     out = {}
 
-    def ours():
-        out["ours"] = None  # free the last round's counts first
-        out["ours"] = bin_counts(units, syllables, params, clock, session="bench", progress=False)["counts"].values
+    def ours(workers=1, key="ours"):
+        out[key] = None  # free the last round's counts first
+        out[key] = bin_counts(units, syllables, params, clock, session="bench", progress=False,
+                              workers=workers)["counts"].values
 
     def reference():
         out["reference"] = None
         out["reference"] = per_syllable_reference(units, onset_neural, params.relative_edges_s(), 1 + clock.drift)
 
-    variants = {"reference": timed(reference), "bin_counts": timed(ours)}
+    cpu: dict[str, list[float]] = {}
+
+    def timed_cpu(name, fn):
+        """timed(fn), also keeping the process's CPU seconds (user + system), which a loaded machine stretches less."""
+        def run() -> float:
+            before = time.process_time()
+            seconds = timed(fn)()
+            cpu.setdefault(name, []).append(time.process_time() - before)
+            return seconds
+        return run
+
+    variants = {"reference": timed_cpu("reference", reference), "bin_counts": timed_cpu("bin_counts", ours)}
+    if args.workers > 1:
+        name = f"bin_counts workers={args.workers}"
+        variants[name] = timed_cpu(name, lambda: ours(args.workers, "threads"))
     if args.base:
         base = load_binning(args.base)
 
@@ -117,13 +136,23 @@ def main() -> None:
             out["base"] = base.bin_counts(units, syllables, dataclasses.asdict(params), clock, session="bench",
                                           progress=False)["counts"].values
 
-        variants["base bin_counts"] = timed(theirs)
+        variants["base bin_counts"] = timed_cpu("base bin_counts", theirs)
     print(f"bin_counts (window + total counts) vs the per-syllable loop reference (window counts only, "
           f"{n_ref:,} syllables)")
-    run_rounds(variants, args.rounds, baseline="reference")
+    seconds = run_rounds(variants, args.rounds, baseline="reference")
+    if args.base:  # the two bin_counts, ran in the same rounds: the other checkout's time / this one's
+        lines = summary({name: s for name, s in seconds.items() if name != "reference"}, baseline="base bin_counts")
+        print("\n".join(line for line in lines.splitlines() if line.startswith("base bin_counts/")))
+    print("CPU s (user + system) per round: " + "; ".join(f"{n} {', '.join(f'{c:.2f}' for c in v)}" for n, v in cpu.items()))
+    if args.base:
+        r = ratios(cpu["base bin_counts"], cpu["bin_counts"])
+        print(f"CPU base bin_counts/bin_counts: median {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})")
     same = np.array_equal(out["reference"], out["ours"][:n_ref])
     if args.base:
         print(f"base: identical counts: {np.array_equal(out['base'], out['ours'])}")
+    if args.workers > 1:
+        same &= np.array_equal(out["threads"], out["ours"])
+        print(f"workers={args.workers}: identical counts: {np.array_equal(out['threads'], out['ours'])}")
     print(f"identical counts: {same}")
     out.clear()
 

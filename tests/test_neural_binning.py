@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mmneuro.errors import InputError
 from mmneuro.io import read_netcdf, write_netcdf
-from mmneuro.neural.binning import BinParams, bin_counts, bin_edges, count_uniform_bins
+from mmneuro.neural.binning import BinParams, _EdgeLookup, bin_counts, bin_edges, count_bin_sets, count_uniform_bins
 from mmneuro.neural.qc import unit_qc
 from mmneuro.neural.readers import build_units
 from mmneuro.neural.sync import ClockFit
@@ -150,6 +150,26 @@ def test_count_uniform_bins_handles_many_overlapping_windows():
     for u in range(3):
         ref = np.diff(np.searchsorted(units.spikes(u), edges.ravel()).reshape(edges.shape), axis=1)
         np.testing.assert_array_equal(fast[:, u], ref)
+
+
+def test_edge_lookup_matches_binary_search():
+    # Clustered edges with ties, spikes on, between, before and after them; one edge; all edges equal.
+    rng = np.random.default_rng(1)
+    clustered = np.concatenate([rng.uniform(0, 1, 50), 3 + rng.uniform(0, 1e-6, 40), [2.0] * 5, [1e3]])
+    for edges in (rng.permutation(clustered), np.array([2.0]), np.full(7, 0.5), np.array([0.0, 5e-324, 1e-323])):
+        spikes = np.sort(np.concatenate([rng.uniform(-1, 1.1 * edges.max() + 1, 500), edges, np.nextafter(edges, np.inf)]))
+        expected = np.searchsorted(spikes, edges, side="left")  # spikes strictly before each edge
+        np.testing.assert_array_equal(_EdgeLookup(edges).spikes_before(spikes), expected)
+
+
+def test_threads_give_the_same_counts():
+    rng = np.random.default_rng(2)
+    units = make_units({u: np.sort(rng.uniform(0, 10, 500)).tolist() for u in range(7)})
+    start = np.sort(rng.uniform(0, 10, 300))
+    sets = [(start, np.full(300, 0.01), 25), (start, rng.uniform(0.01, 0.2, 300), 1), (start, rng.uniform(0.001, 0.02, 300), 4)]
+    for one, two in zip(count_bin_sets(units, sets), count_bin_sets(units, sets, workers=2)):
+        np.testing.assert_array_equal(one, two)
+        assert one.sum() > 0
 
 
 def test_qc_closed_forms():
