@@ -36,7 +36,8 @@ def analyse(checkout: Path, results: Path, model: str, out: Path) -> tuple[float
     env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "mmneuro", "analyse", str(results / "models" / model),
-                             str(results / "dataset.nc"), "--out", str(out), "--set", "seed=0", "--quiet"], env=env)
+                             str(results / "dataset.nc"), "--out", str(out), "--set", "seed=0", "--quiet"], env=env,
+                            cwd=checkout)  # `python -m` puts the working directory first on sys.path
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status):
