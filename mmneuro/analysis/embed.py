@@ -1,7 +1,9 @@
 """Everything that runs the trained model: inputs from dataset.nc, posteriors, decoder means.
 
 The model is a ``mmneuro.models.MultimodalVAE`` (``encode(x, present)`` -> posterior with
-``.mean``/``.variance``; ``decode(z)`` -> distributions; ``cross_generate(x, src, dst)``).
+``.mean``/``.variance``; ``decode_mean(z, name)`` -> the mean of p(x_name | z); ``cross_generate(x, src, dst)``).
+Decoder means come from ``decode_mean``, not ``decode(z)[name].mean``: the same values without building
+(and checking the arguments of) a torch.distributions object per call.
 All calls run in batches under ``torch.no_grad`` and return numpy arrays.
 """
 
@@ -66,7 +68,7 @@ def decoder_mean(model, name: str, batch_size: int = 256):
         out = []
         with torch.no_grad():
             for sl in batches(len(z), batch_size):
-                out.append(model.decode(torch.from_numpy(np.asarray(z[sl], np.float32)), [name])[name].mean.numpy())
+                out.append(model.decode_mean(torch.from_numpy(np.asarray(z[sl], np.float32)), name).numpy())
         arr = np.concatenate(out)
         return arr[:, 0] if name == "audio" and arr.ndim == 4 else arr
 
@@ -87,8 +89,7 @@ def cross_generate(model, x: dict[str, np.ndarray], src: str, dst: str, batch_si
             xs = {src: torch.from_numpy(x[src][sl])}
             if samples:
                 z = model.encode(xs).sample(samples, gen)  # (S, n, D)
-                mean = torch.cat([model.decode(part, [dst])[dst].mean
-                                  for part in z.reshape(-1, z.shape[-1]).split(DECODE_ROWS)])
+                mean = torch.cat([model.decode_mean(part, dst) for part in z.reshape(-1, z.shape[-1]).split(DECODE_ROWS)])
                 out.append(mean.reshape(samples, -1, *mean.shape[1:]).mean(0).numpy())
             else:
                 out.append(model.cross_generate(xs, [src], dst).numpy())

@@ -23,6 +23,7 @@ def conditional_log_likelihood(model, x: dict[str, np.ndarray], target: str, giv
     import torch
 
     generator = torch.Generator().manual_seed(seed)
+    log_prob = _log_prob(model, target)
     n = len(x[target])
     out = []
     with torch.no_grad():
@@ -36,9 +37,21 @@ def conditional_log_likelihood(model, x: dict[str, np.ndarray], target: str, giv
                 # decode about DECODE_ROWS inputs per call: each z is decoded on its own, so the values
                 # are those of one call over all k' × N, with a working set that fits in the caches
                 step = max(1, DECODE_ROWS // len(xt))
-                parts += [model.decode(zs, [target])[target].log_prob(xt) for zs in z.split(step)]
+                parts += [log_prob(zs, xt) for zs in z.split(step)]
             out.append((torch.logsumexp(torch.cat(parts), 0) - math.log(k)).numpy())
     return np.concatenate(out).astype(np.float64)
+
+
+def _log_prob(model, target: str):
+    """(z (..., D), x_target) -> log p(x_target | z) (...): for a MultimodalVAE its likelihood's closed
+    form (mmneuro.models.likelihoods, as in training), the values of ``decode(z)[target].log_prob(x)`` up
+    to float rounding without a torch.distributions object, its argument checks and its image-sized
+    temporaries (a fifth of the demo's audio terms); other models through ``decode``."""
+    experts = getattr(model, "experts", None)
+    if experts is None or target not in experts:
+        return lambda z, x: model.decode(z, [target])[target].log_prob(x)
+    expert = experts[target]
+    return lambda z, x: expert.likelihood.log_prob(expert.decode(model._decoder_input(z, target)), x)
 
 
 def synergy_table(model, x: dict[str, np.ndarray], *, k: int, seed: int = 0, progress: bool = False) -> pd.DataFrame:
