@@ -120,7 +120,10 @@ def test_an_oracle_of_other_settings_or_syllables_is_refused(tmp_path):
     assert np.array_equal(read_oracle(tmp_path, part, settings), images)
     with pytest.raises(InputError, match=f"{ORACLE_FILE}: fitted with other settings: seed 0 .analysis: 3."):
         read_oracle(tmp_path, part, settings.replace({"seed": "3"}))
+    # by syllable label: another order or one session's subset (own-unit scoring) gets its own rows
+    assert np.array_equal(read_oracle(tmp_path, part.isel(syllable=[1, 0]), settings), images[[1, 0]])
+    assert np.array_equal(read_oracle(tmp_path, part.isel(syllable=[1]), settings), images[[1]])
     with pytest.raises(InputError, match="fitted on other syllables"):
-        read_oracle(tmp_path, part.isel(syllable=[1, 0]), settings)
+        read_oracle(tmp_path, xr.Dataset(coords={"syllable": ["s-0", "s-2"]}), settings)
     with pytest.raises(InputError, match="file not found"):
         read_oracle(tmp_path / "missing", part, settings)
