@@ -17,6 +17,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--syllables", required=True, help="syllables.nc (audio stage) or CSV with onset_s, offset_s")
     parser.add_argument("--out", required=True, help="counts.nc to write")
     parser.add_argument("--session", default=None, help="session id (default: from the syllable table)")
+    parser.add_argument("--workers", type=int, default=1, help="threads counting units side by side (same counts)")
     add_set_argument(parser, KEYS)
     clock = parser.add_argument_group("clock: t_neural = offset_s + (1 + drift) * t_audio")
     clock.add_argument("--offset-s", type=float, default=0.0)
@@ -64,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
                       sync_audio=args.sync_audio and Path(args.sync_audio),
                       sync_neural=args.sync_neural and Path(args.sync_neural),
                       clock_offset_s=args.offset_s, clock_drift=args.drift)
-    counts = session_counts(session, syllables, params)
+    counts = session_counts(session, syllables, params, workers=args.workers)
     write_netcdf(counts, Path(args.out))
     sync = (f", sync residual {counts.attrs['sync_residual_s'] * 1e3:.3f} ms over {counts.attrs['sync_n_matched']} "
             "pulses" if counts.attrs["sync_n_matched"] else "")

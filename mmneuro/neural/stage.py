@@ -38,12 +38,13 @@ def neural_params(params: dict | None = None, where="neural") -> tuple[BinParams
 
 
 def session_counts(session, syllables: xr.Dataset | pd.DataFrame, params: dict | None = None, *,
-                   reference_units: np.ndarray | None = None, progress: bool = False) -> xr.Dataset:
+                   reference_units: np.ndarray | None = None, progress: bool = False, workers: int = 1) -> xr.Dataset:
     """Spike counts of ``session`` (a :class:`mmneuro.config.Session` with neural data) around its syllables.
 
     syllables: the syllables.nc Dataset or a table with onset_s, offset_s (audio clock, s).
     params: the ``neural`` parameters (labels, pre_s, post_s, bin_s, latency_s in s, warp_bins).
     reference_units: unit ids a model was trained on; other units are an InputError.
+    workers: threads counting units side by side (the same counts; bin_counts).
     Returns the counts.nc Dataset (mmneuro.neural.bin_counts).
     """
     from mmneuro.neural.readers import read_units
@@ -65,7 +66,7 @@ def session_counts(session, syllables: xr.Dataset | pd.DataFrame, params: dict |
                           names=(str(session.sync_audio), str(session.sync_neural)))
     else:
         clock = ClockFit(session.clock_offset_s or 0.0, session.clock_drift or 0.0)
-    return bin_counts(units, syllables, bins, clock, session=session.session, progress=progress)
+    return bin_counts(units, syllables, bins, clock, session=session.session, progress=progress, workers=workers)
 
 
 def counts_qc(counts: xr.Dataset) -> pd.DataFrame:

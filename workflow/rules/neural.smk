@@ -12,6 +12,8 @@ rule neural:
         fmt=lambda w: SESSIONS[w.session].neural_format,
         clock=lambda w: clock_args(w.session),
         overrides=set_args(config["neural"]),
+        # threads count units side by side when the job has more than one (`--set-threads neural=2`)
+        workers=lambda w, threads: f"--workers {threads}" if threads > 1 else "",
     conda:
         "../../environment.yml"
     log:
@@ -24,4 +26,4 @@ rule neural:
         runtime=20,
     shell:
         "mmneuro neural {input.units:q} --format {params.fmt} --syllables {input.syllables:q} "
-        "--out {output:q} {params.clock} {params.overrides} > {log:q} 2>&1"
+        "--out {output:q} {params.clock} {params.overrides} {params.workers} > {log:q} 2>&1"
