@@ -44,24 +44,27 @@ def correlation_heatmap_figure(r: np.ndarray, linkage, labels: np.ndarray, units
     return fig
 
 
-def mosaic(panels: np.ndarray, gap: int = 1) -> np.ndarray:
-    """Panels (rows, cols, F, T) as one image with NaN gaps, each panel's first frequency at its bottom:
-    one imshow draws a whole grid (a grid of axes took ~1 s of an analysis to lay out and save)."""
+def mosaic(panels: np.ndarray, gap: int = 1, bottom_up: bool = True) -> np.ndarray:
+    """Panels (rows, cols, F, T) as one image with NaN gaps, each panel's first row at its bottom
+    (``bottom_up``, frequency) or top: one imshow draws a whole grid (a grid of axes took ~1 s of an
+    analysis to lay out and save)."""
     r, c, f, t = panels.shape
     out = np.full((r * (f + gap) - gap, c * (t + gap) - gap), np.nan)
     for i in range(r):
         for j in range(c):
-            out[i * (f + gap):i * (f + gap) + f, j * (t + gap):j * (t + gap) + t] = panels[i, j, ::-1]
+            out[i * (f + gap):i * (f + gap) + f, j * (t + gap):j * (t + gap) + t] = \
+                panels[i, j, ::-1] if bottom_up else panels[i, j]
     return out
 
 
-def _mosaic_axes(ax, panels: np.ndarray, row_labels, col_labels, vmax: float, gap: int = 1):
-    """Draw :func:`mosaic` on ``ax`` (magma, 0..vmax, gaps white) with a label per panel row and column."""
+def mosaic_axes(ax, panels: np.ndarray, row_labels, col_labels, vmax: float, gap: int = 1, cmap: str = "magma",
+                 bottom_up: bool = True):
+    """Draw :func:`mosaic` on ``ax`` (``cmap``, 0..vmax, gaps white) with a label per panel row and column."""
     import matplotlib
 
     r, c, f, t = panels.shape
-    cmap = matplotlib.colormaps["magma"].with_extremes(bad="white")
-    ax.imshow(mosaic(panels, gap), cmap=cmap, vmin=0, vmax=vmax, aspect="auto", interpolation="nearest")
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="white")
+    ax.imshow(mosaic(panels, gap, bottom_up), cmap=colours, vmin=0, vmax=vmax, aspect="auto", interpolation="nearest")
     ax.set_yticks(np.arange(r) * (f + gap) + f / 2, row_labels, fontsize=7)
     ax.set_xticks(np.arange(c) * (t + gap) + t / 2, col_labels, fontsize=7)
     ax.tick_params(length=0)
@@ -82,7 +85,7 @@ def traversal_figure(decode_audio, center: np.ndarray, sd: np.ndarray, sd_range:
     fig, ax = plt.subplots(figsize=(1.3 * steps, 1.2 * d), constrained_layout=True)
     # one scale for the whole grid, up to its 99th percentile: a faint decoder still shows what moves
     vmax = max(float(np.percentile(images, 99)), 1e-6)
-    _mosaic_axes(ax, images, [f"z{i}" for i in range(d)], [f"{o:+.1f} SD" for o in offsets], vmax)
+    mosaic_axes(ax, images, [f"z{i}" for i in range(d)], [f"{o:+.1f} SD" for o in offsets], vmax)
     ax.xaxis.set_ticks_position("top")
     ax.set_title(f"decoded spectrograms (colour 0–{vmax:.2f}); each panel {freq_hz[0] / 1e3:.0f}–"
                  f"{freq_hz[-1] / 1e3:.0f} kHz bottom to top, {(time_s[-1] - time_s[0]) * 1e3:.0f} ms left to right",
@@ -101,7 +104,7 @@ def cross_generation_figure(images: np.ndarray, generated: dict[str, np.ndarray]
     bars = predicted_counts is not None
     fig, axes = plt.subplots(1 + bars, 1, figsize=(1.8 * n, 1.6 * (len(panels) + bars)), squeeze=False,
                              constrained_layout=True, height_ratios=[len(panels)] + [1] * bars)
-    _mosaic_axes(axes[0, 0], np.stack([arr[pick] for _, arr in panels]), [t for t, _ in panels],
+    mosaic_axes(axes[0, 0], np.stack([arr[pick] for _, arr in panels]), [t for t, _ in panels],
                  [f"syllable {k}" for k in pick], 1.0)
     axes[0, 0].set_title(f"each panel {freq_hz[0] / 1e3:.0f}–{freq_hz[-1] / 1e3:.0f} kHz bottom to top, "
                          "the syllable's time left to right", fontsize=8)
