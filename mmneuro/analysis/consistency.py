@@ -224,31 +224,31 @@ def consistency_folder(model_dirs, dataset_path, out_dir, *, settings: AnalysisS
     to ``out_dir`` (for sessions sorted on their own: one per session, ``out_dir/sessions/<session>``,
     of the session's units). Runs are named by their training seed (their folder names if two seeds
     repeat)."""
-    from mmneuro.io import read_netcdf
-    from mmneuro.models import load_model
-
     from mmneuro.analysis.multisession import session_model, session_view
     from mmneuro.dataset import recorded_units
-    from mmneuro.io import atomic_path
+    from mmneuro.io import atomic_path, read_netcdf
+    from mmneuro.models import load_model
 
     names = [run_name(d) for d in model_dirs]
     if len(set(names)) < len(names):
         names = [f"{i}_{Path(d).name}" for i, d in enumerate(model_dirs)]
     models = {n: load_model(d) for n, d in zip(names, model_dirs)}
     ds = read_netcdf(dataset_path)
-    if "unit_session" not in ds.coords:  # one sort
-        result = consistency(models, ds, settings=settings, where=str(dataset_path))
+
+    def write(runs: dict, part: xr.Dataset, folder: Path) -> Path:
+        result = consistency(runs, part, settings=settings, where=str(dataset_path))
         result.summary["model_dirs"] = {n: str(d) for n, d in zip(names, model_dirs)}
-        return result.write(out_dir)
+        return result.write(folder)
+
+    if "unit_session" not in ds.coords:  # one sort
+        return write(models, ds, out_dir)
     # sessions sorted on their own (docs/multisession.md): each session's units, as its analysis does
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
         for session, units in recorded_units(ds).items():
             if len(units):
-                result = consistency({n: session_model(getattr(m, "model_", m), units) for n, m in models.items()},
-                                     session_view(ds, session), settings=settings, where=str(dataset_path))
-                result.summary["model_dirs"] = {n: str(d) for n, d in zip(names, model_dirs)}
-                result.write(tmp / "sessions" / session)
+                write({n: session_model(m, units) for n, m in models.items()}, session_view(ds, session),
+                      tmp / "sessions" / session)
         if out_dir.exists():
             shutil.rmtree(out_dir)
     return out_dir

@@ -96,7 +96,8 @@ def _poisson_glm(x: np.ndarray, counts: np.ndarray, offset: np.ndarray, fit: np.
     """Coefficients (U, P) of a log-link Poisson regression of every column of ``counts`` (N, U) on
     ``x`` (N, P, first column the intercept) with log exposure ``offset`` (N,), each unit fitted on its
     rows where ``fit`` (N, U) is set: Newton's method for all units at once, an L2 penalty
-    ``ridge`` on all but the intercept, steps capped at 1 in log rate for the first iterations."""
+    ``ridge`` on all but the intercept, each unit's step scaled down to at most 1 per coefficient
+    (it binds only far from the optimum, in the first iterations)."""
     w = fit.astype(float)
     c = np.where(fit, counts, 0.0)
     penalty = np.full(x.shape[1], ridge)

@@ -43,15 +43,12 @@ def conditional_log_likelihood(model, x: dict[str, np.ndarray], target: str, giv
 
 
 def _log_prob(model, target: str):
-    """(z (..., D), x_target) -> log p(x_target | z) (...): for a MultimodalVAE its likelihood's closed
-    form (mmneuro.models.likelihoods, as in training), the values of ``decode(z)[target].log_prob(x)`` up
-    to float rounding without a torch.distributions object, its argument checks and its image-sized
-    temporaries (a fifth of the demo's audio terms); other models through ``decode``."""
-    experts = getattr(model, "experts", None)
-    if experts is None or target not in experts:
-        return lambda z, x: model.decode(z, [target])[target].log_prob(x)
-    expert = experts[target]
-    return lambda z, x: expert.likelihood.log_prob(expert.decode(model._decoder_input(z, target)), x)
+    """(z (..., D), x_target) -> log p(x_target | z) (...): a MultimodalVAE's ``decode_log_prob`` (the
+    likelihood's closed form; a fifth of the demo's audio terms went to building distributions), other
+    models through ``decode``."""
+    if hasattr(model, "decode_log_prob"):
+        return lambda z, x: model.decode_log_prob(z, x, target)
+    return lambda z, x: model.decode(z, [target])[target].log_prob(x)
 
 
 def synergy_table(model, x: dict[str, np.ndarray], *, k: int, seed: int = 0, progress: bool = False) -> pd.DataFrame:

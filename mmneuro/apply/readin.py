@@ -68,7 +68,7 @@ def fit_readin(model, ds: xr.Dataset, *, neural_input: str, epochs: int = 200, p
 
     from mmneuro.analysis.multisession import unit_parameters, with_unit_count
     from mmneuro.inputs import model_inputs
-    from mmneuro.train import TrainConfig, _batches, _epoch_generator, _epoch_seed, _run_epoch
+    from mmneuro.train import TrainConfig, fit_epoch
 
     where = where or str(ds.attrs.get("session", "session"))
     if "neural" not in model.modalities or "audio" not in model.modalities:
@@ -103,20 +103,8 @@ def fit_readin(model, ds: xr.Dataset, *, neural_input: str, epochs: int = 200, p
     beta = float(model.config.beta)  # the warm-up is over: the trained model's final KL weight
     best, best_state, bad, metrics = math.inf, None, 0, []
     for epoch in range(1, epochs + 1):
-        new.train()
-        torch.manual_seed(_epoch_seed(seed, epoch, 2))  # dropout masks (see mmneuro.train)
-        gen = _epoch_generator(seed, epoch, 0)
-        row = {"epoch": epoch}
-        row |= {f"train_{k}": v for k, v in _run_epoch(new, train_t, _batches(len(train_idx), batch_size, gen),
-                                                        optimizer, lambda _: beta, epoch, train, gen, False).items()}
-        new.eval()
-        score = row["train_loss"]
-        if len(val_idx):
-            row |= {f"val_{k}": v for k, v in _run_epoch(new, val_t, _batches(len(val_idx), batch_size, None), None,
-                                                          lambda _: beta, epoch, train, _epoch_generator(seed, 0, 1),
-                                                          False).items()}
-            score = row["val_loss"]
-        metrics.append(row)
+        terms, score = fit_epoch(new, train_t, val_t, optimizer, lambda _: beta, beta, epoch, train)
+        metrics.append({"epoch": epoch, **terms})
         if score < best:
             best, bad = score, 0
             best_state = {k: v.detach().clone() for k, v in new.state_dict().items() if k in fitted}

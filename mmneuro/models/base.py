@@ -208,6 +208,14 @@ class MultimodalVAE(nn.Module):
         expert = self.experts[name]
         return expert.likelihood.mean(expert.decode(self._decoder_input(z, name)))
 
+    def decode_log_prob(self, z: torch.Tensor, x: torch.Tensor, name: str) -> torch.Tensor:
+        """log p(x_name | z) (...) for z (..., D_total): the likelihood's closed form, as in training, the
+        values of ``decode(z)[name].log_prob(x)`` up to float rounding without a torch.distributions
+        object (its argument checks and image-sized temporaries)."""
+        self._check_names([name])
+        expert = self.experts[name]
+        return expert.likelihood.log_prob(expert.decode(self._decoder_input(z, name)), x)
+
 
     def _log_lik_fn(self, xs: dict[str, torch.Tensor], present: torch.Tensor, weighted: bool = True,
                     observed: dict[str, torch.Tensor] | None = None):

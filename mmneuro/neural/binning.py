@@ -121,11 +121,12 @@ def count_bin_sets(units: Units, bin_sets: list[tuple[np.ndarray, np.ndarray, in
             else:
                 _bin_pairs(out, u, spikes, start, width, first, n_in)
 
-    done = map(count_unit, range(len(units)))
     if workers > 1:
         from mmneuro.audio.stft import ordered_map  # here: scipy.fft's import is not the neural stage's cost
 
         done = ordered_map(count_unit, range(len(units)), workers)
+    else:
+        done = map(count_unit, range(len(units)))
     for _ in tqdm(done, total=len(units), desc="binning units", unit="unit", disable=None if progress is None else not progress):
         pass
     return [_syllable_major(out, n_bins) for _, _, n_bins, out in sets]

@@ -84,6 +84,15 @@ def _is_session(folder: Path) -> bool:
     return folder.parent.name == "sessions"
 
 
+def _beside(folder: Path, stage: str) -> Path:
+    """The folder another stage (``scores``, ``consistency``) writes for the analysis ``folder``:
+    RESULTS_DIR/<stage>/<model> for RESULTS_DIR/analysis/<model>, and .../<model>/sessions/<session>
+    for one session's analysis."""
+    if _is_session(folder):
+        return folder.parents[3] / stage / folder.parents[1].name / "sessions" / folder.name
+    return folder.parent.parent / stage / folder.name
+
+
 def build_report(results_dir) -> str:
     """The report's HTML text for every analysed model under ``results_dir`` (templates/analyses.html):
     first the answer of the best model, then the comparison of the models, the latent map, the details."""
@@ -324,14 +333,10 @@ def _comparison_tables(folders: list[Path]) -> dict:
 
 
 def _score_file(folder: Path, name: str) -> Path | None:
-    """``name`` of the scores against the planted truth of the analysis ``folder``
-    (RESULTS_DIR/analysis/<model>): RESULTS_DIR/scores/<model>/name from ``mmneuro score`` (one
-    session's, RESULTS_DIR/analysis/<model>/sessions/<session>: RESULTS_DIR/scores/<model>/sessions/
-    <session>/name), else ``folder/name`` (an analysis written with a truth in memory); None when
-    neither exists."""
-    scored = [folder.parents[3] / "scores" / folder.parents[1].name / "sessions" / folder.name / name
-              if _is_session(folder) else folder.parent.parent / "scores" / folder.name / name]
-    for path in (*scored, folder / name):
+    """``name`` of the scores against the planted truth of the analysis ``folder``: in the folder
+    ``mmneuro score`` wrote for it (:func:`_beside`), else ``folder/name`` (an analysis written with a
+    truth in memory); None when neither exists."""
+    for path in (_beside(folder, "scores") / name, folder / name):
         if path.is_file():
             return path
     return None
@@ -365,9 +370,7 @@ def _model_context(folder: Path, summary: dict) -> dict:
         "part_summary": _markup_table(pd.read_csv(folder / "factors_part_summary.csv")) if factored else None,
         "probes": _markup_table(pd.read_csv(folder / "factors_probes.csv")) if factored else None,
         "figures": figures,
-        "consistency": consistency_context(folder.parents[3] / "consistency" / folder.parents[1].name / "sessions"
-                                           / folder.name if _is_session(folder)
-                                           else folder.parent.parent / "consistency" / folder.name),
+        "consistency": consistency_context(_beside(folder, "consistency")),
     }
 
 
