@@ -16,6 +16,11 @@ count, on the day's test syllables). Shared model only: the cross-session matchi
 repository root::
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/bench_multisession.py --seeds 0 1 2 --kind mopoe
+
+``--cache DIR`` keeps every trained model (DIR/<kind>-<syllables>x<per_band>/seed<k>[-t<train seed>]/
+<shared|day..>/) and loads it on the next run, so that a change to the analysis or the matching is
+measured without retraining. ``--train-seed S`` trains with another seed (the spread between training
+seeds says which shared - per-session differences are noise).
 """
 
 from __future__ import annotations
@@ -79,17 +84,38 @@ def overlaps(truth: dict) -> dict:
     return {f"{a}->{b}": round(len(days[a] & days[b]) / len(days[a]), 2) for a in days for b in days if a != b}
 
 
-def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
+def trained(ds, config: dict, folder):
+    """The model of ``fit_model(ds, config)``: loaded from ``folder`` if it holds one, else trained and
+    saved there (``folder`` None: trained, nothing saved)."""
+    from mmneuro.models import load_model
+    from mmneuro.models.persistence import WEIGHTS_FILE
+    from mmneuro.train import fit_model
+
+    if folder is not None and (folder / WEIGHTS_FILE).exists():
+        return load_model(folder).eval()
+    return fit_model(ds, config, folder, progress=False).model
+
+
+def cache_folder(cache, seed: int, kind: str, n_syllables: int, per_band: int, train_seed: int = 0):
+    """Where ``--cache`` keeps a seed's models (None without a cache)."""
+    from pathlib import Path
+
+    name = f"seed{seed}" + (f"-t{train_seed}" if train_seed else "")
+    return None if cache is None else Path(cache) / f"{kind}-{n_syllables}x{per_band}" / name
+
+
+def run_seed(seed: int, kind: str, n_syllables: int, per_band: int, cache=None, train_seed: int = 0) -> dict:
     from mmneuro.analysis.multisession import matching_recall, unit_matching
     from mmneuro.dataset import assemble_parts
     from mmneuro.synth.multiday import multiday_sessions
-    from mmneuro.train import fit_model
 
+    folder = cache_folder(cache, seed, kind, n_syllables, per_band, train_seed)
+    where = (lambda name: None) if folder is None else (lambda name: folder / name)
     parts, truth = multiday_sessions(seed, n_syllables=n_syllables, per_band=per_band)
-    config = CONFIG | {"kind": kind}
+    config = CONFIG | {"kind": kind, "seed": train_seed}
     shared_ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
     t0 = time.perf_counter()
-    shared = fit_model(shared_ds, config, progress=False).model
+    shared = trained(shared_ds, config, where("shared"))
     out = {"seed": seed, "shared_fit_s": time.perf_counter() - t0, "sessions": {}, "overlap": overlaps(truth)}
     t0 = time.perf_counter()
     for sid, syl, cnt in parts:
@@ -97,7 +123,7 @@ def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
         own_ds = shared_ds.isel(syllable=np.flatnonzero(shared_ds["session"].values == sid))
         alone = assemble_parts([(sid, syl, cnt)])
         alone = alone.assign_coords(split=("syllable", own_ds["split"].values))
-        model = fit_model(alone, config, progress=False).model
+        model = trained(alone, config, where(sid))
         out["sessions"][sid] = {"shared": per_session_scores(shared, shared_ds, sid, truth),
                                 "per_session": per_session_scores(model, alone, sid, truth)}
     out["per_session_fit_s"] = time.perf_counter() - t0
@@ -107,22 +133,27 @@ def run_seed(seed: int, kind: str, n_syllables: int, per_band: int) -> dict:
     return out
 
 
-def arguments(doc: str, kind: str = "mvae", syllables: int = 1000) -> argparse.Namespace:
-    """The planted multi-day benchmarks' command line (this one's and bench_apply_units.py's)."""
+def arguments(doc: str, kind: str = "mvae", syllables: int = 1000, cache: bool = False) -> argparse.Namespace:
+    """The planted multi-day benchmarks' command line (this one's and bench_apply_units.py's; ``cache``:
+    with --cache and --train-seed)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--kind", default=kind)
     parser.add_argument("--syllables", type=int, default=syllables, help="syllables per session")
     parser.add_argument("--per-band", type=int, default=12, help="neurons per planted band (4 bands)")
     parser.add_argument("--json", default=None, help="also write the results here")
+    if cache:
+        parser.add_argument("--cache", default=None, help="keep the trained models here and reuse them")
+        parser.add_argument("--train-seed", type=int, default=0, help="the models' training seed")
     return parser.parse_args()
 
 
-def run_seeds(run_seed, args: argparse.Namespace) -> list[dict]:
-    """``run_seed(seed, kind, syllables, per_band)`` for each of ``args.seeds``, each result printed as it comes."""
+def run_seeds(run_seed, args: argparse.Namespace, **options) -> list[dict]:
+    """``run_seed(seed, kind, syllables, per_band, **options)`` for each of ``args.seeds``, each result
+    printed as it comes."""
     results = []
     for seed in args.seeds:
-        results.append(run_seed(seed, args.kind, args.syllables, args.per_band))
+        results.append(run_seed(seed, args.kind, args.syllables, args.per_band, **options))
         print(json.dumps(results[-1]), flush=True)
     return results
 
@@ -136,8 +167,8 @@ def write_summary(args: argparse.Namespace, results: list[dict], summary: dict) 
 
 
 def main() -> None:
-    args = arguments(__doc__)
-    results = run_seeds(run_seed, args)
+    args = arguments(__doc__, cache=True)
+    results = run_seeds(run_seed, args, cache=args.cache, train_seed=args.train_seed)
     summary = {}
     for model in ("shared", "per_session"):
         for key in ("ari", "r", "r_rate"):
