@@ -182,7 +182,7 @@ def mutual_assignment(score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
     Why not the Hungarian assignment of all: it can trade a mutual pair for two mediocre ones (a
     neighbour with nearly the same tuning takes the partner); on mmneuro.synth.multiday data it
-    vetoed 2-9 % of the truly shared pairs (docs/multisession.md)."""
+    split 4-14 % of the truly shared pairs (per seed; docs/multisession.md)."""
     from scipy.optimize import linear_sum_assignment
 
     best_b, best_a = score.argmax(1), score.argmax(0)
