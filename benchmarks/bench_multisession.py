@@ -142,7 +142,8 @@ def run_seed(seed: int, kind: str, n_syllables: int, per_band: int, cache=None, 
     shared_ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
     t0 = time.perf_counter()
     shared = trained(shared_ds, config, where("shared"))
-    out = {"seed": seed, "train_seed": train_seed, "shared_fit_s": time.perf_counter() - t0, "sessions": {}, "overlap": overlaps(truth)}
+    out = {"seed": seed, "train_seed": train_seed, "shared_fit_s": time.perf_counter() - t0, "sessions": {},
+           "overlap": overlaps(truth)}
     t0 = time.perf_counter()
     for sid, syl, cnt in parts:
         # the same syllables and split as in the union (one session: its split is drawn the same way)
