@@ -134,6 +134,23 @@ def test_matching_recovers_planted_identities(planted):
     assert matching_recall(match_units(shuffled, ds), truth)["recall"] < 0.5  # the score sees identity
 
 
+def test_mutual_nearest_neighbours_are_always_matched():
+    """The Hungarian assignment of all units would pair row 0 with column 1 (0.8 + 0.85 > 0.9 + 0.1),
+    splitting the mutual nearest neighbours (0, 0); the matching keeps them and assigns the rest.
+    On random scores: every mutual pair is matched, nothing else is, and the assignment is one-to-one."""
+    from mmneuro.analysis.multisession import mutual_assignment
+
+    rows, cols, mutual = mutual_assignment(np.array([[0.9, 0.8], [0.85, 0.1]]))
+    assert {(int(a), int(b), bool(m)) for a, b, m in zip(rows, cols, mutual)} == {(0, 0, True), (1, 1, False)}
+    rng = np.random.default_rng(0)
+    for shape in [(7, 7), (5, 9), (9, 5)] * 10:
+        score = rng.random(shape)
+        rows, cols, mutual = mutual_assignment(score)
+        assert len(rows) == min(shape) and len(set(rows)) == len(set(cols)) == len(rows)
+        expected = {(a, b) for a, b in enumerate(score.argmax(1)) if score[:, b].argmax() == a}
+        assert {(int(a), int(b)) for a, b in zip(rows[mutual], cols[mutual])} == expected
+
+
 def test_session_model_is_the_union_model_on_its_session(planted):
     """The sliced model (one session's read-in and read-out) gives the union model's loss and
     predictions on that session: single-session analyses of it are analyses of the shared model."""
