@@ -13,8 +13,10 @@ with a plain Adam); steps are timed round-robin across these processes in ``--st
 machine may be shared; benchmarks/rounds.py prints the machine and load, min / median / max and the
 ratio per round); mmneuro's FLOP rate (torch.utils.flop_counter) is printed beside the measured
 float32 matmul peak; peak RSS (VmHWM) is each process's. ``--libraries`` may add
-``multivae_reuse`` / ``multivae_nhwc_reuse`` (MultiVae in a process with mmneuro's allocator setting)
-and ``mmneuro_glibc`` (mmneuro without it: glibc's defaults).
+``multivae_reuse`` / ``multivae_nhwc_reuse`` (MultiVae in a process with mmneuro's allocator setting),
+``mmneuro_glibc`` (mmneuro without it: glibc's defaults) and ``mmneuro@DIR`` (mmneuro imported from
+the checkout DIR, e.g. ``git archive <commit> | tar -x -C DIR``: the code before a change, in the
+same rounds).
 Needs ``pip install --no-deps multivae==1.0.3 pythae`` (+ pydantic, cloudpickle).
 """
 
@@ -24,6 +26,7 @@ import argparse
 import contextlib
 import copy
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -180,7 +183,7 @@ def step_worker(library: str, kind: str, k: int, n: int, threads: int, clock: st
 
     torch.set_num_threads(threads)
     with contextlib.ExitStack() as stack:
-        if library == "mmneuro" or library.endswith("_reuse"):
+        if library.partition("@")[0] == "mmneuro" or library.endswith("_reuse"):
             stack.enter_context(reuse_freed_memory())
         step = _trainer(library, kind, k, n)
         print(PROTOCOL + json.dumps({"rss_before_training_mb": _peak_rss_mb()}), flush=True)
@@ -199,7 +202,10 @@ class Worker:
         cmd = [sys.executable, __file__, "--step-worker", f"{library}:{kind}", "--threads", str(threads),
                "--batch", str(n), "--K", str(k), "--clock", clock]
         self.info = {"library": library, "kind": kind}
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        env = dict(os.environ)
+        if "@" in library:  # mmneuro from another checkout
+            env["PYTHONPATH"] = os.pathsep.join([library.partition("@")[2], env.get("PYTHONPATH", "")])
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.info |= self._read()
 
     def _read(self):

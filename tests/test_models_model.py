@@ -9,7 +9,16 @@ import torch
 
 from mmneuro.errors import InputError
 from mmneuro.models import ModelConfig, MultimodalVAE, default_expert, load_model
-from mmneuro.models.experts import LOGVAR_MAX, LOGVAR_MIN, ConvDecoder, OneChannelConvTranspose, bounded_logvar
+from mmneuro.models.experts import (
+    LOGVAR_MAX,
+    LOGVAR_MIN,
+    ConvDecoder,
+    ConvEncoder,
+    OneChannelConvTranspose,
+    TransposedConvByConv,
+    bounded_logvar,
+    to_channels_last,
+)
 from mmneuro.models.fusion import product_of_experts
 
 torch.set_num_threads(1)
@@ -347,6 +356,29 @@ def test_one_channel_transposed_convolution_has_the_exact_gradient():
     assert torch.autograd.gradcheck(OneChannelConvTranspose.apply, args)
     reference = torch.nn.functional.conv_transpose2d(x, weight, bias, stride=2, padding=1)
     torch.testing.assert_close(OneChannelConvTranspose.apply(*args), reference)
+
+
+def test_transposed_convolution_by_convolution_has_the_exact_gradient():
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(3, 2, 4, 4, dtype=torch.float64), torch.randn(2, dtype=torch.float64)
+    args = [t.requires_grad_() for t in (x, weight, bias)]
+    assert torch.autograd.gradcheck(lambda *a: TransposedConvByConv.apply(*a, (2, 2), (1, 1)), args)
+    reference = torch.nn.functional.conv_transpose2d(x, weight, bias, stride=2, padding=1)
+    torch.testing.assert_close(TransposedConvByConv.apply(*args, (2, 2), (1, 1)), reference)
+
+
+def test_conv_encoder_runs_a_one_channel_image_in_nhwc():
+    """A one-channel image counts as channels_last already; the encoder must still get NHWC strides
+    (else every convolution runs NCHW), with the values of the NCHW path up to float32 rounding."""
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, 16, 16)
+    assert x.is_contiguous(memory_format=torch.channels_last) and x.stride(1) != 1
+    assert to_channels_last(x).stride(1) == 1 and torch.equal(to_channels_last(x), x)
+    encoder = ConvEncoder((1, 16, 16), (4, 8), 8, norm="group")
+    seen = []
+    encoder.net[0].register_forward_hook(lambda module, inp, out: seen.append(out.stride(1)))
+    torch.testing.assert_close(encoder(x, channels_last=True), encoder(x), rtol=1e-5, atol=1e-6)
+    assert seen[0] == 1  # the first convolution's output is NHWC
 
 
 def test_conv_decoder_channels_last_gives_the_same_values_and_gradients():
