@@ -213,6 +213,26 @@ def _shared_factor_set(n=600, seed=0, dim=32, units=20):
     return {"audio": torch.tensor(audio, dtype=torch.float32), "neural": torch.tensor(counts, dtype=torch.float32)}
 
 
+def test_mvae_cross_reconstruction_of_named_modalities_adds_only_their_terms():
+    """``mvae_cross_reconstruction: [neural]``: in training the audio-only ELBO also draws the counts
+    (as with ``true``: the same z, the same value), the neural-only ELBO still draws only the counts
+    (as with ``false``); in evaluation (the validation loss early stopping reads) every term is
+    Wu & Goodman's, as with ``false``; an unknown name is an InputError."""
+    x = _batch()
+    terms = {}
+    for training in (True, False):
+        for cross in (False, True, ["neural"]):
+            model = _model(mvae_cross_reconstruction=cross).train(training)
+            _, terms[training, str(cross)] = model.loss(x, generator=torch.Generator().manual_seed(0))
+    named, both, own = terms[True, "['neural']"], terms[True, "True"], terms[True, "False"]
+    assert named["recon_audio"] == both["recon_audio"] != own["recon_audio"]
+    assert named["recon_neural"] == own["recon_neural"] != both["recon_neural"]
+    assert named["recon_audio+neural"] == own["recon_audio+neural"]
+    assert terms[False, "['neural']"] == terms[False, "False"] != terms[False, "True"]
+    with pytest.raises(InputError, match="mvae_cross_reconstruction"):
+        _model(mvae_cross_reconstruction=["spikes"])
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mvae_cross_reconstruction_makes_the_neural_posterior_carry_the_shared_factors(seed):
     """The MVAE's neural expert is trained by the subset ELBOs it belongs to; in the joint PoE its

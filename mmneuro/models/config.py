@@ -78,8 +78,11 @@ class ModelConfig:
     # MVAE: true = every subset ELBO reconstructs every present modality (as MoPoE and the factorised
     # MVAE do). Default false: Wu & Goodman's objective, ELBO(x_a, x_n) + ELBO(x_a) + ELBO(x_n). Measured:
     # true lifts the neural posterior from 2.9-12.8 to 26-33 nats and cross-prediction, at a cost to audio
-    # reconstruction and synergy (docs/models.md, "The MVAE's neural posterior")
-    mvae_cross_reconstruction: bool = False
+    # reconstruction and synergy (docs/models.md, "The MVAE's neural posterior"). A list of modalities:
+    # only those are reconstructed from every subset; [neural] trains the neural decoder on q(z | audio)
+    # too, which keeps audio -> neural from falling with steps where the neural expert dominates the
+    # joint PoE (docs/models.md, "Audio -> neural falls with steps")
+    mvae_cross_reconstruction: bool | list[str] = False
     poe_prior_expert: bool = True  # MVAE: N(0, I) expert in every PoE
     mopoe_prior_expert: bool = False  # MoPoE: N(0, I) expert in the subset PoEs
     likelihood_weighting: str | dict = "rescale"  # rescale | none | {modality: weight}
@@ -115,6 +118,10 @@ class ModelConfig:
             raise InputError("iwae_variant", f"expected 'loose' or 'tight', got {self.iwae_variant!r}")
         if int(self.K) < 1 or int(self.latent_dim) < 1:
             raise InputError("K/latent_dim", "must be positive integers")
+        cross = self.mvae_cross_reconstruction
+        if isinstance(cross, (list, tuple)) and set(cross) - set(self.modalities):
+            raise InputError("mvae_cross_reconstruction", f"unknown modalities {sorted(set(cross) - set(self.modalities))}; "
+                                                          f"the model has {list(self.modalities)}")
         sizes = self.private_sizes()
         if any(v < 0 for v in sizes.values()):
             raise InputError("private_dims", f"sizes must be >= 0, got {sizes}")
