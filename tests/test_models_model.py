@@ -231,6 +231,10 @@ def test_mvae_cross_reconstruction_of_named_modalities_adds_only_their_terms():
     assert terms[False, "['neural']"] == terms[False, "False"] != terms[False, "True"]
     with pytest.raises(InputError, match="mvae_cross_reconstruction"):
         _model(mvae_cross_reconstruction=["spikes"])
+    # unset: [neural] for the MVAE with a neural modality (the default), false for the other kinds
+    assert _model().config.mvae_cross_reconstruction == ["neural"]
+    assert _model("vae").config.mvae_cross_reconstruction is False
+    assert _model("mopoe").config.mvae_cross_reconstruction is False
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
