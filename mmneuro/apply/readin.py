@@ -125,8 +125,8 @@ def match_to_training(model, fitted, dataset: xr.Dataset, ds: xr.Dataset, split:
     ``dataset`` by the analysis' rule (mmneuro.analysis.multisession.unit_matching): rates decoded
     from audio over every syllable with audio of both (the frozen model's rows for the training
     units, the fitted read-out for the session's), each unit's smoothed by a Poisson GLM of its own
-    counts, Hungarian assignment and mutual nearest neighbours. Returns the pairs (a training unit,
-    one of the session's) with the columns of unit_matching.csv."""
+    counts, mutual nearest neighbours, the rest by the Hungarian algorithm. Returns the pairs (a
+    training unit, one of the session's) with the columns of unit_matching.csv."""
     from mmneuro.analysis.multisession import decoded_rates, rates_matching
 
     session = str(ds.attrs.get("session", "session"))

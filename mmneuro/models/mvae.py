@@ -52,10 +52,8 @@ class MVAEModel(MultimodalVAE):
             # validation loss that early stopping reads) scores Wu & Goodman's subset ELBOs alone: the
             # cross terms' held-out per-bin likelihood worsens while the predictions still improve
             # (docs/models.md, "The MVAE's audio -> neural falls with steps")
-            if self.training:
-                extra = torch.tensor([m in cross for m in self.modalities], device=present.device)
-                log_lik = functools.partial(_widened, log_lik=log_lik, extra=extra)
-            cross = False
+            cross = (torch.tensor([m in cross for m in self.modalities], device=present.device)
+                     if self.training else False)
         per_sample, terms = subset_elbos(unimodal, present, log_lik, self._subsets(generator), beta,
                                          self.prior_expert, generator, complete, cross)
         return per_sample, {self._rename(k): v for k, v in terms.items()}
@@ -64,11 +62,6 @@ class MVAEModel(MultimodalVAE):
         """'recon_0+1' → 'recon_audio+neural'."""
         kind, _, idx = term.partition("_")
         return f"{kind}_" + "+".join(self.modalities[int(i)] for i in idx.split("+"))
-
-
-def _widened(z: torch.Tensor, targets: torch.Tensor | None, log_lik: LogLik, extra: torch.Tensor) -> torch.Tensor:
-    """``log_lik`` with the modalities of ``extra`` (M,) added to every subset's targets (S, M)."""
-    return log_lik(z, None if targets is None else targets | extra)
 
 
 class VAEModel(MVAEModel):

@@ -30,13 +30,14 @@ Terms = dict[str, torch.Tensor]
 def subset_elbos(unimodal: DiagGaussian, present: torch.Tensor, log_lik: LogLik, subsets: list[tuple[int, ...]],
                  beta: float, prior_expert: bool = True, generator: torch.Generator | None = None,
                  complete: Callable[[DiagGaussian, torch.Tensor], DiagGaussian] | None = None,
-                 cross: bool = False) -> tuple[torch.Tensor, Terms]:
+                 cross: bool | torch.Tensor = False) -> tuple[torch.Tensor, Terms]:
     """MVAE objective (Wu & Goodman 2018): −Σ_A ELBO(x_A) with q(z | x_A) = PoE of the experts in A.
 
     ELBO(x_A) = E_q[Σ_{m∈A} log p(x_m | z)] − β KL(q(z | x_A) || N(0, I)), one reparameterised
     sample. A subset counts for a sample only if at least one of its modalities is present there
     (then its missing members are left out of the PoE and the reconstruction). ``cross``: every
-    present modality is reconstructed from every subset (``mvae_cross_reconstruction``), not only A's.
+    present modality is reconstructed from every subset (``mvae_cross_reconstruction``), not only A's;
+    a (M,) bool mask: the masked modalities from every subset, besides A's.
 
     ``complete(q_shared (S, N, D_s), members (S, M, N)) -> q (S, N, D_total)`` (factorised models):
     extends each subset's PoE by the private posteriors of its members and the prior for the rest;
@@ -55,7 +56,11 @@ def subset_elbos(unimodal: DiagGaussian, present: torch.Tensor, log_lik: LogLik,
     if complete is not None:
         post = complete(post, masks)
     z = post.rsample(generator=generator)  # (S, N, D)
-    recon = log_lik(z, None if cross or complete is not None else member).sum(1)  # (S, N)
+    if torch.is_tensor(cross):
+        targets = None if complete is not None else member | cross
+    else:
+        targets = None if cross or complete is not None else member
+    recon = log_lik(z, targets).sum(1)  # (S, N)
     kl = post.kl_to_standard_normal()
     valid = masks.any(1)  # (S, N); product_of_experts keeps the invalid entries finite
     loss = torch.where(valid, beta * kl - recon, 0.0).sum(0)
