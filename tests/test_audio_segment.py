@@ -11,7 +11,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from mmneuro.audio import edges, resolve_params, segment_file
-from mmneuro.audio.segment import find_segments, merge_and_filter
+from mmneuro.audio.segment import find_segments, merge_and_filter, pooled_amplitude
 from mmneuro.errors import InputError
 
 EXAMPLES = files("vocalpy") / "examples"
@@ -48,6 +48,26 @@ def test_find_segments_equals_ava_loop(seed):
     assert len(ref_on) > 10
     np.testing.assert_array_equal(on, ref_on)
     np.testing.assert_array_equal(off, ref_off)
+
+
+@pytest.mark.parametrize("pooling, temperature", [("softmax", 0.1), ("softmax", 1e-3), ("mean", 0.1)])
+def test_pooled_amplitude_equals_its_definition(pooling, temperature):
+    # The sparse sums (only bins above level 0 through log and exp) against the dense formula in float64.
+    rng = np.random.default_rng(0)
+    floor_db = rng.uniform(-90, -70, 40).astype(np.float32)
+    power = (10 ** (floor_db / 10) * rng.exponential(1.0, (300, 40))).astype(np.float32)
+    power[100:120, 10:14] *= 1e4  # a call: levels above 1 are clipped
+    params = resolve_params(None, {"pooling": pooling, "temperature": temperature})
+    level = np.clip((10 * np.log10(power.astype(np.float64)) - floor_db - params["level_lo_db"])
+                    / (params["level_hi_db"] - params["level_lo_db"]), 0, 1)
+    if pooling == "mean":
+        expected = level.mean(axis=1)
+    else:
+        w = np.exp((level - level.max(axis=1, keepdims=True)) / temperature)
+        expected = (level * w).sum(axis=1) / w.sum(axis=1)
+    got = pooled_amplitude(power, floor_db, params)
+    assert got.dtype == np.float32 and 0.05 < expected.max() and expected.min() == 0
+    np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
 def test_find_segments_without_boundaries_finds_nothing():

@@ -21,26 +21,31 @@ from tqdm import tqdm
 
 from mmneuro.audio.presets import resolve_params
 from mmneuro.audio.edges import EdgeFinder
-from mmneuro.audio.stft import FrameGrid, band_power_db, frame_grid, iter_frame_blocks, noise_floor_db, ordered_map
+from mmneuro.audio.stft import FrameGrid, band_power, frame_grid, iter_frame_blocks, noise_floor_db, ordered_map
 from mmneuro.audio.wav import WavInfo, open_wav
 
 
-def pooled_amplitude(power_db: np.ndarray, floor_db: np.ndarray, params: dict) -> np.ndarray:
-    """Amplitude in [0, 1] per frame from band power (frames, freq; float32, overwritten) and the noise
+def pooled_amplitude(power: np.ndarray, floor_db: np.ndarray, params: dict) -> np.ndarray:
+    """Amplitude in [0, 1] per frame from the band's power (frames, freq; linear, float32) and the noise
     floor (freq,), dB."""
+    # level = (10 log10(power) - floor - level_lo) / (level_hi - level_lo), as one scale and one offset;
+    # a power of 0 gives -inf, clipped to 0 like any level below the floor's
     scale = np.float32(1.0 / (params["level_hi_db"] - params["level_lo_db"]))
-    # The same operations in place (power_db is overwritten): no block-sized temporaries.
-    level = np.subtract(power_db, floor_db + np.float32(params["level_lo_db"]), out=power_db)
-    level *= scale
+    with np.errstate(divide="ignore"):
+        level = np.log10(power)
+    level *= np.float32(10.0) * scale
+    level -= (floor_db + np.float32(params["level_lo_db"])) * scale
     np.clip(level, 0.0, 1.0, out=level)
     if params["pooling"] == "mean":
         return level.mean(axis=1)
-    # AVA's softmax amplitude: sum_f s_f softmax(s / T)_f; subtracting the max keeps exp finite.
-    weights = level - level.max(axis=1, keepdims=True)
-    weights /= np.float32(params["temperature"])
+    # AVA's softmax amplitude: sum_f s_f softmax(s / T)_f. With s in [0, 1], exp(s / T) stays finite in
+    # float32 unless T < 1/80; only then are each frame's levels shifted by their maximum.
+    inverse_t = np.float32(1.0 / params["temperature"])
+    weights = np.multiply(level, inverse_t)
+    if inverse_t > 80:
+        weights -= weights.max(axis=1, keepdims=True)
     np.exp(weights, out=weights)
-    total = weights.sum(axis=1)
-    return np.multiply(level, weights, out=weights).sum(axis=1) / total
+    return np.einsum("ij,ij->i", level, weights) / weights.sum(axis=1)
 
 
 def amplitude_trace(wav: WavInfo, grid: FrameGrid, floor_db: np.ndarray, params: dict,
@@ -52,7 +57,7 @@ def amplitude_trace(wav: WavInfo, grid: FrameGrid, floor_db: np.ndarray, params:
     amp = np.zeros(grid.n_frames(wav.n_frames), dtype=np.float32)
     def amplitude(block):
         first, frames = block
-        return first, pooled_amplitude(band_power_db(frames, grid), floor_db, params)
+        return first, pooled_amplitude(band_power(frames, grid), floor_db, params)
 
     chunks = ordered_map(amplitude, iter_frame_blocks(wav, grid, params["chunk_s"]), params.get("workers", 1))
     # Counts frames (exact integers) and displays them as seconds of audio.

@@ -5,14 +5,15 @@ time stretch the columns span a ``max_dur_s`` window centred on the syllable; wi
 al. 2021) the window is sqrt(duration * max_dur_s) wide, i.e. a syllable of duration d is drawn as
 if it lasted sqrt(d * max_dur_s) inside a max_dur_s display window, which spreads short calls out.
 Each column is the STFT frame centred on its own time (no 2-D interpolation; scipy's interp2d is
-gone), and rows are linearly interpolated from the FFT bins.
+gone), and each row is the mean power over its band of FFT bins (or the dB level interpolated
+between the two nearest bins): a matrix product, for all of a batch's images at once.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mmneuro.audio.stft import FrameGrid
+from mmneuro.audio.stft import FrameGrid, power_db
 
 
 # librosa.hz_to_mel / mel_to_hz (htk=True) give the same values bit for bit (test_audio_spectrogram), but
@@ -49,17 +50,19 @@ def column_times_s(onset_s: float, offset_s: float, params: dict) -> np.ndarray:
     return start + image_time_s(params) * (width / params["max_dur_s"])
 
 
-def row_interpolation(grid: FrameGrid, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(lower bin, upper bin, weight of the upper bin) for each image row: linear interpolation.
-
-    Applied by gathering two bins per row rather than a dense matrix product, which avoids
-    BLAS thread start-up on every syllable (10 ms per image on a busy 2-core machine).
-    """
+def row_interpolation(grid: FrameGrid, params: dict) -> np.ndarray:
+    """Weights (band bins, n_freq) float32 of linear interpolation between the two bins nearest each
+    image row's centre."""
     n_band = len(grid.freq_hz)
     position = np.interp(image_freq_hz(params), grid.freq_hz, np.arange(n_band))  # fractional bin
     lower = np.clip(np.floor(position).astype(np.int64), 0, max(n_band - 2, 0))
     upper = np.minimum(lower + 1, n_band - 1)
-    return lower, upper, np.clip(position - lower, 0.0, 1.0).astype(np.float32)
+    weight = np.clip(position - lower, 0.0, 1.0)
+    weights = np.zeros((n_band, len(position)), np.float32)
+    rows = np.arange(len(position))
+    np.add.at(weights, (lower, rows), 1.0 - weight)
+    np.add.at(weights, (upper, rows), weight)
+    return weights
 
 
 def row_bands(grid: FrameGrid, params: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -71,34 +74,25 @@ def row_bands(grid: FrameGrid, params: dict) -> tuple[np.ndarray, np.ndarray]:
     return edges[:-1], edges[1:]
 
 
-def image_rows(grid: FrameGrid, params: dict) -> tuple:
-    """What :func:`image_from_levels` needs to make the rows: ``("interp", row_interpolation)`` or
-    ``("band", row_bands)`` (params["image_rows"])."""
-    if params["image_rows"] == "band":
-        return "band", row_bands(grid, params)
-    return "interp", row_interpolation(grid, params)
-
-
-def band_mean_db(level_db: np.ndarray, bands: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Mean power (dB) over each row's band of the columns' levels (n_time, n_bins) -> (n_freq, n_time).
-
-    The integral of the piecewise-constant power over [start, stop) is read off its cumulative sum
-    (linear between bin edges), so a tone anywhere in a row's band adds its whole power to that row:
-    point sampling of rows coarser than the FFT's mainlobe (1.3 kHz rows vs a 1 kHz-wide Hann
-    mainlobe at 64 rows) drops a sweep whenever it passes between two rows.
-    """
+def band_mean_weights(bands: tuple[np.ndarray, np.ndarray], n_band: int) -> np.ndarray:
+    """Weights (n_band, rows) float32 that average power over each row's band [start, stop) (fractional
+    bins, bin k covering [k - 0.5, k + 0.5)): a bin's weight is its overlap with the band over the
+    band's width, so a tone anywhere in a row's band adds its whole power to that row: point sampling of
+    rows coarser than the FFT's mainlobe (1.3 kHz rows vs a 1 kHz-wide Hann mainlobe at 64 rows) drops
+    a sweep whenever it passes between two rows."""
     start, stop = bands
-    power = np.power(np.float32(10.0), level_db / np.float32(10.0))
-    cum = np.concatenate([np.zeros((len(power), 1), np.float32), np.cumsum(power, axis=1)], axis=1)
+    lo = np.arange(n_band)[:, None] - 0.5
+    overlap = np.clip(np.minimum(lo + 1.0, stop) - np.maximum(lo, start), 0.0, None)
+    return (overlap / (stop - start)).astype(np.float32)
 
-    def integral(x):  # power integrated from -0.5 to x (fractional bins)
-        u = np.clip(x + 0.5, 0.0, cum.shape[1] - 1)
-        k = np.minimum(np.floor(u).astype(np.int64), cum.shape[1] - 2)
-        w = (u - k).astype(np.float32)
-        return cum[:, k] * (1 - w) + cum[:, k + 1] * w
 
-    mean = (integral(stop) - integral(start)) / (stop - start).astype(np.float32)
-    return (np.float32(10.0) * np.log10(np.maximum(mean, np.float32(1e-20)))).T
+def image_rows(grid: FrameGrid, params: dict) -> tuple[str, np.ndarray]:
+    """What :func:`images_from_power` needs to make the rows (params["image_rows"]): ``("band",
+    weights)``, the mean power over each row's band, or ``("interp", weights)``, dB levels linearly
+    interpolated between the two nearest bins; weights (band bins, n_freq)."""
+    if params["image_rows"] == "band":
+        return "band", band_mean_weights(row_bands(grid, params), len(grid.freq_hz))
+    return "interp", row_interpolation(grid, params)
 
 
 def image_centres(onset_s: float, offset_s: float, grid: FrameGrid, params: dict) -> np.ndarray:
@@ -106,14 +100,22 @@ def image_centres(onset_s: float, offset_s: float, grid: FrameGrid, params: dict
     return np.round(column_times_s(onset_s, offset_s, params) * grid.sample_rate_hz).astype(np.int64)
 
 
-def image_from_levels(level_db: np.ndarray, rows: tuple, params: dict) -> np.ndarray:
-    """Image (n_freq, n_time) float32 in [0, 1] from the columns' levels (n_time, band bins; dB above
-    the noise floor): rows made as :func:`image_rows` says, clipped to spec_lo/hi_db."""
-    kind, how = rows
+def images_from_power(power: np.ndarray, rows: tuple[str, np.ndarray], params: dict) -> np.ndarray:
+    """Images (n, n_freq, n_time) float32 in [0, 1] from their columns' power relative to the noise
+    floor (n, n_time, band bins; linear, float32, overwritten): rows made as :func:`image_rows` says,
+    in dB, clipped to spec_lo/hi_db. One matrix product for all the images' columns."""
+    kind, weights = rows
     if kind == "band":
-        image = band_mean_db(level_db, how)
+        level = power_db(power @ weights)
     else:
-        lower, upper, weight = how
-        image = (level_db[:, lower] * (1 - weight) + level_db[:, upper] * weight).T
+        level = power_db(power) @ weights
     lo, hi = params["spec_lo_db"], params["spec_hi_db"]
-    return np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    level -= np.float32(lo)
+    level *= np.float32(1.0 / (hi - lo))
+    return np.clip(level, 0.0, 1.0, out=level).transpose(0, 2, 1)
+
+
+def image_from_levels(level_db: np.ndarray, rows: tuple[str, np.ndarray], params: dict) -> np.ndarray:
+    """One image (n_freq, n_time) from its columns' levels (n_time, band bins; dB above the noise floor)."""
+    power = np.power(np.float32(10.0), np.asarray(level_db, np.float32) / np.float32(10.0))
+    return images_from_power(power[None], rows, params)[0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from mmneuro.audio.wav import WavInfo, iter_chunks, read_span
+from mmneuro.audio.wav import PCM16_SCALE, WavInfo, iter_chunks, read_span
 
 # Added to the power before the log so digital silence gives a finite (very low) level.
 POWER_EPS = 1e-20
@@ -52,13 +52,27 @@ def frame_grid(sample_rate_hz: int, params: dict) -> FrameGrid:
     return FrameGrid(sample_rate_hz, nperseg, hop, slice(lo, hi), freqs[lo:hi], window)
 
 
+def band_power(frames: np.ndarray, grid: FrameGrid) -> np.ndarray:
+    """Power |FFT|^2 of windowed ``frames`` (n, nperseg) in the band: (n, n_band) float32, linear.
+
+    int16 frames are 16-bit PCM (:func:`mmneuro.audio.wav.iter_chunks`): their PCM16_SCALE goes into
+    the window, which is exact (a power of two), so they give the same power as soundfile's floats.
+    """
+    window = grid.window * np.float32(PCM16_SCALE) if frames.dtype == np.int16 else grid.window
+    spec = scipy.fft.rfft(frames * window, axis=1, overwrite_x=True)[:, grid.band]
+    # re^2 + im^2 of the band's bins: 1.6x faster than squaring the interleaved pairs and adding them
+    power = np.square(spec.real)
+    power += np.square(spec.imag)
+    return power
+
+
 def band_power_db(frames: np.ndarray, grid: FrameGrid) -> np.ndarray:
     """Power (dB, arbitrary reference) of windowed ``frames`` (n, nperseg) in the band: (n, n_band) float32."""
-    spec = scipy.fft.rfft(frames * grid.window, axis=1, overwrite_x=True)
-    # |z|^2 from the interleaved (re, im) float32 pairs, squared in place: no complex temporaries.
-    pairs = spec.view(np.float32)[:, 2 * grid.band.start:2 * grid.band.stop]
-    np.square(pairs, out=pairs)
-    power = pairs[:, 0::2] + pairs[:, 1::2]
+    return power_db(band_power(frames, grid))
+
+
+def power_db(power: np.ndarray) -> np.ndarray:
+    """10 log10(power + POWER_EPS), in place (``power`` float32 is overwritten and returned)."""
     power += np.float32(POWER_EPS)
     np.log10(power, out=power)
     power *= np.float32(10.0)
