@@ -71,8 +71,31 @@ def test_synergy_table_orders_an_informative_model():
     z = rng.normal(size=(200, 2)).astype(np.float32)
     x = {m: (z @ W[m].numpy().T + SIGMA[m] * rng.normal(size=(200, W[m].shape[0]))).astype(np.float32)
          for m in ("a", "b")}
-    table = synergy_table(LinearGaussianModel(), x, k=200, seed=0).set_index("target")
+    table, means = synergy_table(LinearGaussianModel(), x, k=200, seed=0)
+    table = table.set_index("target")
+    assert means == {}
     assert set(table.index) == {"a", "b"}
     # own modality helps far more than the other one alone
     assert table.loc["a", "self_minus_cross"] > 0 and table.loc["a", "log_p_self"] > table.loc["a", "log_p_cross"]
     assert table.loc["a", "se_self"] > 0
+
+
+def test_predictive_mean_comes_from_the_same_draws():
+    # The mean of p(x_a | z) = W z over the first D of the K draws: W times the mean of those draws,
+    # which converges to W E_q[z]; the log-likelihoods are those of the call without means.
+    rng = np.random.default_rng(2)
+    x = {m: rng.normal(size=(40, W[m].shape[0])).astype(np.float32) for m in ("a", "b")}
+    model = LinearGaussianModel()
+    plain = conditional_log_likelihood(model, x, "a", ("b",), k=300, seed=4)
+    log_lik, mean = conditional_log_likelihood(model, x, "a", ("b",), k=300, seed=4, mean_draws=200)
+    np.testing.assert_array_equal(log_lik, plain)
+    post = model.encode({"b": torch.from_numpy(x["b"])})
+    expected = (post.mean @ W["a"].T).numpy()
+    sd = (post.variance @ (W["a"] ** 2).T).sqrt().numpy() / math.sqrt(200)  # Monte Carlo SD of the mean
+    assert mean.shape == (40, 3) and np.all(np.abs(mean - expected) < 5 * sd)
+    assert np.abs(mean - expected).mean() > 0.05 * sd.mean()  # draws, not the posterior mean itself
+    # the scale: dividing by K instead of the 200 draws would give a slope of 2/3 (its noise here ~0.01)
+    assert abs(float((mean * expected).sum() / (expected ** 2).sum()) - 1.0) < 0.05
+    table, means = synergy_table(model, x, k=300, seed=4, mean_draws=200)
+    np.testing.assert_array_equal(means[("a", "b")], mean)
+    assert set(means) == {("a", "a"), ("a", "b"), ("b", "b"), ("b", "a")}

@@ -84,11 +84,11 @@ def analyse(model, ds: xr.Dataset, *, settings: AnalysisSettings | None = None, 
     log("bands and traversals")
     band_tables = _bands(model, data, both, z, clusters["labels"], defining, settings)
 
-    log("cross-prediction")
-    cross = _crosspred(model, data, settings)
-
     log("synergy")
-    syn = _synergy(model, data, settings, progress)
+    syn, predictive = _synergy(model, data, settings, progress)
+
+    log("cross-prediction")
+    cross = _crosspred(model, data, settings, predictive)
 
     units = data.ds["unit"].values
     cluster_table = _cluster_table(units, clusters, tuning, defining, band_tables["cluster_band"])
@@ -304,10 +304,11 @@ def cluster_bands(both: xr.Dataset, labels: np.ndarray, settings: AnalysisSettin
                                     _features(both, TUNING_FEATURES), defining or {}, latent_band)
 
 
-def _crosspred(model, data: Data, settings: AnalysisSettings) -> dict:
+def _crosspred(model, data: Data, settings: AnalysisSettings, predictive: dict | None = None) -> dict:
     """audio -> neural per unit (model and baselines) and neural -> audio image error (the oracles of
     demo data: mmneuro.synth.scoring.score_analysis); ``bits_per_spike``: audio -> neural bits per
-    spike of all units together per method (crosspred.overall_table)."""
+    spike of all units together per method (crosspred.overall_table). ``predictive``: the predictive
+    means of :func:`_synergy` ({("audio", src): images}) where it drew them on these syllables."""
     s = settings
     images = data.ds["spectrogram"].transpose("syllable", "freq", "time").values
     train_images = data.train["spectrogram"].transpose("syllable", "freq", "time").values
@@ -324,7 +325,8 @@ def _crosspred(model, data: Data, settings: AnalysisSettings) -> dict:
     images_pred = {}
     if {"audio", "neural"} <= set(model.modalities):
         for src in ("neural", "audio"):
-            images_pred[f"model ({src}->audio)"] = embed.cross_generate(
+            shared = (predictive or {}).get(("audio", src))
+            images_pred[f"model ({src}->audio)"] = shared[:, 0] if shared is not None else embed.cross_generate(
                 model, data.x, src, "audio", s.batch_size, samples=s.predictive_samples, seed=s.seed)
     images_pred |= image_baselines(data.ds, data.train, settings)
     table = pd.concat([table, crosspred.image_error_rows(images, images_pred)], ignore_index=True)
@@ -384,15 +386,20 @@ def image_baselines(part: xr.Dataset, train: xr.Dataset, settings: AnalysisSetti
     return out
 
 
-def _synergy(model, data: Data, settings: AnalysisSettings, progress: bool) -> pd.DataFrame:
+def _synergy(model, data: Data, settings: AnalysisSettings, progress: bool) -> tuple[pd.DataFrame, dict]:
+    """The synergy table and, where it covers every syllable and draws at least ``predictive_samples``
+    per syllable, the predictive means of cross-generation from the same decoder passes (about a third
+    of the audio decodes of an analysis fewer; synergy.synergy_table)."""
     if not {"audio", "neural"} <= set(model.modalities):
-        return pd.DataFrame()
+        return pd.DataFrame(), {}
     n = min(settings.synergy_max_syllables, len(data.counts))
     rows = np.random.default_rng(settings.seed).choice(len(data.counts), n, replace=False)
     x = {m: v[np.sort(rows)] for m, v in data.x.items()}
-    table = synergy.synergy_table(model, x, k=settings.synergy_k, seed=settings.seed, progress=progress)
+    shares = n == len(data.counts) and 0 < settings.predictive_samples <= settings.synergy_k
+    table, means = synergy.synergy_table(model, x, k=settings.synergy_k, seed=settings.seed, progress=progress,
+                                         mean_draws=settings.predictive_samples if shares else 0)
     table.insert(0, "model", model.config.kind)
-    return table
+    return table, means
 
 
 def _cluster_table(units, clusters: dict, tuning: dict, defining, cluster_band: pd.DataFrame) -> pd.DataFrame:

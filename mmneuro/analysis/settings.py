@@ -42,7 +42,8 @@ class AnalysisSettings:
     pca_components: int = 20
     ridge_alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
     # the model's cross-generated spectrograms: the predictive mean E_q(z|src)[mean of p(x | z)] over
-    # this many posterior draws (0: the decoder mean at the posterior mean); docs/analysis.md
+    # this many posterior draws (0: the decoder mean at the posterior mean), the synergy estimate's first
+    # draws where it covers the same syllables (one decoder pass for both); docs/analysis.md
     predictive_samples: int = 32
     # PSTH R² of binned predictions (crosspred.psth_r2): syllables grouped, as NLB's trial conditions,
     # into this many quantile bins of this feature

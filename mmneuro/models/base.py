@@ -202,19 +202,21 @@ class MultimodalVAE(nn.Module):
         return {m: self.experts[m].likelihood.distribution(self.experts[m].decode(self._decoder_input(z, m)))
                 for m in names}
 
+    def decoded(self, z: torch.Tensor, name: str) -> torch.Tensor:
+        """The decoder's output for z (..., D_total): the parameters of p(x_name | z), as
+        ``experts[name].likelihood`` takes them (its ``mean`` and ``log_prob`` from one decoder pass)."""
+        self._check_names([name])
+        return self.experts[name].decode(self._decoder_input(z, name))
+
     def decode_mean(self, z: torch.Tensor, name: str) -> torch.Tensor:
         """z (..., D_total) -> the mean of p(x_name | z), shape (..., *shape of x_name)."""
-        self._check_names([name])
-        expert = self.experts[name]
-        return expert.likelihood.mean(expert.decode(self._decoder_input(z, name)))
+        return self.experts[name].likelihood.mean(self.decoded(z, name))
 
     def decode_log_prob(self, z: torch.Tensor, x: torch.Tensor, name: str) -> torch.Tensor:
         """log p(x_name | z) (...) for z (..., D_total): the likelihood's closed form, as in training, the
         values of ``decode(z)[name].log_prob(x)`` up to float rounding without a torch.distributions
         object (its argument checks and image-sized temporaries)."""
-        self._check_names([name])
-        expert = self.experts[name]
-        return expert.likelihood.log_prob(expert.decode(self._decoder_input(z, name)), x)
+        return self.experts[name].likelihood.log_prob(self.decoded(z, name), x)
 
 
     def _log_lik_fn(self, xs: dict[str, torch.Tensor], present: torch.Tensor, weighted: bool = True,
