@@ -35,6 +35,9 @@ import numpy as np
 
 CONFIG = {"latent_dim": 8, "epochs": 40, "min_steps": 0, "batch_size": 32, "neural_input": "total_counts",
           "patience": 8, "seed": 0, "audio": {"channels": [8, 16], "hidden": [64]}, "neural": {"hidden": [64]}}
+# --default-training: the library's training length instead (30 epochs raised to min_steps 600 optimiser
+# steps, early stopping after 8): a day of 600 syllables trains ~43 epochs, the 3 days together 30
+FIXED_TRAINING = ("epochs", "min_steps", "patience")
 
 
 def per_session_scores(model, ds, session: str, truth: dict) -> dict:
@@ -122,23 +125,27 @@ def trained(ds, config: dict, folder):
     return fit_model(ds, config, folder, progress=False).model
 
 
-def cache_folder(cache, seed: int, kind: str, n_syllables: int, per_band: int, train_seed: int = 0):
+def cache_folder(cache, seed: int, kind: str, n_syllables: int, per_band: int, train_seed: int = 0,
+                 default_training: bool = False):
     """Where ``--cache`` keeps a seed's models (None without a cache)."""
     from pathlib import Path
 
     name = f"seed{seed}" + (f"-t{train_seed}" if train_seed else "")
-    return None if cache is None else Path(cache) / f"{kind}-{n_syllables}x{per_band}" / name
+    setup = f"{kind}-{n_syllables}x{per_band}" + ("-default-training" if default_training else "")
+    return None if cache is None else Path(cache) / setup / name
 
 
-def run_seed(seed: int, kind: str, n_syllables: int, per_band: int, cache=None, train_seed: int = 0) -> dict:
+def run_seed(seed: int, kind: str, n_syllables: int, per_band: int, cache=None, train_seed: int = 0,
+             default_training: bool = False) -> dict:
     from mmneuro.analysis.multisession import matching_recall, unit_matching
     from mmneuro.dataset import assemble_parts
     from mmneuro.synth.multiday import multiday_sessions
 
-    folder = cache_folder(cache, seed, kind, n_syllables, per_band, train_seed)
+    folder = cache_folder(cache, seed, kind, n_syllables, per_band, train_seed, default_training)
     where = (lambda name: None) if folder is None else (lambda name: folder / name)
     parts, truth = multiday_sessions(seed, n_syllables=n_syllables, per_band=per_band)
-    config = CONFIG | {"kind": kind, "seed": train_seed}
+    config = {k: v for k, v in CONFIG.items() if not (default_training and k in FIXED_TRAINING)}
+    config |= {"kind": kind, "seed": train_seed}
     shared_ds = assemble_parts(parts, units={sid: "own" for sid, _, _ in parts})
     t0 = time.perf_counter()
     shared = trained(shared_ds, config, where("shared"))
@@ -176,6 +183,8 @@ def arguments(doc: str, kind: str = "mvae", syllables: int = 1000, cache: bool =
         parser.add_argument("--cache", default=None, help="keep the trained models here and reuse them")
         parser.add_argument("--train-seeds", type=int, nargs="+", default=[0],
                             help="the models' training seeds (each trains all models; summary of the first)")
+        parser.add_argument("--default-training", action="store_true",
+                            help="the library's training length (as the workflow trains) instead of 40 epochs")
     return parser.parse_args()
 
 
@@ -199,7 +208,8 @@ def write_summary(args: argparse.Namespace, results: list[dict], summary: dict) 
 
 def main() -> None:
     args = arguments(__doc__, cache=True)
-    runs = [run_seeds(run_seed, args, cache=args.cache, train_seed=t) for t in args.train_seeds]
+    runs = [run_seeds(run_seed, args, cache=args.cache, train_seed=t, default_training=args.default_training)
+            for t in args.train_seeds]
     results = runs[0]
     summary = {}
     for model in ("shared", "per_session"):
