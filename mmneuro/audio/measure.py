@@ -24,7 +24,8 @@ from mmneuro.audio.spectrogram import image_centres, image_rows, images_from_pow
 from mmneuro.audio.stft import FrameGrid, band_power, frames_centred_at, ordered_map, power_db
 from mmneuro.audio.wav import WavInfo, span_reader
 
-# Syllables per batch: 64 images of 128 x 128 float32 are 4 MiB.
+# Syllables per batch: 64 images of 128 x 128 float32 are 4 MiB (their columns' band power, 11 MiB, while
+# they are made).
 BATCH_SYLLABLES = 64
 
 
@@ -78,7 +79,7 @@ def iter_measurements(wav: WavInfo, onset_s: np.ndarray, offset_s: np.ndarray, f
     bar = tqdm(total=n, desc=f"spectrograms {wav.path.name}", unit="syll", file=sys.stderr,
                disable=not progress, leave=False)
     # One BLAS thread per matrix product: the workers are the parallelism, and OpenBLAS's own threads
-    # would spin on the cores that the FFTs need (the stage took 1.3x the CPU time with them).
+    # would spin on the cores that the FFTs need (measuring took 1.7x the CPU time with them, one worker).
     with bar, threadpool_limits(1, user_api="blas"):
         for batch in ordered_map(measure, range(0, n, batch_size), params.get("workers", 1)):
             bar.update(len(batch.images))
