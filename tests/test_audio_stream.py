@@ -14,7 +14,7 @@ from test_audio_spectrogram import write_calls
 from mmneuro.audio import measure, resolve_params, syllable_dataset, write_syllables
 from mmneuro.audio.stft import frame_grid, frames_centred_at, noise_floor_db
 from mmneuro.audio.syllables import SyllablePlan, syllable_table
-from mmneuro.audio.wav import open_wav, read_span
+from mmneuro.audio.wav import iter_chunks, open_wav, read_span
 from mmneuro.io import read_netcdf, write_netcdf
 
 SR = 250_000
@@ -92,17 +92,27 @@ def test_failure_while_streaming_leaves_no_file(recording, tmp_path, monkeypatch
     assert list((tmp_path / "out").iterdir()) == []
 
 
-@pytest.mark.parametrize("subtype, channels", [("PCM_16", 1), ("PCM_16", 2), ("PCM_24", 1), ("FLOAT", 2)])
-def test_span_reads_equal_soundfile_float_reads(tmp_path, subtype, channels):
+@pytest.mark.parametrize("subtype, channels, layout", [("PCM_16", 1, "WAV"), ("PCM_16", 2, "WAV"), ("PCM_16", 2, "WAVEX"),
+                                                      ("PCM_16", 1, "RF64"), ("PCM_24", 1, "WAV"), ("FLOAT", 2, "WAV")])
+def test_span_reads_and_chunks_equal_soundfile_float_reads(tmp_path, subtype, channels, layout):
+    # 16-bit PCM in a RIFF WAV is read from the file as int16 (no soundfile): span reads scale it
+    # themselves, the whole-file chunks leave it int16 (band_power folds 2**-15 into the window)
     x = np.random.default_rng(1).uniform(-1, 1, (5_000, channels))
     x[:3] = [[-1.0] * channels, [1.0 - 2**-15] * channels, [0.0] * channels]  # full-scale extremes
     path = tmp_path / "x.wav"
-    sf.write(path, x, SR, subtype=subtype)
+    sf.write(path, x, SR, subtype=subtype, format=layout)
     expected, _ = sf.read(path, dtype="float32", always_2d=True)
+    expected = expected[:, channels - 1]
     wav = open_wav(path, channels - 1, 100_000)
+    assert (wav.pcm16_offset is not None) == (subtype == "PCM_16" and layout != "RF64")
     got = read_span(wav, -7, 5_010)  # zero padding on both sides
-    np.testing.assert_array_equal(got[7:-10], expected[:, channels - 1])
+    np.testing.assert_array_equal(got[7:-10], expected)
     assert not got[:7].any() and not got[-10:].any()
+    chunks = list(iter_chunks(wav, 1_500, 100))
+    assert [start for start, _ in chunks] == [0, 1_500, 3_000, 4_500]
+    for start, block in chunks:
+        scaled = block * np.float32(2**-15) if block.dtype == np.int16 else block
+        np.testing.assert_array_equal(scaled, expected[start:start + 1_600])
 
 
 def test_frames_centred_at_equals_explicit_slices():
@@ -114,3 +124,14 @@ def test_frames_centred_at_equals_explicit_slices():
     for frame, c in zip(frames, centres):
         start = c - 512 - first
         np.testing.assert_array_equal(frame, samples[start:start + 1024])
+
+
+def test_band_power_of_pcm16_frames_equals_that_of_their_floats():
+    # 2**-15 folded into the window is exact: the same float32 products, the same power
+    from mmneuro.audio.stft import band_power, strided_frames
+
+    grid = frame_grid(SR, resolve_params())
+    pcm = np.random.default_rng(3).integers(-2**15, 2**15, 50_000).astype(np.int16)
+    frames = strided_frames(pcm, grid)
+    np.testing.assert_array_equal(band_power(frames, grid),
+                                  band_power(strided_frames(pcm * np.float32(2**-15), grid), grid))
