@@ -210,13 +210,15 @@ class MultimodalVAE(nn.Module):
 
     def decode_mean(self, z: torch.Tensor, name: str) -> torch.Tensor:
         """z (..., D_total) -> the mean of p(x_name | z), shape (..., *shape of x_name)."""
-        return self.experts[name].likelihood.mean(self.decoded(z, name))
+        params = self.decoded(z, name)  # checks the name
+        return self.experts[name].likelihood.mean(params)
 
     def decode_log_prob(self, z: torch.Tensor, x: torch.Tensor, name: str) -> torch.Tensor:
         """log p(x_name | z) (...) for z (..., D_total): the likelihood's closed form, as in training, the
         values of ``decode(z)[name].log_prob(x)`` up to float rounding without a torch.distributions
         object (its argument checks and image-sized temporaries)."""
-        return self.experts[name].likelihood.log_prob(self.decoded(z, name), x)
+        params = self.decoded(z, name)  # checks the name
+        return self.experts[name].likelihood.log_prob(params, x)
 
 
     def _log_lik_fn(self, xs: dict[str, torch.Tensor], present: torch.Tensor, weighted: bool = True,
