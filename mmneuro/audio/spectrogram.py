@@ -102,7 +102,7 @@ def image_centres(onset_s: float, offset_s: float, grid: FrameGrid, params: dict
 
 def images_from_power(power: np.ndarray, rows: tuple[str, np.ndarray], params: dict) -> np.ndarray:
     """Images (n, n_freq, n_time) float32 in [0, 1] from their columns' power relative to the noise
-    floor (n, n_time, band bins; linear, float32, overwritten): rows made as :func:`image_rows` says,
+    floor (n, n_time, band bins; linear, float32; `interp` overwrites it): rows made as :func:`image_rows` says,
     in dB, clipped to spec_lo/hi_db. One matrix product for all the images' columns."""
     kind, weights = rows
     if kind == "band":

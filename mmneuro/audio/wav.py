@@ -107,6 +107,8 @@ def iter_chunks(wav: WavInfo, step: int, overlap: int) -> Iterator[tuple[int, np
     :func:`_sample_reader` reads them: int16 for 16-bit PCM (x PCM16_SCALE gives soundfile's floats).
     """
     float_samples = wav.subtype in FLOAT_SUBTYPES
+    # integer samples: within 1 LSB of 16-bit full scale (int16 as read for 16-bit PCM, else floats)
+    full_scale = 0x7FFF if wav.subtype == "PCM_16" else 1.0 if float_samples else 1.0 - PCM16_SCALE
     n_clipped = 0
     with _sample_reader(wav) as read:
         for start in range(0, wav.n_frames, step):
@@ -114,8 +116,6 @@ def iter_chunks(wav: WavInfo, step: int, overlap: int) -> Iterator[tuple[int, np
             if float_samples and not np.isfinite(block).all():
                 first = start + int(np.argmin(np.isfinite(block)))
                 raise InputError(wav.path, f"non-finite sample (NaN/inf) at t={first / wav.sample_rate_hz:.6f} s")
-            # within 1 LSB of 16-bit full scale for integer samples
-            full_scale = 0x7FFF if block.dtype == np.int16 else 1.0 if float_samples else 1.0 - PCM16_SCALE
             n_clipped += int(np.count_nonzero(block[:step] >= full_scale) + np.count_nonzero(block[:step] <= -full_scale))
             yield start, block
     if wav.n_frames and n_clipped > CLIPPED_FRACTION * wav.n_frames:
