@@ -46,7 +46,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     # input
     "channel": (None, "channel of a multi-channel WAV (0-based); required when there are several"),
     "chunk_s": (8.0, "audio read per streamed chunk; bounds memory, does not change results"),
-    "workers": (1, "threads computing the STFT of the whole file, the noise floor, the boundary look-ups and "
+    "workers": (1, "threads computing the STFT of the whole file, the noise floor and "
                    "the syllable spectrograms; does not change results (the workflow sets it to the audio "
                    "rule's threads)"),
     # syllable spectrograms
