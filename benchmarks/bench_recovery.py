@@ -47,7 +47,8 @@ def run_config(seed: int, folder: Path, args) -> dict:
     if args.epochs:
         workflow["train"]["epochs"] = args.epochs
     (folder / "config.yaml").write_text(yaml.safe_dump(workflow))
-    targets = [str(folder / "results" / "analysis" / m) for m in args.models] or [str(folder / "results" / "dataset.nc")]
+    # the scores against the planted truth (workflow/rules/score.smk: beside the analysis, not in it)
+    targets = [str(folder / "results" / "scores" / m) for m in args.models] or [str(folder / "results" / "dataset.nc")]
     t0 = time.perf_counter()
     if not args.rescore:
         subprocess.run([sys.executable, "-m", "snakemake", *targets, "--snakefile", str(ROOT / "Snakefile"),
@@ -61,7 +62,7 @@ def run_config(seed: int, folder: Path, args) -> dict:
     if not args.models:
         out["models"]["model-free"] = {**model_free(folder), "ari_latent_profiles": None, "r_over_oracle": None}
     for m in args.models:
-        s = json.loads((folder / "results" / "analysis" / m / "scores.json").read_text())
+        s = json.loads((folder / "results" / "scores" / m / "scores.json").read_text())
         c = s["clusters"]
         out["models"][m] = {"ari": c["ari"], "ari_latent_profiles": latent_profile_ari(folder, m),
                             "untuned_recall": c["untuned_recall"],
