@@ -234,7 +234,7 @@ def main() -> None:
             "correlation_between_first_two": float(np.corrcoef(per_run[0], per_run[1])[0, 1]),
             "sd_between_first_two": float(np.std(per_run[0] - per_run[1]) / np.sqrt(2))}
     for which in ("matching", "matching_confident"):
-        for key in ("recall", "precision", "same_band"):
+        for key in ("recall", "unit_recall", "unit_recall_all", "precision", "same_band"):
             values = [r[which][key] for r in results]
             summary[f"{which}_{key}"] = {"median": float(np.median(values)), "worst": float(np.min(values))}
     write_summary(args, [r for run in runs for r in run], summary)

@@ -134,6 +134,24 @@ def test_matching_recovers_planted_identities(planted):
     assert matching_recall(match_units(shuffled, ds), truth)["recall"] < 0.5  # the score sees identity
 
 
+def test_unit_recall_counts_units_followed_to_one_or_every_other_day():
+    """Neuron 0 is on all three days, neuron 1 on days 1 and 2, neuron 2 on day 3 only. Matched: neuron
+    0's day1-day2 pair (right), its day1-day3 pair (wrong: to neuron 2) and neuron 1's pair (right).
+    Pairs: 2 of 4 shared pairs found. Units: 5 shared units (neuron 0 on each day, neuron 1 on days 1 and
+    2); followed to some other day: 4 (not neuron 0's day-3 unit); to every other day that recorded
+    it: 2 (neuron 1's two units; neuron 0's day-1 and day-2 units miss day 3)."""
+    truth = {"neurons": [{"band": 0}] * 3,
+             "units": {"d1": {10: 0, 11: 1}, "d2": {20: 0, 21: 1}, "d3": {30: 0, 31: 2}}}
+    table = pd.DataFrame([("d1", 10, "d2", 20, 1.0, True), ("d1", 11, "d2", 21, 1.0, True),
+                          ("d1", 10, "d3", 31, 1.0, True), ("d1", 11, "d3", 30, 1.0, False),
+                          ("d2", 20, "d3", 30, 1.0, False), ("d2", 21, "d3", 31, 1.0, False)],
+                         columns=["session_a", "unit_a", "session_b", "unit_b", "score", "matched"])
+    score = matching_recall(table, truth)
+    assert (score["shared_pairs"], score["found"]) == (4, 2)
+    assert score["shared_units"] == 5
+    assert score["unit_recall"] == 4 / 5 and score["unit_recall_all"] == 2 / 5
+
+
 def test_mutual_nearest_neighbours_are_always_matched():
     """The Hungarian assignment of all units would pair row 0 with column 1 (0.8 + 0.85 > 0.9 + 0.1),
     splitting the mutual nearest neighbours (0, 0); the matching keeps them and assigns the rest.

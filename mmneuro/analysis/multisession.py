@@ -203,7 +203,10 @@ def matching_recall(table: pd.DataFrame, truth: dict) -> dict:
     """Score a matching against planted identities (mmneuro.synth.multiday truth ``units``: session
     -> {unit id: neuron}, ``neurons``: [{"band"}]): ``recall`` (truly shared pairs found and matched),
     ``precision`` (matched pairs that are the same neuron), ``same_band`` (matched pairs whose neurons
-    share a planted band: the functional cluster is followed), and the counts."""
+    share a planted band: the functional cluster is followed), and the counts. Per unit instead of
+    per pair (a unit of one session whose neuron another session of the table recorded too):
+    ``unit_recall``, matched to its neuron on at least one other session (it can be followed across
+    days), and ``unit_recall_all``, on every other session that recorded it."""
     same = [truth["units"][r.session_a][r.unit_a] == truth["units"][r.session_b][r.unit_b]
             for r in table.itertuples()]
     band = [truth["neurons"][truth["units"][r.session_a][r.unit_a]]["band"]
@@ -216,7 +219,28 @@ def matching_recall(table: pd.DataFrame, truth: dict) -> dict:
     return {"shared_pairs": shared, "found": found, "matched": n_matched,
             "recall": found / shared if shared else float("nan"),
             "precision": found / n_matched if n_matched else float("nan"),
-            "same_band": in_band / n_matched if n_matched else float("nan")}
+            "same_band": in_band / n_matched if n_matched else float("nan"), **_unit_recall(table, truth)}
+
+
+def _unit_recall(table: pd.DataFrame, truth: dict) -> dict:
+    """:func:`matching_recall`'s per-unit scores: partners[(session, unit)] = the other sessions of
+    ``table`` that recorded its neuron, found[(session, unit)] = those where it is matched to it."""
+    units = truth["units"]
+    partners, found = {}, {}
+    for a, b in {(r.session_a, r.session_b) for r in table.itertuples()}:
+        for s, t in ((a, b), (b, a)):
+            for u, neuron in units[s].items():
+                if neuron in units[t].values():
+                    partners.setdefault((s, u), set()).add(t)
+    for r in table[table["matched"]].itertuples() if len(table) else []:
+        if units[r.session_a][r.unit_a] == units[r.session_b][r.unit_b]:
+            found.setdefault((r.session_a, r.unit_a), set()).add(r.session_b)
+            found.setdefault((r.session_b, r.unit_b), set()).add(r.session_a)
+    any_found = sum(bool(found.get(k)) for k in partners)
+    all_found = sum(v <= found.get(k, set()) for k, v in partners.items())
+    n = len(partners)
+    return {"shared_units": n, "unit_recall": any_found / n if n else float("nan"),
+            "unit_recall_all": all_found / n if n else float("nan")}
 
 
 def session_model(model, units: np.ndarray):
