@@ -9,7 +9,9 @@ syllables with the same config:
 * per-session: one model per day on that day alone.
 
 Per day: cluster ARI (Ward + silhouette on the units' correlations with the posterior means on the
-day's held-out syllables, mmneuro.analysis.neurons, against the planted bands) and audio->neural r
+day's held-out syllables, mmneuro.analysis.neurons, against the planted bands: the analysis'
+``cluster_on: latents``), the ARI of the analysis' default clustering (``ari_tuning``: tuning curves
+from the day's counts, model-free, the same for both models) and audio->neural r
 (mean over the day's units of the Pearson r between the rate predicted from audio alone and the
 count, on the day's test syllables). Shared model only: the cross-session matching
 (mmneuro.analysis.multisession.match_units) scored against the planted identities. Run from the
@@ -62,6 +64,26 @@ def per_session_scores(model, ds, session: str, truth: dict) -> dict:
     # without the count noise, which at ~90 test syllables a day hides differences of 0.01 in r
     return {"ari": float(adjusted_rand_score(bands, labels)), "r": mean_r(pred, counts),
             "r_rate": mean_r(pred, expected), "units": len(view["unit"])}
+
+
+def tuning_ari(ds, session: str, truth: dict) -> float:
+    """Cluster ARI of the analysis' default clustering (``cluster_on: tuning``: tuning curves from the
+    session's own counts on every syllable, no model, so the same for the shared and the per-session
+    model) against the planted bands."""
+    from dataclasses import replace
+
+    from sklearn.metrics import adjusted_rand_score
+
+    from mmneuro.analysis.multisession import session_view
+    from mmneuro.analysis.pipeline import cluster_units, splits, unit_tuning
+    from mmneuro.analysis.settings import AnalysisSettings
+
+    settings = AnalysisSettings()
+    both, _ = splits(session_view(ds, session), replace(settings, split="all"), session)
+    tuning = unit_tuning(both, settings)
+    labels = cluster_units(tuning["profiles"], tuning["tuned"], settings)["labels"]
+    bands = [truth["neurons"][truth["units"][session][int(u)]]["band"] for u in both["unit"].values]
+    return float(adjusted_rand_score(bands, labels))
 
 
 def test_predictions(model, ds, session: str, truth: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -159,7 +181,8 @@ def run_seed(seed: int, kind: str, n_syllables: int, per_band: int, cache=None, 
         alone = alone.assign_coords(split=("syllable", own_ds["split"].values))
         model = trained(alone, config, where(sid))
         out["sessions"][sid] = {"shared": per_session_scores(shared, shared_ds, sid, truth),
-                                "per_session": per_session_scores(model, alone, sid, truth)}
+                                "per_session": per_session_scores(model, alone, sid, truth),
+                                "ari_tuning": tuning_ari(shared_ds, sid, truth)}
         (pred_shared, _, expected), (pred_own, _, _) = (test_predictions(m, d, sid, truth)
                                                          for m, d in ((shared, shared_ds), (model, alone)))
         out["sessions"][sid]["r_rate_difference_se"] = paired_bootstrap_se(pred_shared, pred_own, expected)
@@ -220,6 +243,9 @@ def main() -> None:
              for key in ("ari", "r", "r_rate")}
     summary |= {f"shared_minus_per_session_{k}": {"median": float(np.median(v)), "worst": float(np.min(v))}
                 for k, v in diffs.items()}
+    tuning = [s["ari_tuning"] for res in results for s in res["sessions"].values()]
+    summary["ari_tuning"] = {"median": float(np.median(tuning)), "worst": float(np.min(tuning)),
+                             "at_least_0.9": int(np.sum(np.array(tuning) >= 0.9)), "sessions": len(tuning)}
     se = np.array([s["r_rate_difference_se"] for res in results for s in res["sessions"].values()])
     summary["r_rate_difference"] = {"sessions": len(se), "at_least_0": int(np.sum(np.array(diffs["r_rate"]) >= 0)),
                                     "below_minus_2_se": int(np.sum(np.array(diffs["r_rate"]) < -2 * se)),
