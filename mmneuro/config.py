@@ -192,6 +192,7 @@ TRAIN_LIMITS = {
     "epochs": {"minimum": 1}, "min_steps": {"minimum": 0}, "batch_size": {"minimum": 1}, "lr": {"exclusiveMinimum": 0},
     "seed": {"minimum": 0}, "patience": {"minimum": 0}, "grad_clip": {"minimum": 0},
     "val_fraction": {"minimum": 0, "exclusiveMaximum": 1}, "device": {"enum": ["auto", "cpu", "cuda"]},
+    "precision": {"enum": ["auto", "float32", "bfloat16"]},
     "neural_input": {"enum": ["counts", "total_counts"]}, "latent_dim": {"minimum": 1}, "K": {"minimum": 1},
     "iwae_variant": {"enum": ["loose", "tight"]}, "beta": {"minimum": 0}, "beta_start": {"minimum": 0},
     "beta_warmup_epochs": {"minimum": 0}, "mvae_random_subsets": {"minimum": 0},

@@ -12,7 +12,7 @@ from mmneuro.cli import main as cli_main
 from mmneuro.errors import InputError
 from mmneuro.io import write_netcdf
 from mmneuro.models import load_model
-from mmneuro.train import NonFiniteLossError, TrainConfig, fit, max_epochs
+from mmneuro.train import NonFiniteLossError, TrainConfig, fit, max_epochs, resolve_precision
 
 torch.set_num_threads(1)
 
@@ -303,12 +303,32 @@ def test_set_reads_exponent_floats_as_numbers():
     ("beta=-1", "beta: must be >= 0 (got -1)"),
     ("min_steps=-1", "min_steps: must be >= 0 (got -1)"),
     ("audio.hiden=[8]", "audio: 'hiden' was unexpected"),
+    ("precision=half", "precision: 'half' is not one of auto, float32, bfloat16"),
 ])
 def test_mistyped_settings_fail_before_the_data_is_read(tmp_path, capsys, setting, message):
     rc = cli_main(["train", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "o"), "--set", setting, "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and f"--set: {message}" in err and "missing.nc" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_precision_auto_trains_as_the_precision_it_resolves_to_and_records_it(tmp_path):
+    """``auto`` is bfloat16 on a CPU with native bf16 kernels, else float32 (always float32 on CUDA);
+    config.json records the precision used, and auto trains exactly as that precision named."""
+    ds = planted_dataset(n=64)
+    assert resolve_precision("auto", torch.device("cuda")) == "float32"
+    assert resolve_precision("float32", torch.device("cpu")) == "float32"
+    used = resolve_precision("auto", torch.device("cpu"))
+    weights = {}
+    for precision in ("auto", used, "float32"):
+        fit(ds, SMALL | {"epochs": 1, "precision": precision}, tmp_path / precision, progress=False)
+        config = json.loads((tmp_path / precision / "config.json").read_text())
+        assert config["train"]["precision"] == (used if precision == "auto" else precision)
+        weights[precision] = torch.load(tmp_path / precision / "weights.pt")
+    for name, value in weights["auto"].items():
+        assert torch.equal(value, weights[used][name])
+    if used == "bfloat16":  # the setting reaches the networks: training in float32 ends elsewhere
+        assert any(not torch.equal(v, weights["float32"][k]) for k, v in weights["auto"].items())
 
 
 def test_all_nan_modality_is_refused_and_no_validation_split_warns(tmp_path):

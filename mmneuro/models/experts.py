@@ -8,6 +8,7 @@ Decoders accept z with any leading axes (..., D) and return (..., *shape).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -180,11 +181,13 @@ class OneChannelConvTranspose(torch.autograd.Function):
     benchmarks/bench_models.py at 1 thread, whose forward spent ~9 % of the MVAE step in this layer."""
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.bfloat16)  # x, weight, bias in one dtype
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         return conv_transpose_one_channel(x, weight, bias)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         grad = grad.contiguous(memory_format=torch.channels_last)
@@ -213,6 +216,7 @@ class TransposedConvByConv(torch.autograd.Function):
     batch 128, 1 thread)."""
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.bfloat16)
     def forward(ctx, x, weight, bias, stride, padding):
         n, _, h, w = x.shape
         k_h, k_w = weight.shape[2:]
@@ -229,6 +233,7 @@ class TransposedConvByConv(torch.autograd.Function):
         return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         grad = grad.contiguous(memory_format=torch.channels_last)
@@ -295,6 +300,21 @@ class MLPDecoder(nn.Module):
         return True
 
 
+@contextmanager
+def mixed_precision(model: nn.Module, dtype: torch.dtype | None):
+    """Inside: the conv experts' encoder and decoder networks of ``model`` compute in ``dtype``
+    (torch.autocast: convolutions and matmuls in ``dtype``, weights kept in float32) and return
+    float32; Gaussian heads, fusion, likelihoods and losses stay float32. ``None``: no change."""
+    experts = [m for m in model.modules() if isinstance(m, Expert) and m.channels_last]
+    for expert in experts:
+        expert.autocast_dtype = dtype
+    try:
+        yield
+    finally:
+        for expert in experts:
+            expert.autocast_dtype = None
+
+
 class Expert(nn.Module):
     """Encoder + Gaussian head + decoder + likelihood for one modality with observations of ``shape``.
 
@@ -310,6 +330,7 @@ class Expert(nn.Module):
         super().__init__()
         self.shape = tuple(shape)
         self.channels_last = network == "conv"
+        self.autocast_dtype: torch.dtype | None = None  # see mixed_precision
         if out_activation is None:
             # Poisson/NB links apply their own positivity; Gaussian/Laplace means of [0, 1] images use a sigmoid
             out_activation = "sigmoid" if (network == "conv" and likelihood in ("gaussian", "laplace")) else "identity"
@@ -330,7 +351,14 @@ class Expert(nn.Module):
 
     def encode(self, x: torch.Tensor) -> DiagGaussian:
         """x (N, *shape) → q(z | x) with mean/logvar (N, D)."""
-        return self.head(self.encoder(x, channels_last=self.channels_last))
+        return self.head(self._network(self.encoder, x))
+
+    def _network(self, network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``network(x)``, in ``self.autocast_dtype`` (float32 out) when :func:`mixed_precision` set it."""
+        if self.autocast_dtype is None:
+            return network(x, channels_last=self.channels_last)
+        with torch.autocast(x.device.type, dtype=self.autocast_dtype):
+            return network(x, channels_last=self.channels_last).float()
 
     @torch.no_grad()
     def init_output_bias(self, x: torch.Tensor) -> bool:
@@ -350,5 +378,5 @@ class Expert(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (..., D) → decoder output (..., *shape); leading axes are flattened into one batch."""
         lead = z.shape[:-1]
-        out = self.decoder(z.reshape(-1, z.shape[-1]), channels_last=self.channels_last)
+        out = self._network(self.decoder, z.reshape(-1, z.shape[-1]))
         return out.reshape(*lead, *self.shape)
