@@ -266,7 +266,9 @@ def main() -> None:
     rows = []
     for family in args.families.split(","):
         dataset = build_dataset(family, args.work, args.audio, args.duration_s)
-        reference = build_dataset(family, args.work, REFERENCE_AUDIO, args.duration_s)
+        # the reference images at the datasets' image size (``--audio n_freq=128``: 128-row references)
+        size = [item for item in args.audio if item.split("=", 1)[0] in ("n_freq", "n_time")]
+        reference = build_dataset(family, args.work, REFERENCE_AUDIO + size, args.duration_s)
         folder = dataset.parent.parent
         ds = read_netcdf(dataset)
         name = folder.name

@@ -1,6 +1,7 @@
 """Training-step throughput and peak memory: mmneuro vs MultiVae 1.0.3 (same networks, same losses).
 
     .venv/bin/python benchmarks/bench_models.py [--steps 5] [--threads 2] [--batch 64] [--K 10] [--clock cpu]
+        [--precision auto|float32|bfloat16] [--image 128]
 
 Both sides use the *same* encoder/decoder modules (mmneuro's experts, wrapped in pythae's
 BaseEncoder/BaseDecoder for MultiVae, copied so each has its own optimiser state), latent 16,
@@ -12,9 +13,12 @@ optimiser and its allocator setting, mmneuro.train.make_optimizer and mmneuro.al
 with a plain Adam); steps are timed round-robin across these processes in ``--steps`` rounds (the
 machine may be shared; benchmarks/rounds.py prints the machine and load, min / median / max and the
 ratio per round); mmneuro's FLOP rate (torch.utils.flop_counter) is printed beside the measured
-float32 matmul peak; peak RSS (VmHWM) is each process's. ``--libraries`` may add
+float32 matmul peak (and the bfloat16 one where mmneuro trains in bfloat16: ``--precision``, by default
+what ``mmneuro train`` does here, mmneuro.train.resolve_precision; MultiVae trains in float32); peak
+RSS (VmHWM) is each process's. ``--libraries`` may add
 ``multivae_reuse`` / ``multivae_nhwc_reuse`` (MultiVae in a process with mmneuro's allocator setting),
-``mmneuro_glibc`` (mmneuro without it: glibc's defaults) and ``mmneuro@DIR`` (mmneuro imported from
+``mmneuro_glibc`` (mmneuro without it: glibc's defaults), ``mmneuro_float32`` (mmneuro trained in
+float32 whatever ``--precision`` says) and ``mmneuro@DIR`` (mmneuro imported from
 the checkout DIR, e.g. ``git archive <commit> | tar -x -C DIR``: the code before a change, in the
 same rounds).
 Needs ``pip install --no-deps multivae==1.0.3 pythae`` (+ pydantic, cloudpickle).
@@ -110,12 +114,35 @@ def _batch(n: int):
             "neural": torch.poisson(torch.full((n, *NEURAL_SHAPE), 2.0), generator=g)}
 
 
-def _step_fns(library: str, kind: str, k: int, n: int):
+def training_precision(precision: str = "auto") -> str:
+    """The precision mmneuro trains in on this CPU for the setting ``precision`` (float32 for code
+    from before the setting existed, ``mmneuro@DIR``)."""
+    try:
+        from mmneuro.train import resolve_precision
+    except ImportError:
+        return "float32"
+    import torch
+
+    return resolve_precision(precision, torch.device("cpu"))
+
+
+def _step_fns(library: str, kind: str, k: int, n: int, precision: str = "auto"):
     """→ (model, loss_fn() -> scalar loss as a per-sample mean)."""
     ours = _mmneuro_model(kind, k)
     x = _batch(n)
     if library.startswith("mmneuro"):
-        return ours, lambda: ours.loss(x)[0]
+        precision = training_precision("float32" if library == "mmneuro_float32" else precision)
+        if precision == "float32":
+            return ours, lambda: ours.loss(x)[0]
+        import torch
+
+        from mmneuro.models.experts import mixed_precision
+
+        def loss():
+            with mixed_precision(ours, getattr(torch, precision)):
+                return ours.loss(x)[0]
+
+        return ours, loss
     from multivae.data.datasets.base import MultimodalBaseDataset
 
     theirs = _multivae_model(kind, k, ours, channels_last=library.startswith("multivae_nhwc"))
@@ -153,13 +180,13 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def _trainer(library: str, kind: str, k: int, n: int):
+def _trainer(library: str, kind: str, k: int, n: int, precision: str = "auto"):
     """→ step() running one Adam step and returning its loss."""
     import torch
 
     from mmneuro.train import make_optimizer
 
-    model, loss_fn = _step_fns(library, kind, k, n)
+    model, loss_fn = _step_fns(library, kind, k, n, precision)
     opt = make_optimizer(model, 1e-4) if library.startswith("mmneuro") else torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step():
@@ -175,7 +202,8 @@ def _trainer(library: str, kind: str, k: int, n: int):
 PROTOCOL = "@"  # prefix of the worker's protocol lines on stdout (anything else there is a library's print)
 
 
-def step_worker(library: str, kind: str, k: int, n: int, threads: int, clock: str = "wall") -> None:
+def step_worker(library: str, kind: str, k: int, n: int, threads: int, clock: str = "wall",
+                precision: str = "auto") -> None:
     """One library's training in this process (mmneuro's with mmneuro.allocator's setting, as
     mmneuro.train runs it): prints its RSS before training, then for each ``step`` line on stdin runs
     one step and prints its seconds (``clock`` "cpu": this process's CPU time, less inflated by other
@@ -186,9 +214,9 @@ def step_worker(library: str, kind: str, k: int, n: int, threads: int, clock: st
 
     torch.set_num_threads(threads)
     with contextlib.ExitStack() as stack:
-        if library.partition("@")[0] == "mmneuro" or library.endswith("_reuse"):
+        if library.partition("@")[0] in ("mmneuro", "mmneuro_float32") or library.endswith("_reuse"):
             stack.enter_context(reuse_freed_memory())
-        step = _trainer(library, kind, k, n)
+        step = _trainer(library, kind, k, n, precision)
         print(PROTOCOL + json.dumps({"rss_before_training_mb": _peak_rss_mb()}), flush=True)
         now = time.process_time if clock == "cpu" else time.perf_counter
         for line in sys.stdin:
@@ -201,9 +229,11 @@ def step_worker(library: str, kind: str, k: int, n: int, threads: int, clock: st
 class Worker:
     """A :func:`step_worker` process, driven from here."""
 
-    def __init__(self, library: str, kind: str, k: int, n: int, threads: int, clock: str = "wall"):
+    def __init__(self, library: str, kind: str, k: int, n: int, threads: int, clock: str = "wall",
+                 precision: str = "auto"):
         cmd = [sys.executable, __file__, "--step-worker", f"{library}:{kind}", "--threads", str(threads),
-               "--batch", str(n), "--K", str(k), "--clock", clock]
+               "--batch", str(n), "--K", str(k), "--clock", clock, "--precision", precision,
+               "--image", str(AUDIO_SHAPE[1])]
         self.info = {"library": library, "kind": kind}
         env = dict(os.environ)
         if "@" in library:  # mmneuro from another checkout
@@ -230,13 +260,13 @@ class Worker:
 
 
 def time_interleaved(kind: str, k: int, n: int, steps: int, threads: int, libraries=LIBRARIES,
-                     clock: str = "wall") -> tuple[dict[str, list[float]], list[dict]]:
+                     clock: str = "wall", precision: str = "auto") -> tuple[dict[str, list[float]], list[dict]]:
     """Seconds per step of every library, each in its own process, measured round-robin (one step
     each per round, after one warm-up step each) so that load from other users of a shared machine
     hits all of them alike; and each process's RSS (before training, peak)."""
     from rounds import run_rounds
 
-    workers = {lib: Worker(lib, kind, k, n, threads, clock) for lib in libraries}
+    workers = {lib: Worker(lib, kind, k, n, threads, clock, precision) for lib in libraries}
     try:
         for worker in workers.values():
             worker.step()
@@ -249,23 +279,23 @@ def time_interleaved(kind: str, k: int, n: int, steps: int, threads: int, librar
 
 def step_gflop(kind: str, k: int, n: int) -> float:
     """GFLOP of one mmneuro training step (forward + backward; matmuls and convolutions, as
-    torch.utils.flop_counter counts them)."""
+    torch.utils.flop_counter counts them, whatever their precision)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    step = _trainer("mmneuro", kind, k, n)
+    step = _trainer("mmneuro", kind, k, n, "float32")
     with FlopCounterMode(display=False) as counter:
         step()
     return counter.get_total_flops() / 1e9
 
 
-def matmul_peak_gflops(rounds: int, n: int = 2048, clock: str = "wall") -> float:
-    """The machine's float32 torch.mm rate (GFLOP/s, best round) at the current thread count, timed by
-    the same ``clock`` as the steps: the peak the training FLOP rate is compared with."""
+def matmul_peak_gflops(rounds: int, n: int = 2048, clock: str = "wall", dtype: str = "float32") -> float:
+    """The machine's torch.mm rate in ``dtype`` (GFLOP/s, best round) at the current thread count, timed
+    by the same ``clock`` as the steps: the peak the training FLOP rate is compared with."""
     import torch
 
     from rounds import run_rounds
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=getattr(torch, dtype)), torch.randn(n, n, dtype=getattr(torch, dtype))
     a @ b
     now = time.process_time if clock == "cpu" else time.perf_counter
 
@@ -275,11 +305,12 @@ def matmul_peak_gflops(rounds: int, n: int = 2048, clock: str = "wall") -> float
         return now() - start
 
     seconds = run_rounds({"torch.mm": timed}, rounds,
-                         label=f"matmul {n}x{n} float32, {torch.get_num_threads()} threads: ")["torch.mm"]
+                         label=f"matmul {n}x{n} {dtype}, {torch.get_num_threads()} threads: ")["torch.mm"]
     return 2 * n**3 / min(seconds) / 1e9
 
 
 def main(argv=None) -> int:
+    global AUDIO_SHAPE  # noqa: PLW0603 (--image: read by every model and batch this process builds)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=5, help="timed rounds (after one warm-up round)")
     parser.add_argument("--threads", type=int, default=2)
@@ -290,8 +321,13 @@ def main(argv=None) -> int:
                         help="compared libraries, the first the baseline of the ratios (mmneuro alone: no MultiVae needed)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="seconds per step: wall time, or each process's CPU time (at 1 thread, robust to load)")
+    parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="mmneuro's training precision (auto: as `mmneuro train` on this machine)")
+    parser.add_argument("--image", type=int, default=AUDIO_SHAPE[1],
+                        help="side of the square spectrogram images (the workflow's config.yaml: 64)")
     parser.add_argument("--step-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    AUDIO_SHAPE = (1, args.image, args.image)
     libraries = tuple(args.libraries.split(","))
 
     import torch
@@ -303,21 +339,25 @@ def main(argv=None) -> int:
     import_stand_ins.install()
     if args.step_worker:
         library, kind = args.step_worker.split(":")
-        step_worker(library, kind, args.K, args.batch, args.threads, args.clock)
+        step_worker(library, kind, args.K, args.batch, args.threads, args.clock, args.precision)
         return 0
     from rounds import machine
 
     print(machine())
-    peak = matmul_peak_gflops(args.steps, clock=args.clock)
+    precision = training_precision(args.precision)
+    print(f"mmneuro trains its conv networks in {precision} (--precision {args.precision})", flush=True)
+    peaks = {dtype: matmul_peak_gflops(args.steps, clock=args.clock, dtype=dtype)
+             for dtype in dict.fromkeys(["float32", precision])}
     if "multivae" in libraries:
         print(json.dumps({"loss_check": check_losses(args.K, args.batch)}, indent=1), flush=True)
     rows = []
     for kind in args.kinds.split(","):
-        times, memory = time_interleaved(kind, args.K, args.batch, args.steps, args.threads, libraries, args.clock)
+        times, memory = time_interleaved(kind, args.K, args.batch, args.steps, args.threads, libraries, args.clock,
+                                         args.precision)
         gflop = step_gflop(kind, args.K, args.batch)
         rate = gflop / statistics.median(times["mmneuro"])
-        print(f"{kind}: mmneuro {gflop:.2f} GFLOP per step, {rate:.0f} GFLOP/s (median step) = {rate / peak:.0%} "
-              f"of the matmul peak {peak:.0f} GFLOP/s", flush=True)
+        shares = ", ".join(f"{rate / peak:.0%} of the {dtype} matmul peak {peak:.0f} GFLOP/s" for dtype, peak in peaks.items())
+        print(f"{kind}: mmneuro {gflop:.2f} GFLOP per step, {rate:.0f} GFLOP/s (median step) = {shares}", flush=True)
         for lib, info in zip(libraries, memory):
             row = info | {"s_per_step": statistics.median(times[lib]), "all_s": times[lib]}
             row["samples_per_s"] = args.batch / row["s_per_step"]
