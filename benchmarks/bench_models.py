@@ -132,7 +132,7 @@ def _step_fns(library: str, kind: str, k: int, n: int, precision: str = "auto"):
     x = _batch(n)
     if library.startswith("mmneuro"):
         precision = training_precision("float32" if library == "mmneuro_float32" else precision)
-        if precision == "float32":
+        if precision == "float32":  # also code from before mixed_precision existed (mmneuro@DIR)
             return ours, lambda: ours.loss(x)[0]
         import torch
 

@@ -340,7 +340,7 @@ def fit_model(dataset: xr.Dataset | str | Path, config: dict | ModelConfig | Non
         print(f"{len(train_idx)} training syllables: up to {epochs} epochs for min_steps={train.min_steps}",
               file=sys.stderr)
     # reuse_freed_memory: the same values; no page faults for every step's tensors (mmneuro.allocator)
-    with reuse_freed_memory(), mixed_precision(model, None if precision == "float32" else getattr(torch, precision)):
+    with reuse_freed_memory(), mixed_precision(model, getattr(torch, precision)):
         for epoch in range(state["epoch"] + 1, epochs + 1):
             if state["bad_epochs"] >= train.patience:
                 break

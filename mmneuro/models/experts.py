@@ -304,15 +304,16 @@ class MLPDecoder(nn.Module):
 def mixed_precision(model: nn.Module, dtype: torch.dtype | None):
     """Inside: the conv experts' encoder and decoder networks of ``model`` compute in ``dtype``
     (torch.autocast: convolutions and matmuls in ``dtype``, weights kept in float32) and return
-    float32; Gaussian heads, fusion, likelihoods and losses stay float32. ``None``: no change."""
+    float32; Gaussian heads, fusion, likelihoods and losses stay float32. ``None`` or float32: no change."""
     experts = [m for m in model.modules() if isinstance(m, Expert) and m.channels_last]
+    before = [expert.autocast_dtype for expert in experts]
     for expert in experts:
-        expert.autocast_dtype = dtype
+        expert.autocast_dtype = None if dtype in (None, torch.float32) else dtype
     try:
         yield
     finally:
-        for expert in experts:
-            expert.autocast_dtype = None
+        for expert, previous in zip(experts, before):
+            expert.autocast_dtype = previous
 
 
 class Expert(nn.Module):
